@@ -1,0 +1,357 @@
+#include "api/api.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/internal.h"
+#include "core/jsonutil.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/timeutil.h"
+
+#define MAX_SEGMENTS 6
+#define AUTH_NONE 0
+#define AUTH_REQUIRED 1
+
+/* A route: path segments ("*" = an id) and one handler per method. */
+struct route {
+    const char *segments[MAX_SEGMENTS];
+    struct {
+        const char *method;
+        int (*fn)(struct api_call *c);
+        int auth;
+    } methods[3];
+};
+
+static const struct route routes[] = {
+    {{"auth", "login"}, {{"POST", api_login, AUTH_NONE}}},
+    {{"v1.0", "auth", "login"}, {{"POST", api_login, AUTH_NONE}}},
+    {{"v1.0", "customer"},
+     {{"GET", api_customer_get, AUTH_REQUIRED}, {"PUT", api_customer_put, AUTH_REQUIRED}}},
+    {{"v1.0", "customers"},
+     {{"GET", api_customers_list, AUTH_REQUIRED}, {"POST", api_customers_create, AUTH_REQUIRED}}},
+    {{"v1.0", "customers", "*"}, {{"GET", api_customers_get, AUTH_REQUIRED}}},
+    {{"v1.0", "agents"},
+     {{"GET", api_agents_list, AUTH_REQUIRED}, {"POST", api_agents_create, AUTH_REQUIRED}}},
+    {{"v1.0", "agents", "*"},
+     {{"GET", api_agents_get, AUTH_REQUIRED},
+      {"PUT", api_agents_put, AUTH_REQUIRED},
+      {"DELETE", api_agents_delete, AUTH_REQUIRED}}},
+    {{"v1.0", "accesskeys"},
+     {{"GET", api_accesskeys_list, AUTH_REQUIRED},
+      {"POST", api_accesskeys_create, AUTH_REQUIRED}}},
+    {{"v1.0", "accesskeys", "*"},
+     {{"GET", api_accesskeys_get, AUTH_REQUIRED},
+      {"PUT", api_accesskeys_put, AUTH_REQUIRED},
+      {"DELETE", api_accesskeys_delete, AUTH_REQUIRED}}},
+    {{"v1.0", "conferences"},
+     {{"GET", api_conferences_list, AUTH_REQUIRED},
+      {"POST", api_conferences_create, AUTH_REQUIRED}}},
+    {{"v1.0", "conferences", "*"},
+     {{"GET", api_conferences_get, AUTH_REQUIRED},
+      {"PUT", api_conferences_put, AUTH_REQUIRED},
+      {"DELETE", api_conferences_delete, AUTH_REQUIRED}}},
+    {{"v1.0", "conferences", "*", "direct-hash-regenerate"},
+     {{"POST", api_conferences_regenerate, AUTH_REQUIRED}}},
+    {{"v1.0", "conferences", "*", "recording_start"},
+     {{"POST", api_conferences_not_implemented, AUTH_REQUIRED}}},
+    {{"v1.0", "conferences", "*", "recording_stop"},
+     {{"POST", api_conferences_not_implemented, AUTH_REQUIRED}}},
+    {{"v1.0", "conferences", "*", "transcribe_start"},
+     {{"POST", api_conferences_not_implemented, AUTH_REQUIRED}}},
+    {{"v1.0", "conferences", "*", "transcribe_stop"},
+     {{"POST", api_conferences_not_implemented, AUTH_REQUIRED}}},
+    {{"v1.0", "conferencecalls"}, {{"GET", api_conferencecalls_list, AUTH_REQUIRED}}},
+    {{"v1.0", "conferencecalls", "*"},
+     {{"GET", api_conferencecalls_get, AUTH_REQUIRED},
+      {"DELETE", api_conferencecalls_delete, AUTH_REQUIRED}}},
+    {{"v1.0", "ws"}, {{"GET", api_ws, AUTH_REQUIRED}}},
+};
+
+struct api *api_create(const struct api_deps *deps)
+{
+    struct api *api = xcalloc(1, sizeof(*api));
+    api->d = *deps;
+    return api;
+}
+
+void api_destroy(struct api *api)
+{
+    free(api);
+}
+
+void api_response_fini(struct api_response *resp)
+{
+    if (!resp)
+        return;
+    free(resp->body);
+    resp->body = NULL;
+}
+
+static void set_body(struct api_response *r, int status, json_t *v)
+{
+    free(r->body);
+    r->status = status;
+    r->body = json_dump_compact(v);
+    r->body_len = strlen(r->body);
+    json_decref(v);
+}
+
+int api_reply(struct api_call *c, json_t *v)
+{
+    set_body(c->resp, 200, v);
+    return 0;
+}
+
+static json_t *error_json(const struct error *e, const char *request_id)
+{
+    json_t *inner = json_pack("{s:s,s:s,s:s,s:s}", "status", error_status_name(e->status),
+                              "reason", e->reason, "message", e->message, "request_id",
+                              request_id);
+    if (!inner)
+        die("out of memory building an error");
+    json_t *o = json_object();
+    json_object_set_new(o, "error", inner);
+    return o;
+}
+
+static void response_error(struct api_response *r, const struct error *e)
+{
+    set_body(r, error_http_code(e->status), error_json(e, r->request_id));
+}
+
+int api_reply_error(struct api_call *c, const struct error *e)
+{
+    if (e->status == ERR_INTERNAL)
+        log_error("msg=\"request failed\" request_id=%s reason=%s", c->resp->request_id,
+                  e->reason);
+    response_error(c->resp, e);
+    return 0;
+}
+
+int api_fail(struct api_call *c, enum err_status status, const char *reason, const char *fmt, ...)
+{
+    struct error e;
+    e.status = status;
+    str_copy(e.reason, sizeof(e.reason), reason);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof(e.message), fmt, ap);
+    va_end(ap);
+    return api_reply_error(c, &e);
+}
+
+int api_body(struct api_call *c, json_t **out)
+{
+    struct error e;
+    if (json_body_parse(c->req->body ? c->req->body : "", c->req->body_len, out, &e) < 0) {
+        api_reply_error(c, &e);
+        return -1;
+    }
+    return 0;
+}
+
+int api_page(struct api_call *c, struct store_page *p)
+{
+    p->before_us = INT64_MAX;
+    p->limit = 100;
+    const char *size = c->req->query ? c->req->query(c->req->ctx, "page_size") : NULL;
+    if (size && size[0]) {
+        long n = 0;
+        size_t len = strlen(size);
+        int ok = len <= 3;
+        for (size_t i = 0; ok && i < len; i++) {
+            ok = size[i] >= '0' && size[i] <= '9';
+            n = n * 10 + (size[i] - '0');
+        }
+        if (!ok || n < 1 || n > 100) {
+            api_fail(c, ERR_INVALID_ARGUMENT, "INVALID_PAGE_SIZE",
+                     "Query parameter 'page_size' must be an integer from 1 to 100.");
+            return -1;
+        }
+        p->limit = (int)n;
+    }
+    const char *token = c->req->query ? c->req->query(c->req->ctx, "page_token") : NULL;
+    if (token && token[0]) {
+        if (strlen(token) > 64 || tm_parse(token, &p->before_us) < 0) {
+            api_fail(c, ERR_INVALID_ARGUMENT, "INVALID_PAGE_TOKEN",
+                     "Query parameter 'page_token' must be the next_page_token of a previous "
+                     "page (\"2022-02-03 06:08:56.672025\") or an RFC 3339 time.");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+json_t *api_list(json_t *items, int64_t last_tm_create)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "result", items);
+    if (json_array_size(items) == 0) {
+        json_object_set_new(o, "next_page_token", json_string(""));
+    } else {
+        char buf[TM_TEXT_LEN];
+        tm_format(last_tm_create, buf);
+        json_object_set_new(o, "next_page_token", json_string(buf));
+    }
+    return o;
+}
+
+int api_require(struct api_call *c, uint64_t any_of)
+{
+    struct error e;
+    if (identity_require(&c->who, any_of, &e) < 0) {
+        api_reply_error(c, &e);
+        return -1;
+    }
+    return 0;
+}
+
+struct api_pending *api_pending_new(struct api_call *c)
+{
+    struct api_pending *p = xcalloc(1, sizeof(*p));
+    p->done = c->done;
+    p->done_arg = c->done_arg;
+    memcpy(p->request_id, c->resp->request_id, sizeof(p->request_id));
+    return p;
+}
+
+void api_pending_reply(struct api_pending *p, json_t *v, const struct error *e)
+{
+    struct api_response *r = xcalloc(1, sizeof(*r));
+    memcpy(r->request_id, p->request_id, sizeof(r->request_id));
+    if (e)
+        response_error(r, e);
+    else
+        set_body(r, 200, v);
+    p->done(p->done_arg, r);
+    free(p);
+}
+
+/* The credential of a request: ?token=, ?accesskey= or Authorization: Bearer. Returns NULL when
+ * none was sent; *malformed is set for an Authorization header that is not "Bearer <x>". */
+static const char *credential(const struct api_request *req, int *malformed)
+{
+    *malformed = 0;
+    const char *v = req->query ? req->query(req->ctx, "token") : NULL;
+    if (v && v[0])
+        return v;
+    v = req->query ? req->query(req->ctx, "accesskey") : NULL;
+    if (v && v[0])
+        return v;
+    v = req->header ? req->header(req->ctx, "Authorization") : NULL;
+    if (v) {
+        if (strncasecmp(v, "Bearer ", 7) == 0) {
+            v += 7;
+            while (*v == ' ')
+                v++;
+            if (*v)
+                return v;
+        }
+        *malformed = 1;
+    }
+    return NULL;
+}
+
+/* Splits a path into at most MAX_SEGMENTS segments (one trailing slash tolerated). */
+static int split(const char *path, char segs[MAX_SEGMENTS][64], int *n)
+{
+    *n = 0;
+    const char *p = path;
+    if (*p != '/')
+        return -1;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (*n == MAX_SEGMENTS || len >= 64)
+            return -1;
+        memcpy(segs[*n], p, len);
+        segs[*n][len] = '\0';
+        (*n)++;
+        p += len;
+    }
+    return 0;
+}
+
+static int match(const struct route *r, char segs[MAX_SEGMENTS][64], int n, const char **id)
+{
+    int i = 0;
+    const char *found = NULL;
+    for (; i < MAX_SEGMENTS && r->segments[i]; i++) {
+        if (i >= n)
+            return 0;
+        if (strcmp(r->segments[i], "*") == 0)
+            found = segs[i];
+        else if (strcmp(r->segments[i], segs[i]) != 0)
+            return 0;
+    }
+    if (i != n)
+        return 0;
+    *id = found;
+    return 1;
+}
+
+int api_handle(struct api *api, const struct api_request *req, struct api_response *resp,
+               api_done_cb done, void *done_arg)
+{
+    memset(resp, 0, sizeof(*resp));
+    id_new(resp->request_id);
+    struct api_call c = {.api = api, .req = req, .resp = resp, .done = done,
+                         .done_arg = done_arg};
+    char segs[MAX_SEGMENTS][64];
+    int n = 0;
+    const struct route *route = NULL;
+    const char *raw_id = NULL;
+    if (split(req->path, segs, &n) == 0) {
+        for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]) && !route; i++)
+            if (match(&routes[i], segs, n, &raw_id))
+                route = &routes[i];
+    }
+    if (!route)
+        return api_fail(&c, ERR_NOT_FOUND, "ROUTE_NOT_FOUND",
+                        "No API endpoint at %.100s; see the README for the endpoints.",
+                        req->path);
+    int m = -1;
+    for (int i = 0; i < 3 && route->methods[i].method; i++)
+        if (strcmp(route->methods[i].method, req->method) == 0)
+            m = i;
+    if (m < 0) {
+        char allowed[64] = "";
+        for (int i = 0; i < 3 && route->methods[i].method; i++) {
+            if (i)
+                strncat(allowed, ", ", sizeof(allowed) - strlen(allowed) - 1);
+            strncat(allowed, route->methods[i].method, sizeof(allowed) - strlen(allowed) - 1);
+        }
+        return api_fail(&c, ERR_METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED",
+                        "Method %.16s is not allowed here; use %s.", req->method, allowed);
+    }
+    if (req->body_too_large)
+        return api_fail(&c, ERR_PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE",
+                        "The request body is larger than %d bytes.", API_MAX_BODY);
+    if (route->methods[m].auth == AUTH_REQUIRED) {
+        int malformed;
+        const char *cred = credential(req, &malformed);
+        if (!cred && !malformed)
+            return api_fail(&c, ERR_UNAUTHENTICATED, "AUTHENTICATION_REQUIRED",
+                            "Credentials are required: pass ?token=<jwt or access key>, "
+                            "?accesskey=<key> or an 'Authorization: Bearer' header.");
+        struct error e;
+        if (!cred)
+            return api_fail(&c, ERR_UNAUTHENTICATED, "INVALID_CREDENTIALS",
+                            "The Authorization header must be 'Bearer <jwt or access key>'.");
+        if (identity_authenticate(api->d.identity, cred, tm_now_us(), &c.who, &e) < 0)
+            return api_reply_error(&c, &e);
+    }
+    if (raw_id && id_normalize(raw_id, c.id) < 0)
+        return api_fail(&c, ERR_INVALID_ARGUMENT, "INVALID_ID",
+                        "The id in the path must be a UUID such as "
+                        "2c3d3e1f-7a1b-4c55-9d7e-0f3e5a6b7c8d.");
+    return route->methods[m].fn(&c);
+}

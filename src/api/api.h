@@ -1,0 +1,62 @@
+/* The REST API: routing, authentication, validation and JSON views, independent of the HTTP
+ * server library so tests and fuzzers can drive it in-process. Control thread only. */
+#ifndef CONFERENCED_API_H
+#define CONFERENCED_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conference/conference.h"
+#include "events/bus.h"
+#include "identity/identity.h"
+#include "model/model.h"
+#include "store/store.h"
+
+#define API_MAX_BODY (1024 * 1024)
+
+struct api_request {
+    const char *method;
+    const char *path; /* without the query string */
+    const char *body;
+    size_t body_len;
+    bool body_too_large; /* the client sent more than API_MAX_BODY */
+    /* Query and header lookups (NULL when absent). */
+    const char *(*query)(void *ctx, const char *key);
+    const char *(*header)(void *ctx, const char *name);
+    void *ctx;
+};
+
+struct api_response {
+    int status;
+    char *body; /* JSON, malloc'd, owned by the response */
+    size_t body_len;
+    char request_id[ID_LEN + 1];
+    /* A WebSocket upgrade was accepted: send 101 with this accept key, then hand the socket to
+     * the WebSocket hub for this customer. */
+    bool ws_upgrade;
+    char ws_accept[29];
+    id_t_ ws_customer_id;
+};
+
+struct api_deps {
+    struct store *store;
+    struct identity *identity;
+    struct conference_mgr *conferences;
+};
+
+struct api;
+
+struct api *api_create(const struct api_deps *deps);
+void api_destroy(struct api *api);
+
+/* Completion of a pending request; resp is owned by the callee afterwards (api_response_fini). */
+typedef void (*api_done_cb)(void *arg, struct api_response *resp);
+
+/* Handles one request. Returns 0 when resp is filled, or 1 when the answer comes later through
+ * done(done_arg, resp) on the control thread (password hashing). The request's strings need not
+ * outlive this call. */
+int api_handle(struct api *api, const struct api_request *req, struct api_response *resp,
+               api_done_cb done, void *done_arg);
+void api_response_fini(struct api_response *resp);
+
+#endif

@@ -1,0 +1,36 @@
+/* Server configuration: defaults, then a key = value file, then CONFERENCED_* environment
+ * variables, then command-line flags; validated as a whole before anything starts. */
+#ifndef CONFERENCED_CONFIG_H
+#define CONFERENCED_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/log.h"
+
+struct config {
+    char http_addr[64];
+    int http_port;
+    char data_dir[512];
+    enum log_level log_level;
+    char admin_username[128];
+    char admin_password[128];
+    bool webhook_allow_private; /* allow webhook targets on loopback/private networks */
+    int webhook_timeout_ms;
+    int shutdown_grace_ms; /* how long SIGTERM waits for in-flight requests and webhooks */
+    char config_file[512];
+};
+
+/* Control thread. Fills cfg from every source. Returns 0, 1 when the caller should exit
+ * successfully (--help, --version printed), or -1 with a message in err. */
+int config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+/* Control thread. Applies one setting by its file key ("http", "data", ...). Returns 0 or -1. */
+int config_set(struct config *cfg, const char *key, const char *value, char *err, size_t errlen);
+/* Control thread. Checks cross-field rules. Returns 0 or -1 with a message in err. */
+int config_validate(const struct config *cfg, char *err, size_t errlen);
+/* Control thread. Sets the built-in defaults. */
+void config_defaults(struct config *cfg);
+/* The --help text. */
+const char *config_usage(void);
+
+#endif

@@ -1,0 +1,198 @@
+/* conferenced: wires the modules together and runs the control loop. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "api/http.h"
+#include "conference/conference.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/sched.h"
+#include "core/timeutil.h"
+#include "events/bus.h"
+#include "events/webhook.h"
+#include "events/ws.h"
+#include "identity/identity.h"
+#include "store/store.h"
+
+struct server {
+    struct config cfg;
+    uv_loop_t *loop;
+    struct store *store;
+    struct event_bus *bus;
+    struct sched *sched;
+    struct identity *identity;
+    struct webhook *webhook;
+    struct ws_hub *ws;
+    struct conference_mgr *conferences;
+    struct api *api;
+    struct http_server *http;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t drain;
+    int64_t drain_deadline;
+    bool stopping;
+};
+
+static int mkdir_p(const char *path)
+{
+    char buf[512];
+    if (str_copy(buf, sizeof(buf), path) < 0)
+        return -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static void finish(struct server *s)
+{
+    uv_timer_stop(&s->drain);
+    uv_close((uv_handle_t *)&s->drain, NULL);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    ws_hub_destroy(s->ws);
+    s->ws = NULL;
+    http_stop(s->http);
+    s->http = NULL;
+    webhook_destroy(s->webhook);
+    s->webhook = NULL;
+    log_info("msg=\"server stopped\"");
+}
+
+/* Graceful shutdown: stop accepting, let in-flight requests and queued webhooks finish (up to
+ * the grace period), then close everything. */
+static void on_drain(uv_timer_t *t)
+{
+    struct server *s = t->data;
+    bool idle = http_inflight(s->http) == 0 && webhook_idle(s->webhook);
+    if (idle || tm_now_us() >= s->drain_deadline) {
+        if (!idle)
+            log_warn("msg=\"shutdown grace period over\" inflight=%u",
+                     http_inflight(s->http));
+        finish(s);
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct server *s = h->data;
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    log_info("msg=\"shutting down\" signal=%d", signum);
+    http_quiesce(s->http);
+    s->drain_deadline = tm_now_us() + (int64_t)s->cfg.shutdown_grace_ms * 1000;
+    uv_timer_start(&s->drain, on_drain, 0, 20);
+}
+
+int main(int argc, char **argv)
+{
+    struct server s;
+    memset(&s, 0, sizeof(s));
+    char err[512];
+    int rc = config_load(&s.cfg, argc, argv, err, sizeof(err));
+    if (rc == 1)
+        return 0;
+    if (rc < 0) {
+        fprintf(stderr, "conferenced: %s\n", err);
+        return 2;
+    }
+    log_set_level(s.cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (mkdir_p(s.cfg.data_dir) < 0) {
+        fprintf(stderr, "conferenced: cannot create data directory %s: %s\n", s.cfg.data_dir,
+                strerror(errno));
+        return 1;
+    }
+    if (store_sqlite_open(s.cfg.data_dir, &s.store) != 0) {
+        fprintf(stderr, "conferenced: cannot open the store in %s\n", s.cfg.data_dir);
+        return 1;
+    }
+    int64_t newest = 0;
+    if (store_newest_time(s.store, &newest) == 0)
+        tm_unique_floor(newest);
+
+    s.loop = uv_default_loop();
+    s.bus = events_bus_create();
+    s.sched = sched_create_uv(s.loop);
+    struct identity_options iopt = {0};
+    s.identity = identity_create(s.loop, s.store, s.bus, &iopt);
+    char *generated = NULL;
+    rc = identity_bootstrap(s.identity, s.cfg.admin_username, s.cfg.admin_password, &generated);
+    if (rc < 0) {
+        fprintf(stderr, "conferenced: cannot create the first admin\n");
+        return 1;
+    }
+
+    struct webhook_config wcfg = {.allow_private = s.cfg.webhook_allow_private,
+                                  .timeout_ms = s.cfg.webhook_timeout_ms,
+                                  .retry_delay_ms = 1000};
+    s.webhook = webhook_create(s.loop, s.store, &wcfg);
+    s.ws = ws_hub_create(s.loop);
+    events_subscribe(s.bus, webhook_on_event, s.webhook);
+    events_subscribe(s.bus, ws_hub_on_event, s.ws);
+
+    /* No media plane yet: bridges, calls and flows are absent, so nothing joins. */
+    struct conference_deps cdeps = {.store = s.store, .bus = s.bus, .sched = s.sched};
+    s.conferences = conference_mgr_create(&cdeps);
+    if (conference_mgr_recover(s.conferences) < 0) {
+        fprintf(stderr, "conferenced: cannot recover conferences from the store\n");
+        return 1;
+    }
+    struct api_deps adeps = {.store = s.store, .identity = s.identity,
+                             .conferences = s.conferences};
+    s.api = api_create(&adeps);
+    s.http = http_start(s.loop, s.cfg.http_addr, s.cfg.http_port, s.api, s.ws, err, sizeof(err));
+    if (!s.http) {
+        fprintf(stderr, "conferenced: %s\n", err);
+        return 1;
+    }
+
+    uv_signal_init(s.loop, &s.sigterm);
+    uv_signal_init(s.loop, &s.sigint);
+    s.sigterm.data = s.sigint.data = &s;
+    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&s.sigint, on_signal, SIGINT);
+    uv_timer_init(s.loop, &s.drain);
+    s.drain.data = &s;
+
+    log_info("msg=\"server started\" http=%s:%d data=%s", s.cfg.http_addr, http_port(s.http),
+             s.cfg.data_dir);
+    printf("conferenced listening on http://%s:%d\n", s.cfg.http_addr, http_port(s.http));
+    if (generated) {
+        printf("first start: created admin '%s' with password '%s' (shown once; set "
+               "CONFERENCED_ADMIN_PASSWORD to choose it)\n",
+               s.cfg.admin_username, generated);
+        free(generated);
+    }
+    printf("log in: curl -s -X POST http://%s:%d/auth/login -d "
+           "'{\"username\":\"%s\",\"password\":\"<password>\"}'\n",
+           s.cfg.http_addr, http_port(s.http), s.cfg.admin_username);
+    fflush(stdout);
+
+    uv_run(s.loop, UV_RUN_DEFAULT);
+
+    conference_mgr_destroy(s.conferences);
+    sched_destroy(s.sched);
+    uv_run(s.loop, UV_RUN_DEFAULT); /* let close callbacks finish */
+    api_destroy(s.api);
+    identity_destroy(s.identity);
+    events_bus_destroy(s.bus);
+    store_close(s.store);
+    uv_loop_close(s.loop);
+    return 0;
+}

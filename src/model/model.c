@@ -1,0 +1,270 @@
+#include "model/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/timeutil.h"
+
+static const char *const conference_types[] = {"conference", "connect"};
+static const char *const conference_statuses[] = {"starting", "progressing", "terminating",
+                                                  "terminated"};
+static const char *const cc_statuses[] = {"joining", "joined", "leaving", "leaved"};
+static const char *const cc_reference_types[] = {"call", "line"};
+
+static int parse_name(const char *const *names, int n, const char *s, int *out)
+{
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(names[i], s)) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *conference_type_name(enum conference_type t)
+{
+    return conference_types[t];
+}
+
+int conference_type_parse(const char *s, enum conference_type *out)
+{
+    int v;
+    if (parse_name(conference_types, 2, s, &v) < 0)
+        return -1;
+    *out = (enum conference_type)v;
+    return 0;
+}
+
+const char *conference_status_name(enum conference_status s)
+{
+    return conference_statuses[s];
+}
+
+int conference_status_parse(const char *s, enum conference_status *out)
+{
+    int v;
+    if (parse_name(conference_statuses, 4, s, &v) < 0)
+        return -1;
+    *out = (enum conference_status)v;
+    return 0;
+}
+
+const char *cc_status_name(enum cc_status s)
+{
+    return cc_statuses[s];
+}
+
+int cc_status_parse(const char *s, enum cc_status *out)
+{
+    int v;
+    if (parse_name(cc_statuses, 4, s, &v) < 0)
+        return -1;
+    *out = (enum cc_status)v;
+    return 0;
+}
+
+const char *cc_reference_type_name(enum cc_reference_type t)
+{
+    return cc_reference_types[t];
+}
+
+int cc_reference_type_parse(const char *s, enum cc_reference_type *out)
+{
+    int v;
+    if (parse_name(cc_reference_types, 2, s, &v) < 0)
+        return -1;
+    *out = (enum cc_reference_type)v;
+    return 0;
+}
+
+void conference_fini(struct conference *c)
+{
+    if (!c)
+        return;
+    free(c->name);
+    free(c->detail);
+    free(c->data);
+    free(c->recording_ids);
+    free(c->transcribe_ids);
+    free(c->call_ids);
+    c->name = c->detail = c->data = c->recording_ids = c->transcribe_ids = NULL;
+    c->call_ids = NULL;
+    c->n_call_ids = 0;
+}
+
+void conference_copy(struct conference *dst, const struct conference *src)
+{
+    *dst = *src;
+    dst->name = xstrdup(src->name);
+    dst->detail = xstrdup(src->detail);
+    dst->data = xstrdup(src->data);
+    dst->recording_ids = xstrdup(src->recording_ids);
+    dst->transcribe_ids = xstrdup(src->transcribe_ids);
+    dst->call_ids = NULL;
+    if (src->n_call_ids) {
+        dst->call_ids = xmalloc(src->n_call_ids * sizeof(*dst->call_ids));
+        memcpy(dst->call_ids, src->call_ids, src->n_call_ids * sizeof(*dst->call_ids));
+    }
+}
+
+void customer_fini(struct customer *c)
+{
+    if (!c)
+        return;
+    free(c->name);
+    free(c->detail);
+    free(c->webhook_uri);
+    c->name = c->detail = c->webhook_uri = NULL;
+}
+
+void agent_fini(struct agent *a)
+{
+    if (!a)
+        return;
+    free(a->username);
+    free(a->password_hash);
+    free(a->name);
+    free(a->detail);
+    a->username = a->password_hash = a->name = a->detail = NULL;
+}
+
+void accesskey_fini(struct accesskey *k)
+{
+    if (!k)
+        return;
+    free(k->name);
+    free(k->detail);
+    k->name = k->detail = NULL;
+}
+
+json_t *json_tm(int64_t us)
+{
+    if (us == 0)
+        return json_null();
+    char buf[TM_TEXT_LEN];
+    tm_format(us, buf);
+    return json_stringn_nocheck(buf, TM_TEXT_LEN - 1);
+}
+
+static json_t *str_or_empty(const char *s)
+{
+    return json_string(s ? s : "");
+}
+
+/* Stored JSON text back to a value; a corrupt value is a broken invariant, shown as fallback. */
+static json_t *stored_json(const char *text, json_t *fallback)
+{
+    if (text && text[0]) {
+        json_t *v = json_loads(text, 0, NULL);
+        if (v) {
+            json_decref(fallback);
+            return v;
+        }
+        log_error("msg=\"stored JSON is unreadable\"");
+    }
+    return fallback;
+}
+
+static void set(json_t *o, const char *k, json_t *v)
+{
+    if (!v || json_object_set_new_nocheck(o, k, v) < 0)
+        die("out of memory building JSON");
+}
+
+json_t *conference_to_json(const struct conference *c)
+{
+    json_t *o = json_object();
+    set(o, "id", json_string(c->id));
+    set(o, "customer_id", json_string(c->customer_id));
+    set(o, "type", json_string(conference_type_name(c->type)));
+    set(o, "status", json_string(conference_status_name(c->status)));
+    set(o, "name", str_or_empty(c->name));
+    set(o, "detail", str_or_empty(c->detail));
+    set(o, "data", stored_json(c->data, json_object()));
+    set(o, "timeout", json_integer(c->timeout));
+    set(o, "pre_flow_id", json_string(c->pre_flow_id));
+    set(o, "post_flow_id", json_string(c->post_flow_id));
+    json_t *ids = json_array();
+    for (size_t i = 0; i < c->n_call_ids; i++)
+        json_array_append_new(ids, json_string(c->call_ids[i]));
+    set(o, "conferencecall_ids", ids);
+    set(o, "recording_id", json_string(c->recording_id));
+    set(o, "recording_ids", stored_json(c->recording_ids, json_array()));
+    set(o, "transcribe_id", json_string(c->transcribe_id));
+    set(o, "transcribe_ids", stored_json(c->transcribe_ids, json_array()));
+    set(o, "direct_hash", json_string(c->direct_hash));
+    set(o, "tm_end", json_tm(c->tm_end));
+    set(o, "tm_create", json_tm(c->tm_create));
+    set(o, "tm_update", json_tm(c->tm_update));
+    set(o, "tm_delete", json_tm(c->tm_delete));
+    return o;
+}
+
+json_t *conferencecall_to_json(const struct conferencecall *cc)
+{
+    json_t *o = json_object();
+    set(o, "id", json_string(cc->id));
+    set(o, "customer_id", json_string(cc->customer_id));
+    set(o, "activeflow_id", json_string(cc->activeflow_id));
+    set(o, "conference_id", json_string(cc->conference_id));
+    set(o, "reference_type", json_string(cc_reference_type_name(cc->reference_type)));
+    set(o, "reference_id", json_string(cc->reference_id));
+    set(o, "status", json_string(cc_status_name(cc->status)));
+    set(o, "tm_create", json_tm(cc->tm_create));
+    set(o, "tm_update", json_tm(cc->tm_update));
+    set(o, "tm_delete", json_tm(cc->tm_delete));
+    return o;
+}
+
+json_t *customer_to_json(const struct customer *c)
+{
+    json_t *o = json_object();
+    set(o, "id", json_string(c->id));
+    set(o, "name", str_or_empty(c->name));
+    set(o, "detail", str_or_empty(c->detail));
+    set(o, "webhook_method", json_string(c->webhook_method));
+    set(o, "webhook_uri", str_or_empty(c->webhook_uri));
+    set(o, "tm_create", json_tm(c->tm_create));
+    set(o, "tm_update", json_tm(c->tm_update));
+    set(o, "tm_delete", json_tm(c->tm_delete));
+    return o;
+}
+
+json_t *agent_to_json(const struct agent *a)
+{
+    json_t *o = json_object();
+    set(o, "id", json_string(a->id));
+    set(o, "customer_id", json_string(a->customer_id));
+    set(o, "username", str_or_empty(a->username));
+    set(o, "name", str_or_empty(a->name));
+    set(o, "detail", str_or_empty(a->detail));
+    set(o, "ring_method", json_string(a->ring_method));
+    set(o, "status", json_string("offline"));
+    set(o, "permission", json_integer((json_int_t)a->permission));
+    set(o, "tag_ids", json_array());
+    set(o, "addresses", json_array());
+    set(o, "tm_create", json_tm(a->tm_create));
+    set(o, "tm_update", json_tm(a->tm_update));
+    set(o, "tm_delete", json_tm(a->tm_delete));
+    return o;
+}
+
+json_t *accesskey_to_json(const struct accesskey *k, const char *token)
+{
+    json_t *o = json_object();
+    set(o, "id", json_string(k->id));
+    set(o, "customer_id", json_string(k->customer_id));
+    set(o, "name", str_or_empty(k->name));
+    set(o, "detail", str_or_empty(k->detail));
+    if (token)
+        set(o, "token", json_string(token));
+    set(o, "token_prefix", json_string(k->token_prefix));
+    set(o, "tm_expire", json_tm(k->tm_expire));
+    set(o, "tm_create", json_tm(k->tm_create));
+    set(o, "tm_update", json_tm(k->tm_update));
+    set(o, "tm_delete", json_tm(k->tm_delete));
+    return o;
+}

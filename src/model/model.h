@@ -1,0 +1,135 @@
+/* Records of every resource and their JSON views (the shape the API and the events return). */
+#ifndef CONFERENCED_MODEL_H
+#define CONFERENCED_MODEL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/ids.h"
+
+typedef char id_t_[ID_LEN + 1];
+
+/* Input limits shared by validation and storage. */
+#define NAME_MAX_LEN 255
+#define DETAIL_MAX_LEN 4096
+#define DATA_MAX_BYTES 65536
+#define USERNAME_MAX_LEN 128
+#define PASSWORD_MIN_LEN 8
+#define PASSWORD_MAX_LEN 128
+#define URI_MAX_LEN 2048
+#define TIMEOUT_MAX_SECONDS 31536000 /* one year */
+
+enum conference_type { CONFERENCE_TYPE_CONFERENCE = 0, CONFERENCE_TYPE_CONNECT };
+enum conference_status {
+    CONFERENCE_STARTING = 0,
+    CONFERENCE_PROGRESSING,
+    CONFERENCE_TERMINATING,
+    CONFERENCE_TERMINATED
+};
+enum cc_status { CC_JOINING = 0, CC_JOINED, CC_LEAVING, CC_LEAVED };
+enum cc_reference_type { CC_REFERENCE_CALL = 0, CC_REFERENCE_LINE };
+
+const char *conference_type_name(enum conference_type t);
+int conference_type_parse(const char *s, enum conference_type *out);
+const char *conference_status_name(enum conference_status s);
+int conference_status_parse(const char *s, enum conference_status *out);
+const char *cc_status_name(enum cc_status s);
+int cc_status_parse(const char *s, enum cc_status *out);
+const char *cc_reference_type_name(enum cc_reference_type t);
+int cc_reference_type_parse(const char *s, enum cc_reference_type *out);
+
+/* Owns its heap strings; conference_fini() frees them. */
+struct conference {
+    id_t_ id;
+    id_t_ customer_id;
+    enum conference_type type;
+    enum conference_status status;
+    char *name;
+    char *detail;
+    char *data; /* JSON object text */
+    int64_t timeout; /* seconds, 0 = none */
+    id_t_ pre_flow_id;
+    id_t_ post_flow_id;
+    id_t_ recording_id;
+    char *recording_ids; /* JSON array text */
+    id_t_ transcribe_id;
+    char *transcribe_ids; /* JSON array text */
+    char direct_hash[DIRECT_HASH_SIZE];
+    int64_t tm_end; /* 0 = not yet (null) */
+    int64_t tm_create, tm_update, tm_delete; /* tm_delete = TM_NEVER until deleted */
+    int64_t tm_timeout; /* internal: absolute deadline of the timeout, 0 = none */
+    /* Derived: participants joining or joined, in join order. */
+    id_t_ *call_ids;
+    size_t n_call_ids;
+};
+
+struct conferencecall {
+    id_t_ id;
+    id_t_ customer_id;
+    id_t_ activeflow_id;
+    id_t_ conference_id;
+    enum cc_reference_type reference_type;
+    id_t_ reference_id;
+    enum cc_status status;
+    int64_t tm_create, tm_update, tm_delete;
+};
+
+struct customer {
+    id_t_ id;
+    char *name;
+    char *detail;
+    char webhook_method[8]; /* "" (= POST), POST, GET, PUT, DELETE */
+    char *webhook_uri;
+    int64_t tm_create, tm_update, tm_delete;
+};
+
+/* Agent permission bits (VoIPBIN's values). */
+#define PERM_PROJECT_SUPER_ADMIN 0x01
+#define PERM_CUSTOMER_AGENT 0x10
+#define PERM_CUSTOMER_ADMIN 0x20
+#define PERM_CUSTOMER_MANAGER 0x40
+
+struct agent {
+    id_t_ id;
+    id_t_ customer_id;
+    char *username;
+    char *password_hash; /* never serialised */
+    char *name;
+    char *detail;
+    char ring_method[16];
+    uint64_t permission;
+    int64_t tm_create, tm_update, tm_delete;
+};
+
+struct accesskey {
+    id_t_ id;
+    id_t_ customer_id;
+    char *name;
+    char *detail;
+    char token_hash[65]; /* SHA-256 hex of the secret, never serialised */
+    char token_prefix[16];
+    int64_t tm_expire; /* TM_NEVER = does not expire */
+    int64_t tm_create, tm_update, tm_delete;
+};
+
+void conference_fini(struct conference *c);
+void customer_fini(struct customer *c);
+void agent_fini(struct agent *a);
+void accesskey_fini(struct accesskey *k);
+/* Deep copy; dst must be uninitialised or finied. */
+void conference_copy(struct conference *dst, const struct conference *src);
+
+/* JSON views: new references owned by the caller, fields in the API's order. */
+json_t *conference_to_json(const struct conference *c);
+json_t *conferencecall_to_json(const struct conferencecall *cc);
+json_t *customer_to_json(const struct customer *c);
+json_t *agent_to_json(const struct agent *a);
+/* token: the secret to show (only in the create response), or NULL. */
+json_t *accesskey_to_json(const struct accesskey *k, const char *token);
+
+/* A timestamp as the API writes it: a string, or null for 0. */
+json_t *json_tm(int64_t us);
+
+#endif
