@@ -106,10 +106,24 @@ int api_reply(struct api_call *c, json_t *v)
     return 0;
 }
 
+/* Messages may quote client input (a path, a method): keep them printable ASCII so the error
+ * body is always valid JSON, whatever bytes the client sent. */
+static void printable(const char *in, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; in[i] && i + 1 < cap; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        out[i] = (ch < 0x20 || ch >= 0x7f) ? '?' : (char)ch;
+    }
+    out[i] = '\0';
+}
+
 static json_t *error_json(const struct error *e, const char *request_id)
 {
+    char message[sizeof(e->message)];
+    printable(e->message, message, sizeof(message));
     json_t *inner = json_pack("{s:s,s:s,s:s,s:s}", "status", error_status_name(e->status),
-                              "reason", e->reason, "message", e->message, "request_id",
+                              "reason", e->reason, "message", message, "request_id",
                               request_id);
     if (!inner)
         die("out of memory building an error");
