@@ -119,7 +119,9 @@ int main(int argc, char **argv)
         return 1;
     }
     if (store_sqlite_open(s.cfg.data_dir, &s.store) != 0) {
-        fprintf(stderr, "conferenced: cannot open the store in %s\n", s.cfg.data_dir);
+        fprintf(stderr,
+                "conferenced: cannot open the store in %s (is another conferenced using it?)\n",
+                s.cfg.data_dir);
         return 1;
     }
     int64_t newest = 0;

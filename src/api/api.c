@@ -316,7 +316,7 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
                api_done_cb done, void *done_arg)
 {
     memset(resp, 0, sizeof(*resp));
-    id_new(resp->request_id);
+    id_request(resp->request_id);
     struct api_call c = {.api = api, .req = req, .resp = resp, .done = done,
                          .done_arg = done_arg};
     char segs[MAX_SEGMENTS][64];

@@ -34,6 +34,7 @@ struct conn {
     enum conn_state state;
     struct api_response *ready;
     id_t_ ws_customer_id;
+    bool upgraded;
 };
 
 /* The link between an upgraded socket and MHD, released when the WebSocket ends. */
@@ -92,8 +93,9 @@ static void ws_closed(void *arg)
     MHD_upgrade_action(link->urh, MHD_UPGRADE_ACTION_CLOSE);
     struct http_server *s = link->srv;
     free(link);
+    /* MHD closes the socket in its next run; nothing else would wake it. */
     if (s->d)
-        reschedule(s);
+        uv_timer_start(s->timer, on_timer, 0, 0);
 }
 
 static void on_upgrade(void *cls, struct MHD_Connection *mc, void *con_cls, const char *extra,
@@ -101,6 +103,10 @@ static void on_upgrade(void *cls, struct MHD_Connection *mc, void *con_cls, cons
 {
     struct http_server *s = cls;
     struct conn *cn = con_cls;
+    /* An upgraded connection is no longer a request in flight: shutdown does not wait for it. */
+    if (!cn->upgraded && s->inflight)
+        s->inflight--;
+    cn->upgraded = true;
     struct ws_link *link = xcalloc(1, sizeof(*link));
     link->srv = s;
     link->urh = urh;
@@ -169,9 +175,8 @@ static enum MHD_Result dispatch(struct conn *cn, const char *url, const char *me
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     struct http_server *s = cls;
     struct conn *cn = *con_cls;
@@ -239,9 +244,10 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         free(cn->ready);
     }
     free(cn->body);
+    bool counted = !cn->upgraded;
     free(cn);
     *con_cls = NULL;
-    if (s->inflight)
+    if (counted && s->inflight)
         s->inflight--;
 }
 
@@ -260,14 +266,13 @@ struct http_server *http_start(uv_loop_t *loop, const char *addr, int port, stru
     s->loop = loop;
     s->api = api;
     s->hub = hub;
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
-                     MHD_USE_TURBO | MHD_USE_ITC;
+    unsigned flags =
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_TURBO | MHD_USE_ITC;
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(64 * 1024), MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024), MHD_OPTION_END);
     if (!s->d) {
         snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)", addr,
                  port);

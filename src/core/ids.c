@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <string.h>
 #include <uuid/uuid.h>
 
@@ -45,4 +46,31 @@ void id_direct_hash_new(char out[DIRECT_HASH_SIZE])
     randombytes_buf(raw, sizeof(raw));
     memcpy(out, "direct.", 7);
     sodium_bin2hex(out + 7, 13, raw, sizeof(raw));
+}
+
+void id_request(char out[ID_LEN + 1])
+{
+    static uint64_t hi, counter;
+    if (hi == 0) {
+        randombytes_buf(&hi, sizeof(hi));
+        randombytes_buf(&counter, sizeof(counter));
+        hi |= 1;
+    }
+    uint64_t lo = ++counter;
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[16];
+    for (int i = 0; i < 8; i++) {
+        b[i] = (unsigned char)(hi >> (56 - 8 * i));
+        b[8 + i] = (unsigned char)(lo >> (56 - 8 * i));
+    }
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 layout */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    char *p = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *p++ = '-';
+        *p++ = hex[b[i] >> 4];
+        *p++ = hex[b[i] & 15];
+    }
+    *p = '\0';
 }

@@ -19,6 +19,9 @@ bool id_valid(const char *s);
 int id_normalize(const char *s, char out[ID_LEN + 1]);
 /* Any thread. True for the unset UUID. */
 bool id_is_nil(const char *s);
+/* Control thread. Writes a request id in UUID form: unique per process run, from a counter and a
+ * random start, cheap (no system call) because every request gets one. Not a secret. */
+void id_request(char out[ID_LEN + 1]);
 /* Any thread. Writes "direct." + 12 lower-case hex characters from a secure random source. */
 void id_direct_hash_new(char out[DIRECT_HASH_SIZE]);
 

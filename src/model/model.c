@@ -157,6 +157,10 @@ static json_t *str_or_empty(const char *s)
 /* Stored JSON text back to a value; a corrupt value is a broken invariant, shown as fallback. */
 static json_t *stored_json(const char *text, json_t *fallback)
 {
+    /* Most stored values are empty: skip the parser for them (hot on every read). */
+    if (text && (strcmp(text, "{}") == 0 || strcmp(text, "[]") == 0) &&
+        json_typeof(fallback) == (text[0] == '{' ? JSON_OBJECT : JSON_ARRAY))
+        return fallback;
     if (text && text[0]) {
         json_t *v = json_loads(text, 0, NULL);
         if (v) {

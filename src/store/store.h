@@ -50,6 +50,7 @@ struct store_ops {
     /* Not deleted only. */
     int (*agent_get_by_username)(struct store *s, const char *username, struct agent *out);
     int (*agent_update)(struct store *s, const struct agent *a);
+    /* Not deleted only. */
     int (*agent_list)(struct store *s, const char *customer_id, const struct store_page *p,
                       struct agent **out, size_t *n);
 
@@ -59,6 +60,7 @@ struct store_ops {
     /* Not deleted only. */
     int (*accesskey_get_by_hash)(struct store *s, const char *token_hash, struct accesskey *out);
     int (*accesskey_update)(struct store *s, const struct accesskey *k);
+    /* Not deleted only. */
     int (*accesskey_list)(struct store *s, const char *customer_id, const struct store_page *p,
                           struct accesskey **out, size_t *n);
 
@@ -97,8 +99,8 @@ struct store {
     const struct store_ops *ops;
 };
 
-/* Opens (creating if needed) the SQLite store in dir/conferenced.db, WAL mode, and migrates it to
- * the current schema version. dir ":memory:" gives a private in-memory store (tests). */
+/* Opens (creating if needed) the SQLite store in dir/conferenced.db, WAL mode with exclusive
+ * locking (one server per directory), and migrates it to the current schema version. dir ":memory:" gives a private in-memory store (tests). */
 int store_sqlite_open(const char *dir, struct store **out);
 
 /* Thin wrappers so callers read as store_<object>_<verb>(). */

@@ -1,0 +1,1348 @@
+/* The SQLite backend of the typed store: one connection used by the control thread, every
+ * statement prepared once at open and reused, the schema brought up to date by numbered
+ * migrations. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/timeutil.h"
+
+/* TM_NEVER as SQL text: the partial indexes and the queries that must use them need the value as
+ * a literal (SQLite cannot match a bound parameter against an index's WHERE clause). */
+#define SQL_NEVER_NUM 253370764800000000
+_Static_assert(SQL_NEVER_NUM == TM_NEVER, "SQL_NEVER_NUM must equal TM_NEVER");
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define NEVER STR(SQL_NEVER_NUM)
+
+/* Schema steps, applied in order, each in its own transaction; PRAGMA user_version holds how many
+ * have run. Append new steps; never edit one that has shipped. */
+static const char *const migrations[] = {
+    /* 1: the initial schema. Times are INTEGER µs, enums their text names, JSON as TEXT. */
+    "CREATE TABLE meta ("
+    "  key TEXT PRIMARY KEY NOT NULL,"
+    "  value TEXT NOT NULL);"
+
+    "CREATE TABLE customers ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  detail TEXT NOT NULL,"
+    "  webhook_method TEXT NOT NULL,"
+    "  webhook_uri TEXT NOT NULL,"
+    "  tm_create INTEGER NOT NULL,"
+    "  tm_update INTEGER NOT NULL,"
+    "  tm_delete INTEGER NOT NULL);"
+    "CREATE INDEX customers_tm_create ON customers (tm_create);"
+
+    "CREATE TABLE agents ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  customer_id TEXT NOT NULL,"
+    "  username TEXT NOT NULL,"
+    "  password_hash TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  detail TEXT NOT NULL,"
+    "  ring_method TEXT NOT NULL,"
+    "  permission INTEGER NOT NULL,"
+    "  tm_create INTEGER NOT NULL,"
+    "  tm_update INTEGER NOT NULL,"
+    "  tm_delete INTEGER NOT NULL);"
+    "CREATE INDEX agents_customer ON agents (customer_id, tm_create);"
+    "CREATE UNIQUE INDEX agents_username ON agents (username) WHERE tm_delete = " NEVER ";"
+
+    "CREATE TABLE accesskeys ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  customer_id TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  detail TEXT NOT NULL,"
+    "  token_hash TEXT NOT NULL,"
+    "  token_prefix TEXT NOT NULL,"
+    "  tm_expire INTEGER NOT NULL,"
+    "  tm_create INTEGER NOT NULL,"
+    "  tm_update INTEGER NOT NULL,"
+    "  tm_delete INTEGER NOT NULL);"
+    "CREATE INDEX accesskeys_customer ON accesskeys (customer_id, tm_create);"
+    "CREATE INDEX accesskeys_token_hash ON accesskeys (token_hash);"
+
+    "CREATE TABLE conferences ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  customer_id TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  detail TEXT NOT NULL,"
+    "  data TEXT NOT NULL DEFAULT '{}',"
+    "  timeout INTEGER NOT NULL,"
+    "  pre_flow_id TEXT NOT NULL,"
+    "  post_flow_id TEXT NOT NULL,"
+    "  recording_id TEXT NOT NULL,"
+    "  recording_ids TEXT NOT NULL DEFAULT '[]',"
+    "  transcribe_id TEXT NOT NULL,"
+    "  transcribe_ids TEXT NOT NULL DEFAULT '[]',"
+    "  direct_hash TEXT NOT NULL,"
+    "  tm_end INTEGER," /* NULL = not yet */
+    "  tm_create INTEGER NOT NULL,"
+    "  tm_update INTEGER NOT NULL,"
+    "  tm_delete INTEGER NOT NULL,"
+    "  tm_timeout INTEGER NOT NULL);"
+    "CREATE INDEX conferences_customer ON conferences (customer_id, tm_create);"
+    "CREATE UNIQUE INDEX conferences_direct_hash ON conferences (direct_hash)"
+    "  WHERE tm_delete = " NEVER " AND direct_hash != '';"
+    "CREATE INDEX conferences_unfinished ON conferences (tm_create)"
+    "  WHERE status != 'terminated';"
+
+    /* seq (the rowid) numbers participants in join order; rows are never deleted. */
+    "CREATE TABLE conferencecalls ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  customer_id TEXT NOT NULL,"
+    "  activeflow_id TEXT NOT NULL,"
+    "  conference_id TEXT NOT NULL REFERENCES conferences (id),"
+    "  reference_type TEXT NOT NULL,"
+    "  reference_id TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  tm_create INTEGER NOT NULL,"
+    "  tm_update INTEGER NOT NULL,"
+    "  tm_delete INTEGER NOT NULL);"
+    "CREATE INDEX conferencecalls_customer ON conferencecalls (customer_id, tm_create);"
+    /* Entries of an index end with the rowid, so this one is in join order per conference. */
+    "CREATE INDEX conferencecalls_conference ON conferencecalls (conference_id);"
+    "CREATE INDEX conferencecalls_conference_tm ON conferencecalls (conference_id, tm_create);"
+    "CREATE INDEX conferencecalls_active ON conferencecalls (conference_id)"
+    "  WHERE status IN ('joining', 'joined', 'leaving');",
+};
+#define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+#define CUSTOMER_COLS                                                                              \
+    "id, name, detail, webhook_method, webhook_uri, tm_create, tm_update, tm_delete"
+#define AGENT_COLS                                                                                 \
+    "id, customer_id, username, password_hash, name, detail, ring_method, permission, "            \
+    "tm_create, tm_update, tm_delete"
+#define ACCESSKEY_COLS                                                                             \
+    "id, customer_id, name, detail, token_hash, token_prefix, tm_expire, tm_create, tm_update, "   \
+    "tm_delete"
+#define CONFERENCE_COLS                                                                            \
+    "id, customer_id, type, status, name, detail, data, timeout, pre_flow_id, post_flow_id, "      \
+    "recording_id, recording_ids, transcribe_id, transcribe_ids, direct_hash, tm_end, tm_create, " \
+    "tm_update, tm_delete, tm_timeout"
+#define CC_COLS                                                                                    \
+    "id, customer_id, activeflow_id, conference_id, reference_type, reference_id, status, "        \
+    "tm_create, tm_update, tm_delete"
+
+/* A conference row plus its joining/joined participants as "seq id,seq id,..." in one column, so a
+ * list is one query. group_concat's order is not guaranteed, hence the seq in each entry. */
+#define CONFERENCE_SELECT                                                                          \
+    "SELECT c.id, c.customer_id, c.type, c.status, c.name, c.detail, c.data, c.timeout, "          \
+    "c.pre_flow_id, c.post_flow_id, c.recording_id, c.recording_ids, c.transcribe_id, "            \
+    "c.transcribe_ids, c.direct_hash, c.tm_end, c.tm_create, c.tm_update, c.tm_delete, "           \
+    "c.tm_timeout, (SELECT group_concat(e, ',') FROM (SELECT cc.seq || ' ' || cc.id AS e "         \
+    "FROM conferencecalls cc WHERE cc.conference_id = c.id "                                       \
+    "AND cc.status IN ('joining', 'joined') ORDER BY cc.seq)) FROM conferences c "
+
+#define ACTIVE_STATUSES "('joining', 'joined', 'leaving')"
+
+enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_META_GET,
+    ST_META_SET,
+    ST_NEWEST,
+    ST_CUSTOMER_INSERT,
+    ST_CUSTOMER_GET,
+    ST_CUSTOMER_UPDATE,
+    ST_CUSTOMER_LIST,
+    ST_CUSTOMER_COUNT,
+    ST_AGENT_INSERT,
+    ST_AGENT_GET,
+    ST_AGENT_GET_BY_USERNAME,
+    ST_AGENT_UPDATE,
+    ST_AGENT_LIST,
+    ST_ACCESSKEY_INSERT,
+    ST_ACCESSKEY_GET,
+    ST_ACCESSKEY_GET_BY_HASH,
+    ST_ACCESSKEY_UPDATE,
+    ST_ACCESSKEY_LIST,
+    ST_CONFERENCE_INSERT,
+    ST_CONFERENCE_GET,
+    ST_CONFERENCE_GET_BY_HASH,
+    ST_CONFERENCE_UPDATE,
+    ST_CONFERENCE_LIST,
+    ST_CONFERENCE_UNFINISHED,
+    ST_CC_INSERT,
+    ST_CC_GET,
+    ST_CC_UPDATE,
+    ST_CC_LIST_ALL,
+    ST_CC_LIST_CONF,
+    ST_CC_ACTIVE_ALL,
+    ST_CC_ACTIVE_CONF,
+    ST__COUNT
+};
+
+/* Parameter numbers follow the column lists above, so one bind function serves an INSERT and the
+ * matching UPDATE (which leaves the unused numbers unreferenced). */
+static const char *const stmt_sql[ST__COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [ST_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [ST_NEWEST] = "SELECT coalesce(max(m), 0) FROM ("
+                  "SELECT max(tm_create) AS m FROM customers "
+                  "UNION ALL SELECT max(tm_create) FROM agents "
+                  "UNION ALL SELECT max(tm_create) FROM accesskeys "
+                  "UNION ALL SELECT max(tm_create) FROM conferences "
+                  "UNION ALL SELECT max(tm_create) FROM conferencecalls)",
+
+    [ST_CUSTOMER_INSERT] = "INSERT INTO customers (" CUSTOMER_COLS ") "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_CUSTOMER_GET] = "SELECT " CUSTOMER_COLS " FROM customers WHERE id = ?1",
+    [ST_CUSTOMER_UPDATE] = "UPDATE customers SET name = ?2, detail = ?3, webhook_method = ?4, "
+                           "webhook_uri = ?5, tm_update = ?7, tm_delete = ?8 WHERE id = ?1",
+    [ST_CUSTOMER_LIST] = "SELECT " CUSTOMER_COLS " FROM customers WHERE tm_create < ?1 "
+                         "AND tm_delete = " NEVER " ORDER BY tm_create DESC LIMIT ?2",
+    [ST_CUSTOMER_COUNT] = "SELECT count(*) FROM customers",
+
+    [ST_AGENT_INSERT] = "INSERT INTO agents (" AGENT_COLS ") "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [ST_AGENT_GET] = "SELECT " AGENT_COLS " FROM agents "
+                     "WHERE id = ?1 AND (?2 IS NULL OR customer_id = ?2)",
+    [ST_AGENT_GET_BY_USERNAME] = "SELECT " AGENT_COLS " FROM agents "
+                                 "WHERE username = ?1 AND tm_delete = " NEVER,
+    [ST_AGENT_UPDATE] = "UPDATE agents SET username = ?3, password_hash = ?4, name = ?5, "
+                        "detail = ?6, ring_method = ?7, permission = ?8, tm_update = ?10, "
+                        "tm_delete = ?11 WHERE id = ?1",
+    [ST_AGENT_LIST] =
+        "SELECT " AGENT_COLS " FROM agents WHERE customer_id = ?1 "
+        "AND tm_create < ?2 AND tm_delete = " NEVER " ORDER BY tm_create DESC LIMIT ?3",
+
+    [ST_ACCESSKEY_INSERT] = "INSERT INTO accesskeys (" ACCESSKEY_COLS ") "
+                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [ST_ACCESSKEY_GET] = "SELECT " ACCESSKEY_COLS " FROM accesskeys "
+                         "WHERE id = ?1 AND (?2 IS NULL OR customer_id = ?2)",
+    [ST_ACCESSKEY_GET_BY_HASH] = "SELECT " ACCESSKEY_COLS " FROM accesskeys "
+                                 "WHERE token_hash = ?1 AND tm_delete = " NEVER,
+    [ST_ACCESSKEY_UPDATE] = "UPDATE accesskeys SET name = ?3, detail = ?4, token_hash = ?5, "
+                            "token_prefix = ?6, tm_expire = ?7, tm_update = ?9, tm_delete = ?10 "
+                            "WHERE id = ?1",
+    [ST_ACCESSKEY_LIST] =
+        "SELECT " ACCESSKEY_COLS " FROM accesskeys WHERE customer_id = ?1 "
+        "AND tm_create < ?2 AND tm_delete = " NEVER " ORDER BY tm_create DESC LIMIT ?3",
+
+    [ST_CONFERENCE_INSERT] = "INSERT INTO conferences (" CONFERENCE_COLS ") VALUES (?1, ?2, ?3, "
+                             "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+                             "?19, ?20)",
+    [ST_CONFERENCE_GET] =
+        CONFERENCE_SELECT "WHERE c.id = ?1 AND (?2 IS NULL OR c.customer_id = ?2)",
+    [ST_CONFERENCE_GET_BY_HASH] = CONFERENCE_SELECT
+    "WHERE c.direct_hash = ?1 AND c.tm_delete = " NEVER " AND c.direct_hash != ''",
+    [ST_CONFERENCE_UPDATE] = "UPDATE conferences SET status = ?4, name = ?5, detail = ?6, "
+                             "data = ?7, timeout = ?8, pre_flow_id = ?9, post_flow_id = ?10, "
+                             "recording_id = ?11, recording_ids = ?12, transcribe_id = ?13, "
+                             "transcribe_ids = ?14, direct_hash = ?15, tm_end = ?16, "
+                             "tm_update = ?18, tm_delete = ?19, tm_timeout = ?20 WHERE id = ?1",
+    [ST_CONFERENCE_LIST] =
+        CONFERENCE_SELECT "WHERE c.customer_id = ?1 AND c.tm_create < ?2 "
+                          "AND c.tm_delete = " NEVER " ORDER BY c.tm_create DESC LIMIT ?3",
+    [ST_CONFERENCE_UNFINISHED] = CONFERENCE_SELECT "WHERE c.status != 'terminated' "
+                                                   "ORDER BY c.tm_create",
+
+    [ST_CC_INSERT] = "INSERT INTO conferencecalls (" CC_COLS ") "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [ST_CC_GET] = "SELECT " CC_COLS " FROM conferencecalls "
+                  "WHERE id = ?1 AND (?2 IS NULL OR customer_id = ?2)",
+    [ST_CC_UPDATE] = "UPDATE conferencecalls SET status = ?7, tm_update = ?9, tm_delete = ?10 "
+                     "WHERE id = ?1",
+    [ST_CC_LIST_ALL] = "SELECT " CC_COLS " FROM conferencecalls WHERE customer_id = ?1 "
+                       "AND tm_create < ?2 ORDER BY tm_create DESC LIMIT ?3",
+    [ST_CC_LIST_CONF] = "SELECT " CC_COLS " FROM conferencecalls WHERE conference_id = ?4 "
+                        "AND customer_id = ?1 AND tm_create < ?2 "
+                        "ORDER BY tm_create DESC LIMIT ?3",
+    /* Without INDEXED BY the planner prefers a rowid scan of every participant ever (to skip a
+     * sort); the partial index holds only the active few. */
+    [ST_CC_ACTIVE_ALL] =
+        "SELECT " CC_COLS " FROM conferencecalls INDEXED BY conferencecalls_active "
+        "WHERE status IN " ACTIVE_STATUSES " ORDER BY seq",
+    [ST_CC_ACTIVE_CONF] = "SELECT " CC_COLS " FROM conferencecalls WHERE conference_id = ?1 "
+                          "AND status IN " ACTIVE_STATUSES " ORDER BY seq",
+};
+
+struct sqlite_store {
+    struct store base; /* first, so a struct store * converts back */
+    sqlite3 *db;
+    sqlite3_stmt *st[ST__COUNT];
+};
+
+static struct sqlite_store *impl(struct store *s)
+{
+    return (struct sqlite_store *)s;
+}
+
+/* Takes a prepared statement for one call; done() makes it ready for the next. */
+static sqlite3_stmt *stmt(struct sqlite_store *ss, enum stmt_id id)
+{
+    return ss->st[id];
+}
+
+static void done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+static int db_fail(struct sqlite_store *ss, const char *op, int rc)
+{
+    log_error("msg=\"store query failed\" op=%s rc=%d error=\"%s\"", op, rc,
+              sqlite3_errmsg(ss->db));
+    return STORE_ERROR;
+}
+
+/* Binding collects the first error so callers check once. Strings are bound SQLITE_STATIC: they
+ * belong to the caller's record, which outlives the call, and done() drops them. */
+struct binder {
+    sqlite3_stmt *st;
+    int rc;
+};
+
+static void b_text_or(struct binder *b, int i, const char *s, const char *dflt)
+{
+    if (b->rc == SQLITE_OK)
+        b->rc = sqlite3_bind_text(b->st, i, s && s[0] ? s : dflt, -1, SQLITE_STATIC);
+}
+
+static void b_text(struct binder *b, int i, const char *s)
+{
+    b_text_or(b, i, s, "");
+}
+
+static void b_i64(struct binder *b, int i, int64_t v)
+{
+    if (b->rc == SQLITE_OK)
+        b->rc = sqlite3_bind_int64(b->st, i, v);
+}
+
+static void b_null_if_0(struct binder *b, int i, int64_t v)
+{
+    if (b->rc == SQLITE_OK)
+        b->rc = v ? sqlite3_bind_int64(b->st, i, v) : sqlite3_bind_null(b->st, i);
+}
+
+static void b_maybe_text(struct binder *b, int i, const char *s)
+{
+    if (b->rc == SQLITE_OK)
+        b->rc = s ? sqlite3_bind_text(b->st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(b->st, i);
+}
+
+static int bind_fail(struct sqlite_store *ss, struct binder *b, const char *op)
+{
+    int ret = db_fail(ss, op, b->rc);
+    done(b->st);
+    return ret;
+}
+
+/* Column readers. Text columns come back as heap copies (never NULL); fixed buffers report a
+ * value that does not fit as an unreadable row. */
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    return xstrdup(t ? t : "");
+}
+
+static int col_buf(sqlite3_stmt *st, int i, char *dst, size_t cap)
+{
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    return str_copy(dst, cap, t ? t : "");
+}
+
+static const char *col_str(sqlite3_stmt *st, int i)
+{
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    return t ? t : "";
+}
+
+typedef int (*row_fn)(sqlite3_stmt *st, void *item);
+typedef void (*fini_fn)(void *item);
+
+/* Runs a write. need_row: an UPDATE that matched nothing is STORE_NOT_FOUND. */
+static int run_write(struct sqlite_store *ss, sqlite3_stmt *st, const char *op, bool need_row)
+{
+    int ret = 0;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        if (need_row && sqlite3_changes(ss->db) == 0)
+            ret = STORE_NOT_FOUND;
+    } else if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        ret = STORE_CONFLICT;
+    } else {
+        ret = db_fail(ss, op, rc);
+    }
+    done(st);
+    return ret;
+}
+
+/* Reads at most one row into out (zeroed first; zero again on failure). */
+static int run_get(struct sqlite_store *ss, sqlite3_stmt *st, const char *op, row_fn rd,
+                   fini_fn fini, void *out, size_t size)
+{
+    int ret = 0;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (rd(st, out) < 0) {
+            log_error("msg=\"stored record is unreadable\" op=%s", op);
+            fini(out);
+            memset(out, 0, size);
+            ret = STORE_ERROR;
+        }
+    } else if (rc == SQLITE_DONE) {
+        ret = STORE_NOT_FOUND;
+    } else {
+        ret = db_fail(ss, op, rc);
+    }
+    done(st);
+    return ret;
+}
+
+/* Reads every row into a new array of size-byte items (*out NULL and *n 0 when none). */
+static int run_list(struct sqlite_store *ss, sqlite3_stmt *st, const char *op, row_fn rd,
+                    fini_fn fini, size_t size, void **out, size_t *n)
+{
+    char *arr = NULL;
+    size_t len = 0, cap = 0;
+    int ret = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 16;
+            arr = xrealloc(arr, cap * size);
+        }
+        void *item = arr + len * size;
+        memset(item, 0, size);
+        if (rd(st, item) < 0) {
+            log_error("msg=\"stored record is unreadable\" op=%s", op);
+            fini(item);
+            ret = STORE_ERROR;
+            break;
+        }
+        len++;
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = db_fail(ss, op, rc);
+    done(st);
+    if (ret < 0) {
+        for (size_t i = 0; i < len; i++)
+            fini(arr + i * size);
+        free(arr);
+        arr = NULL;
+        len = 0;
+    }
+    *out = arr;
+    *n = len;
+    return ret;
+}
+
+/* A missing page means everything; before_us <= 0 means "from the newest"; limit <= 0 none. */
+static void bind_page(struct binder *b, int i_before, int i_limit, const struct store_page *p)
+{
+    int64_t before = p && p->before_us > 0 ? p->before_us : INT64_MAX;
+    b_i64(b, i_before, before);
+    b_i64(b, i_limit, p && p->limit > 0 ? p->limit : -1);
+}
+
+/* --- transactions, meta ------------------------------------------------------------------- */
+
+static int run_simple(struct store *s, enum stmt_id id, const char *op)
+{
+    struct sqlite_store *ss = impl(s);
+    return run_write(ss, stmt(ss, id), op, false);
+}
+
+static int sq_begin(struct store *s)
+{
+    return run_simple(s, ST_BEGIN, "begin");
+}
+
+static int sq_commit(struct store *s)
+{
+    return run_simple(s, ST_COMMIT, "commit");
+}
+
+static int sq_rollback(struct store *s)
+{
+    return run_simple(s, ST_ROLLBACK, "rollback");
+}
+
+static int sq_meta_get(struct store *s, const char *key, char **value)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_META_GET), SQLITE_OK};
+    *value = NULL;
+    b_text(&b, 1, key);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "meta_get");
+    int ret = 0;
+    int rc = sqlite3_step(b.st);
+    if (rc == SQLITE_ROW)
+        *value = col_dup(b.st, 0);
+    else if (rc == SQLITE_DONE)
+        ret = STORE_NOT_FOUND;
+    else
+        ret = db_fail(ss, "meta_get", rc);
+    done(b.st);
+    return ret;
+}
+
+static int sq_meta_set(struct store *s, const char *key, const char *value)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_META_SET), SQLITE_OK};
+    b_text(&b, 1, key);
+    b_text(&b, 2, value);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "meta_set");
+    return run_write(ss, b.st, "meta_set", false);
+}
+
+static int scalar_i64(struct sqlite_store *ss, enum stmt_id id, const char *op, int64_t *out)
+{
+    sqlite3_stmt *st = stmt(ss, id);
+    int ret = 0;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        ret = db_fail(ss, op, rc);
+    done(st);
+    return ret;
+}
+
+static int sq_newest_time(struct store *s, int64_t *out)
+{
+    *out = 0;
+    return scalar_i64(impl(s), ST_NEWEST, "newest_time", out);
+}
+
+/* --- customers ------------------------------------------------------------------------------ */
+
+static void bind_customer(struct binder *b, const struct customer *c)
+{
+    b_text(b, 1, c->id);
+    b_text(b, 2, c->name);
+    b_text(b, 3, c->detail);
+    b_text(b, 4, c->webhook_method);
+    b_text(b, 5, c->webhook_uri);
+    b_i64(b, 6, c->tm_create);
+    b_i64(b, 7, c->tm_update);
+    b_i64(b, 8, c->tm_delete);
+}
+
+static int read_customer(sqlite3_stmt *st, void *item)
+{
+    struct customer *c = item;
+    int bad = col_buf(st, 0, c->id, sizeof(c->id));
+    c->name = col_dup(st, 1);
+    c->detail = col_dup(st, 2);
+    bad |= col_buf(st, 3, c->webhook_method, sizeof(c->webhook_method));
+    c->webhook_uri = col_dup(st, 4);
+    c->tm_create = sqlite3_column_int64(st, 5);
+    c->tm_update = sqlite3_column_int64(st, 6);
+    c->tm_delete = sqlite3_column_int64(st, 7);
+    return bad ? -1 : 0;
+}
+
+static void fini_customer(void *item)
+{
+    customer_fini(item);
+}
+
+static int sq_customer_insert(struct store *s, const struct customer *c)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CUSTOMER_INSERT), SQLITE_OK};
+    bind_customer(&b, c);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "customer_insert");
+    return run_write(ss, b.st, "customer_insert", false);
+}
+
+static int sq_customer_get(struct store *s, const char *id, struct customer *out)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CUSTOMER_GET), SQLITE_OK};
+    memset(out, 0, sizeof(*out));
+    b_text(&b, 1, id);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "customer_get");
+    return run_get(ss, b.st, "customer_get", read_customer, fini_customer, out, sizeof(*out));
+}
+
+static int sq_customer_update(struct store *s, const struct customer *c)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CUSTOMER_UPDATE), SQLITE_OK};
+    bind_customer(&b, c);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "customer_update");
+    return run_write(ss, b.st, "customer_update", true);
+}
+
+static int sq_customer_list(struct store *s, const struct store_page *p, struct customer **out,
+                            size_t *n)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CUSTOMER_LIST), SQLITE_OK};
+    *out = NULL;
+    *n = 0;
+    bind_page(&b, 1, 2, p);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "customer_list");
+    return run_list(ss, b.st, "customer_list", read_customer, fini_customer, sizeof(**out),
+                    (void **)out, n);
+}
+
+static int sq_customer_count(struct store *s, int64_t *n)
+{
+    *n = 0;
+    return scalar_i64(impl(s), ST_CUSTOMER_COUNT, "customer_count", n);
+}
+
+/* --- agents --------------------------------------------------------------------------------- */
+
+static void bind_agent(struct binder *b, const struct agent *a)
+{
+    b_text(b, 1, a->id);
+    b_text(b, 2, a->customer_id);
+    b_text(b, 3, a->username);
+    b_text(b, 4, a->password_hash);
+    b_text(b, 5, a->name);
+    b_text(b, 6, a->detail);
+    b_text(b, 7, a->ring_method);
+    b_i64(b, 8, (int64_t)a->permission);
+    b_i64(b, 9, a->tm_create);
+    b_i64(b, 10, a->tm_update);
+    b_i64(b, 11, a->tm_delete);
+}
+
+static int read_agent(sqlite3_stmt *st, void *item)
+{
+    struct agent *a = item;
+    int bad = col_buf(st, 0, a->id, sizeof(a->id));
+    bad |= col_buf(st, 1, a->customer_id, sizeof(a->customer_id));
+    a->username = col_dup(st, 2);
+    a->password_hash = col_dup(st, 3);
+    a->name = col_dup(st, 4);
+    a->detail = col_dup(st, 5);
+    bad |= col_buf(st, 6, a->ring_method, sizeof(a->ring_method));
+    a->permission = (uint64_t)sqlite3_column_int64(st, 7);
+    a->tm_create = sqlite3_column_int64(st, 8);
+    a->tm_update = sqlite3_column_int64(st, 9);
+    a->tm_delete = sqlite3_column_int64(st, 10);
+    return bad ? -1 : 0;
+}
+
+static void fini_agent(void *item)
+{
+    agent_fini(item);
+}
+
+static int sq_agent_insert(struct store *s, const struct agent *a)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_AGENT_INSERT), SQLITE_OK};
+    bind_agent(&b, a);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "agent_insert");
+    return run_write(ss, b.st, "agent_insert", false);
+}
+
+static int sq_agent_get(struct store *s, const char *customer_id, const char *id, struct agent *out)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_AGENT_GET), SQLITE_OK};
+    memset(out, 0, sizeof(*out));
+    b_text(&b, 1, id);
+    b_maybe_text(&b, 2, customer_id);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "agent_get");
+    return run_get(ss, b.st, "agent_get", read_agent, fini_agent, out, sizeof(*out));
+}
+
+static int sq_agent_get_by_username(struct store *s, const char *username, struct agent *out)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_AGENT_GET_BY_USERNAME), SQLITE_OK};
+    memset(out, 0, sizeof(*out));
+    b_text(&b, 1, username);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "agent_get_by_username");
+    return run_get(ss, b.st, "agent_get_by_username", read_agent, fini_agent, out, sizeof(*out));
+}
+
+static int sq_agent_update(struct store *s, const struct agent *a)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_AGENT_UPDATE), SQLITE_OK};
+    bind_agent(&b, a);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "agent_update");
+    return run_write(ss, b.st, "agent_update", true);
+}
+
+static int sq_agent_list(struct store *s, const char *customer_id, const struct store_page *p,
+                         struct agent **out, size_t *n)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_AGENT_LIST), SQLITE_OK};
+    *out = NULL;
+    *n = 0;
+    b_text(&b, 1, customer_id);
+    bind_page(&b, 2, 3, p);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "agent_list");
+    return run_list(ss, b.st, "agent_list", read_agent, fini_agent, sizeof(**out), (void **)out, n);
+}
+
+/* --- access keys ---------------------------------------------------------------------------- */
+
+static void bind_accesskey(struct binder *b, const struct accesskey *k)
+{
+    b_text(b, 1, k->id);
+    b_text(b, 2, k->customer_id);
+    b_text(b, 3, k->name);
+    b_text(b, 4, k->detail);
+    b_text(b, 5, k->token_hash);
+    b_text(b, 6, k->token_prefix);
+    b_i64(b, 7, k->tm_expire);
+    b_i64(b, 8, k->tm_create);
+    b_i64(b, 9, k->tm_update);
+    b_i64(b, 10, k->tm_delete);
+}
+
+static int read_accesskey(sqlite3_stmt *st, void *item)
+{
+    struct accesskey *k = item;
+    int bad = col_buf(st, 0, k->id, sizeof(k->id));
+    bad |= col_buf(st, 1, k->customer_id, sizeof(k->customer_id));
+    k->name = col_dup(st, 2);
+    k->detail = col_dup(st, 3);
+    bad |= col_buf(st, 4, k->token_hash, sizeof(k->token_hash));
+    bad |= col_buf(st, 5, k->token_prefix, sizeof(k->token_prefix));
+    k->tm_expire = sqlite3_column_int64(st, 6);
+    k->tm_create = sqlite3_column_int64(st, 7);
+    k->tm_update = sqlite3_column_int64(st, 8);
+    k->tm_delete = sqlite3_column_int64(st, 9);
+    return bad ? -1 : 0;
+}
+
+static void fini_accesskey(void *item)
+{
+    accesskey_fini(item);
+}
+
+static int sq_accesskey_insert(struct store *s, const struct accesskey *k)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_ACCESSKEY_INSERT), SQLITE_OK};
+    bind_accesskey(&b, k);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "accesskey_insert");
+    return run_write(ss, b.st, "accesskey_insert", false);
+}
+
+static int sq_accesskey_get(struct store *s, const char *customer_id, const char *id,
+                            struct accesskey *out)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_ACCESSKEY_GET), SQLITE_OK};
+    memset(out, 0, sizeof(*out));
+    b_text(&b, 1, id);
+    b_maybe_text(&b, 2, customer_id);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "accesskey_get");
+    return run_get(ss, b.st, "accesskey_get", read_accesskey, fini_accesskey, out, sizeof(*out));
+}
+
+static int sq_accesskey_get_by_hash(struct store *s, const char *token_hash, struct accesskey *out)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_ACCESSKEY_GET_BY_HASH), SQLITE_OK};
+    memset(out, 0, sizeof(*out));
+    b_text(&b, 1, token_hash);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "accesskey_get_by_hash");
+    return run_get(ss, b.st, "accesskey_get_by_hash", read_accesskey, fini_accesskey, out,
+                   sizeof(*out));
+}
+
+static int sq_accesskey_update(struct store *s, const struct accesskey *k)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_ACCESSKEY_UPDATE), SQLITE_OK};
+    bind_accesskey(&b, k);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "accesskey_update");
+    return run_write(ss, b.st, "accesskey_update", true);
+}
+
+static int sq_accesskey_list(struct store *s, const char *customer_id, const struct store_page *p,
+                             struct accesskey **out, size_t *n)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_ACCESSKEY_LIST), SQLITE_OK};
+    *out = NULL;
+    *n = 0;
+    b_text(&b, 1, customer_id);
+    bind_page(&b, 2, 3, p);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "accesskey_list");
+    return run_list(ss, b.st, "accesskey_list", read_accesskey, fini_accesskey, sizeof(**out),
+                    (void **)out, n);
+}
+
+/* --- conferences ---------------------------------------------------------------------------- */
+
+static void bind_conference(struct binder *b, const struct conference *c)
+{
+    b_text(b, 1, c->id);
+    b_text(b, 2, c->customer_id);
+    b_text(b, 3, conference_type_name(c->type));
+    b_text(b, 4, conference_status_name(c->status));
+    b_text(b, 5, c->name);
+    b_text(b, 6, c->detail);
+    b_text_or(b, 7, c->data, "{}");
+    b_i64(b, 8, c->timeout);
+    b_text(b, 9, c->pre_flow_id);
+    b_text(b, 10, c->post_flow_id);
+    b_text(b, 11, c->recording_id);
+    b_text_or(b, 12, c->recording_ids, "[]");
+    b_text(b, 13, c->transcribe_id);
+    b_text_or(b, 14, c->transcribe_ids, "[]");
+    b_text(b, 15, c->direct_hash);
+    b_null_if_0(b, 16, c->tm_end);
+    b_i64(b, 17, c->tm_create);
+    b_i64(b, 18, c->tm_update);
+    b_i64(b, 19, c->tm_delete);
+    b_i64(b, 20, c->tm_timeout);
+}
+
+/* Why: group_concat gives no order guarantee, so each entry carries its seq and the ids are put
+ * in seq order here (an insertion that is O(1) per entry when SQLite kept the order anyway). */
+static int parse_call_ids(const char *text, struct conference *c)
+{
+    if (!text[0])
+        return 0;
+    size_t cap = 1;
+    for (const char *p = text; *p; p++)
+        cap += *p == ',';
+    c->call_ids = xmalloc(cap * sizeof(*c->call_ids));
+    int64_t *seqs = xmalloc(cap * sizeof(*seqs));
+    const char *p = text;
+    int ret = 0;
+    size_t n = 0;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long long seq = strtoll(p, &end, 10);
+        if (errno || end == p || *end != ' ' || n == cap) {
+            ret = -1;
+            break;
+        }
+        const char *id = end + 1;
+        const char *stop = strchr(id, ',');
+        size_t len = stop ? (size_t)(stop - id) : strlen(id);
+        if (len > ID_LEN) {
+            ret = -1;
+            break;
+        }
+        size_t i = n;
+        while (i > 0 && seqs[i - 1] > seq) {
+            seqs[i] = seqs[i - 1];
+            memcpy(c->call_ids[i], c->call_ids[i - 1], sizeof(c->call_ids[i]));
+            i--;
+        }
+        seqs[i] = seq;
+        memcpy(c->call_ids[i], id, len);
+        c->call_ids[i][len] = '\0';
+        n++;
+        p = stop ? stop + 1 : id + len;
+    }
+    free(seqs);
+    c->n_call_ids = n;
+    return ret;
+}
+
+static int read_conference(sqlite3_stmt *st, void *item)
+{
+    struct conference *c = item;
+    int bad = col_buf(st, 0, c->id, sizeof(c->id));
+    bad |= col_buf(st, 1, c->customer_id, sizeof(c->customer_id));
+    bad |= conference_type_parse(col_str(st, 2), &c->type);
+    bad |= conference_status_parse(col_str(st, 3), &c->status);
+    c->name = col_dup(st, 4);
+    c->detail = col_dup(st, 5);
+    c->data = col_dup(st, 6);
+    c->timeout = sqlite3_column_int64(st, 7);
+    bad |= col_buf(st, 8, c->pre_flow_id, sizeof(c->pre_flow_id));
+    bad |= col_buf(st, 9, c->post_flow_id, sizeof(c->post_flow_id));
+    bad |= col_buf(st, 10, c->recording_id, sizeof(c->recording_id));
+    c->recording_ids = col_dup(st, 11);
+    bad |= col_buf(st, 12, c->transcribe_id, sizeof(c->transcribe_id));
+    c->transcribe_ids = col_dup(st, 13);
+    bad |= col_buf(st, 14, c->direct_hash, sizeof(c->direct_hash));
+    c->tm_end = sqlite3_column_int64(st, 15); /* NULL reads as 0 */
+    c->tm_create = sqlite3_column_int64(st, 16);
+    c->tm_update = sqlite3_column_int64(st, 17);
+    c->tm_delete = sqlite3_column_int64(st, 18);
+    c->tm_timeout = sqlite3_column_int64(st, 19);
+    bad |= parse_call_ids(col_str(st, 20), c);
+    return bad ? -1 : 0;
+}
+
+static void fini_conference(void *item)
+{
+    conference_fini(item);
+}
+
+static int sq_conference_insert(struct store *s, const struct conference *c)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CONFERENCE_INSERT), SQLITE_OK};
+    bind_conference(&b, c);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "conference_insert");
+    return run_write(ss, b.st, "conference_insert", false);
+}
+
+static int sq_conference_get(struct store *s, const char *customer_id, const char *id,
+                             struct conference *out)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CONFERENCE_GET), SQLITE_OK};
+    memset(out, 0, sizeof(*out));
+    b_text(&b, 1, id);
+    b_maybe_text(&b, 2, customer_id);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "conference_get");
+    return run_get(ss, b.st, "conference_get", read_conference, fini_conference, out, sizeof(*out));
+}
+
+static int sq_conference_get_by_hash(struct store *s, const char *direct_hash,
+                                     struct conference *out)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CONFERENCE_GET_BY_HASH), SQLITE_OK};
+    memset(out, 0, sizeof(*out));
+    b_text(&b, 1, direct_hash);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "conference_get_by_hash");
+    return run_get(ss, b.st, "conference_get_by_hash", read_conference, fini_conference, out,
+                   sizeof(*out));
+}
+
+static int sq_conference_update(struct store *s, const struct conference *c)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CONFERENCE_UPDATE), SQLITE_OK};
+    bind_conference(&b, c);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "conference_update");
+    return run_write(ss, b.st, "conference_update", true);
+}
+
+static int sq_conference_list(struct store *s, const char *customer_id, const struct store_page *p,
+                              struct conference **out, size_t *n)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CONFERENCE_LIST), SQLITE_OK};
+    *out = NULL;
+    *n = 0;
+    b_text(&b, 1, customer_id);
+    bind_page(&b, 2, 3, p);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "conference_list");
+    return run_list(ss, b.st, "conference_list", read_conference, fini_conference, sizeof(**out),
+                    (void **)out, n);
+}
+
+static int sq_conference_list_unfinished(struct store *s, struct conference **out, size_t *n)
+{
+    struct sqlite_store *ss = impl(s);
+    return run_list(ss, stmt(ss, ST_CONFERENCE_UNFINISHED), "conference_list_unfinished",
+                    read_conference, fini_conference, sizeof(**out), (void **)out, n);
+}
+
+/* --- conference calls ----------------------------------------------------------------------- */
+
+static void bind_cc(struct binder *b, const struct conferencecall *cc)
+{
+    b_text(b, 1, cc->id);
+    b_text(b, 2, cc->customer_id);
+    b_text(b, 3, cc->activeflow_id);
+    b_text(b, 4, cc->conference_id);
+    b_text(b, 5, cc_reference_type_name(cc->reference_type));
+    b_text(b, 6, cc->reference_id);
+    b_text(b, 7, cc_status_name(cc->status));
+    b_i64(b, 8, cc->tm_create);
+    b_i64(b, 9, cc->tm_update);
+    b_i64(b, 10, cc->tm_delete);
+}
+
+static int read_cc(sqlite3_stmt *st, void *item)
+{
+    struct conferencecall *cc = item;
+    int bad = col_buf(st, 0, cc->id, sizeof(cc->id));
+    bad |= col_buf(st, 1, cc->customer_id, sizeof(cc->customer_id));
+    bad |= col_buf(st, 2, cc->activeflow_id, sizeof(cc->activeflow_id));
+    bad |= col_buf(st, 3, cc->conference_id, sizeof(cc->conference_id));
+    bad |= cc_reference_type_parse(col_str(st, 4), &cc->reference_type);
+    bad |= col_buf(st, 5, cc->reference_id, sizeof(cc->reference_id));
+    bad |= cc_status_parse(col_str(st, 6), &cc->status);
+    cc->tm_create = sqlite3_column_int64(st, 7);
+    cc->tm_update = sqlite3_column_int64(st, 8);
+    cc->tm_delete = sqlite3_column_int64(st, 9);
+    return bad ? -1 : 0;
+}
+
+static void fini_cc(void *item)
+{
+    (void)item; /* no heap fields */
+}
+
+static int sq_cc_insert(struct store *s, const struct conferencecall *cc)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CC_INSERT), SQLITE_OK};
+    bind_cc(&b, cc);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "conferencecall_insert");
+    return run_write(ss, b.st, "conferencecall_insert", false);
+}
+
+static int sq_cc_get(struct store *s, const char *customer_id, const char *id,
+                     struct conferencecall *out)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CC_GET), SQLITE_OK};
+    memset(out, 0, sizeof(*out));
+    b_text(&b, 1, id);
+    b_maybe_text(&b, 2, customer_id);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "conferencecall_get");
+    return run_get(ss, b.st, "conferencecall_get", read_cc, fini_cc, out, sizeof(*out));
+}
+
+static int sq_cc_update(struct store *s, const struct conferencecall *cc)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CC_UPDATE), SQLITE_OK};
+    bind_cc(&b, cc);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "conferencecall_update");
+    return run_write(ss, b.st, "conferencecall_update", true);
+}
+
+static int sq_cc_list(struct store *s, const char *customer_id, const char *conference_id,
+                      const struct store_page *p, struct conferencecall **out, size_t *n)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, conference_id ? ST_CC_LIST_CONF : ST_CC_LIST_ALL), SQLITE_OK};
+    *out = NULL;
+    *n = 0;
+    b_text(&b, 1, customer_id);
+    bind_page(&b, 2, 3, p);
+    if (conference_id)
+        b_text(&b, 4, conference_id);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "conferencecall_list");
+    return run_list(ss, b.st, "conferencecall_list", read_cc, fini_cc, sizeof(**out), (void **)out,
+                    n);
+}
+
+static int sq_cc_list_active(struct store *s, const char *conference_id,
+                             struct conferencecall **out, size_t *n)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, conference_id ? ST_CC_ACTIVE_CONF : ST_CC_ACTIVE_ALL), SQLITE_OK};
+    *out = NULL;
+    *n = 0;
+    if (conference_id)
+        b_text(&b, 1, conference_id);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "conferencecall_list_active");
+    return run_list(ss, b.st, "conferencecall_list_active", read_cc, fini_cc, sizeof(**out),
+                    (void **)out, n);
+}
+
+/* --- open / close --------------------------------------------------------------------------- */
+
+static void sq_close(struct store *s)
+{
+    struct sqlite_store *ss = impl(s);
+    for (int i = 0; i < ST__COUNT; i++)
+        sqlite3_finalize(ss->st[i]); /* NULL is a no-op */
+    if (ss->db) {
+        int rc = sqlite3_close(ss->db);
+        if (rc != SQLITE_OK)
+            log_error("msg=\"closing the store failed\" rc=%d error=\"%s\"", rc,
+                      sqlite3_errmsg(ss->db));
+    }
+    free(ss);
+}
+
+static const struct store_ops sqlite_ops = {
+    .close = sq_close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .meta_get = sq_meta_get,
+    .meta_set = sq_meta_set,
+    .newest_time = sq_newest_time,
+    .customer_insert = sq_customer_insert,
+    .customer_get = sq_customer_get,
+    .customer_update = sq_customer_update,
+    .customer_list = sq_customer_list,
+    .customer_count = sq_customer_count,
+    .agent_insert = sq_agent_insert,
+    .agent_get = sq_agent_get,
+    .agent_get_by_username = sq_agent_get_by_username,
+    .agent_update = sq_agent_update,
+    .agent_list = sq_agent_list,
+    .accesskey_insert = sq_accesskey_insert,
+    .accesskey_get = sq_accesskey_get,
+    .accesskey_get_by_hash = sq_accesskey_get_by_hash,
+    .accesskey_update = sq_accesskey_update,
+    .accesskey_list = sq_accesskey_list,
+    .conference_insert = sq_conference_insert,
+    .conference_get = sq_conference_get,
+    .conference_get_by_hash = sq_conference_get_by_hash,
+    .conference_update = sq_conference_update,
+    .conference_list = sq_conference_list,
+    .conference_list_unfinished = sq_conference_list_unfinished,
+    .conferencecall_insert = sq_cc_insert,
+    .conferencecall_get = sq_cc_get,
+    .conferencecall_update = sq_cc_update,
+    .conferencecall_list = sq_cc_list,
+    .conferencecall_list_active = sq_cc_list_active,
+};
+
+/* mkdir -p: creates dir and its missing parents (mode 0700: the store holds secrets). */
+static int mkdir_p(const char *dir)
+{
+    char path[PATH_MAX];
+    if (!dir[0] || str_copy(path, sizeof(path), dir) < 0) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return -1;
+    struct stat sb;
+    if (stat(path, &sb) < 0)
+        return -1;
+    if (!S_ISDIR(sb.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+static int exec(sqlite3 *db, const char *sql, const char *op)
+{
+    char *err = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        log_error("msg=\"store setup failed\" op=%s rc=%d error=\"%s\"", op, rc,
+                  err ? err : sqlite3_errmsg(db));
+        sqlite3_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+/* One-row, one-column PRAGMA read at open time (not a hot path, so prepared on the spot). */
+static int pragma_row(sqlite3 *db, const char *sql, char *text, size_t cap, int64_t *num)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        log_error("msg=\"store setup failed\" sql=\"%s\" error=\"%s\"", sql, sqlite3_errmsg(db));
+        return -1;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (text)
+            str_copy(text, cap, col_str(st, 0));
+        if (num)
+            *num = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) {
+        log_error("msg=\"store setup failed\" sql=\"%s\" error=\"%s\"", sql, sqlite3_errmsg(db));
+        return -1;
+    }
+    return 0;
+}
+
+/* Why: WAL with synchronous=NORMAL fsyncs only at checkpoints, yet a committed transaction is in
+ * the WAL file (the OS page cache) once COMMIT returns, so a process crash or kill -9 never loses
+ * it; only a power loss or kernel crash can roll back the last few commits (never corrupting).
+ * foreign_keys guards participants against missing conferences; busy_timeout covers a second
+ * process briefly holding the lock at start-up. */
+static int configure(sqlite3 *db, bool in_memory)
+{
+    char mode[16] = "";
+    sqlite3_extended_result_codes(db, 1);
+    /* One server owns a data directory: exclusive locking keeps the WAL index in memory (no
+     * file lock per transaction, a measurable cost at API rates) and makes a second server on
+     * the same directory fail at start instead of sharing it. */
+    if (!in_memory && exec(db, "PRAGMA locking_mode = EXCLUSIVE", "locking_mode") < 0)
+        return -1;
+    if (exec(db, "PRAGMA busy_timeout = 2000", "busy_timeout") < 0)
+        return -1;
+    if (pragma_row(db, "PRAGMA journal_mode = WAL", mode, sizeof(mode), NULL) < 0)
+        return -1;
+    if (!in_memory && strcmp(mode, "wal") != 0)
+        log_warn("msg=\"store is not in WAL mode\" journal_mode=%s", mode);
+    if (exec(db, "PRAGMA synchronous = NORMAL", "synchronous") < 0 ||
+        exec(db, "PRAGMA foreign_keys = ON", "foreign_keys") < 0)
+        return -1;
+    return 0;
+}
+
+/* Applies the migrations not yet applied, each in one transaction with its version bump. */
+static int migrate(sqlite3 *db)
+{
+    int64_t version = 0;
+    if (pragma_row(db, "PRAGMA user_version", NULL, 0, &version) < 0)
+        return -1;
+    if (version > N_MIGRATIONS) {
+        log_error("msg=\"store schema is newer than this server\" schema_version=%lld "
+                  "supported=%d",
+                  (long long)version, N_MIGRATIONS);
+        return -1;
+    }
+    for (int v = (int)version; v < N_MIGRATIONS; v++) {
+        char bump[48];
+        snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", v + 1);
+        if (exec(db, "BEGIN IMMEDIATE", "migrate") < 0)
+            return -1;
+        if (exec(db, migrations[v], "migrate") < 0 || exec(db, bump, "migrate") < 0 ||
+            exec(db, "COMMIT", "migrate") < 0) {
+            exec(db, "ROLLBACK", "migrate");
+            return -1;
+        }
+        log_info("msg=\"store schema migrated\" schema_version=%d", v + 1);
+    }
+    return 0;
+}
+
+/* The SQL above spells participant statuses as text; this catches a renamed enum value. */
+static void check_names(void)
+{
+    if (strcmp(cc_status_name(CC_JOINING), "joining") ||
+        strcmp(cc_status_name(CC_JOINED), "joined") ||
+        strcmp(cc_status_name(CC_LEAVING), "leaving") ||
+        strcmp(conference_status_name(CONFERENCE_TERMINATED), "terminated"))
+        die("store SQL and model status names disagree");
+}
+
+int store_sqlite_open(const char *dir, struct store **out)
+{
+    char path[PATH_MAX];
+    const char *file = ":memory:";
+    bool in_memory = strcmp(dir, ":memory:") == 0;
+    *out = NULL;
+    check_names();
+    if (!in_memory) {
+        if (mkdir_p(dir) < 0) {
+            log_error("msg=\"cannot create the data directory\" dir=\"%s\" error=\"%s\"", dir,
+                      strerror(errno));
+            return STORE_ERROR;
+        }
+        int len = snprintf(path, sizeof(path), "%s/conferenced.db", dir);
+        if (len < 0 || (size_t)len >= sizeof(path)) {
+            log_error("msg=\"data directory path is too long\" dir=\"%s\"", dir);
+            return STORE_ERROR;
+        }
+        file = path;
+    }
+
+    struct sqlite_store *ss = xcalloc(1, sizeof(*ss));
+    ss->base.ops = &sqlite_ops;
+    /* NOMUTEX: the store is used by the control thread only. */
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(file, &ss->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        log_error("msg=\"cannot open the store\" file=\"%s\" rc=%d error=\"%s\"", file, rc,
+                  ss->db ? sqlite3_errmsg(ss->db) : "out of memory");
+        goto fail;
+    }
+    if (configure(ss->db, in_memory) < 0 || migrate(ss->db) < 0)
+        goto fail;
+    for (int i = 0; i < ST__COUNT; i++) {
+        rc = sqlite3_prepare_v3(ss->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &ss->st[i],
+                                NULL);
+        if (rc != SQLITE_OK) {
+            log_error("msg=\"store statement does not prepare\" index=%d error=\"%s\"", i,
+                      sqlite3_errmsg(ss->db));
+            goto fail;
+        }
+    }
+    *out = &ss->base;
+    return 0;
+
+fail:
+    sq_close(&ss->base);
+    return STORE_ERROR;
+}
+
+/* The store_free_* helpers: any thread; they free what a list call returned. */
+void store_free_customers(struct customer *a, size_t n)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < n; i++)
+        customer_fini(&a[i]);
+    free(a);
+}
+
+void store_free_agents(struct agent *a, size_t n)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < n; i++)
+        agent_fini(&a[i]);
+    free(a);
+}
+
+void store_free_accesskeys(struct accesskey *a, size_t n)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < n; i++)
+        accesskey_fini(&a[i]);
+    free(a);
+}
+
+void store_free_conferences(struct conference *a, size_t n)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < n; i++)
+        conference_fini(&a[i]);
+    free(a);
+}
