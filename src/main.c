@@ -57,8 +57,14 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+/* Stops everything that runs on the loop, in dependency order, so uv_run() returns: first the
+ * domain timers (they publish events), then the event consumers and the HTTP server. */
 static void finish(struct server *s)
 {
+    conference_mgr_destroy(s->conferences);
+    s->conferences = NULL;
+    sched_destroy(s->sched);
+    s->sched = NULL;
     uv_timer_stop(&s->drain);
     uv_close((uv_handle_t *)&s->drain, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
@@ -186,11 +192,8 @@ int main(int argc, char **argv)
            s.cfg.http_addr, http_port(s.http), s.cfg.admin_username);
     fflush(stdout);
 
-    uv_run(s.loop, UV_RUN_DEFAULT);
+    uv_run(s.loop, UV_RUN_DEFAULT); /* returns once finish() has closed every handle */
 
-    conference_mgr_destroy(s.conferences);
-    sched_destroy(s.sched);
-    uv_run(s.loop, UV_RUN_DEFAULT); /* let close callbacks finish */
     api_destroy(s.api);
     identity_destroy(s.identity);
     events_bus_destroy(s.bus);

@@ -22,7 +22,7 @@ struct http_server {
     int port;
 };
 
-enum conn_state { CONN_RECEIVING = 0, CONN_PENDING, CONN_READY, CONN_DONE };
+enum conn_state { CONN_RECEIVING = 0, CONN_DISPATCHING, CONN_PENDING, CONN_READY, CONN_DONE };
 
 /* One request on a connection (MHD's con_cls). */
 struct conn {
@@ -45,8 +45,12 @@ struct ws_link {
 
 static void reschedule(struct http_server *s);
 
+/* MHD closes connections it gave up on (an upgraded socket released, a request too large for
+ * its memory pool) at the start of its next run, and nothing would wake the loop for that: so
+ * every wake-up runs it twice. The second run costs one epoll_wait with a zero timeout. */
 static void run(struct http_server *s)
 {
+    MHD_run(s->d);
     MHD_run(s->d);
     reschedule(s);
 }
@@ -138,13 +142,18 @@ static enum MHD_Result send_response(struct conn *cn, struct api_response *r)
     return ok;
 }
 
+/* A pending answer: usually later (after suspension), but it may also come synchronously from
+ * inside api_handle() when the work turned out not to need the thread pool. */
 static void on_done(void *arg, struct api_response *r)
 {
     struct conn *cn = arg;
+    bool suspended = cn->state == CONN_PENDING;
     cn->ready = r;
     cn->state = CONN_READY;
-    MHD_resume_connection(cn->mc);
-    uv_timer_start(cn->srv->timer, on_timer, 0, 0);
+    if (suspended) {
+        MHD_resume_connection(cn->mc);
+        uv_timer_start(cn->srv->timer, on_timer, 0, 0);
+    }
 }
 
 static enum MHD_Result dispatch(struct conn *cn, const char *url, const char *method)
@@ -160,10 +169,19 @@ static enum MHD_Result dispatch(struct conn *cn, const char *url, const char *me
         .ctx = cn,
     };
     struct api_response r;
+    cn->state = CONN_DISPATCHING;
     int rc = api_handle(cn->srv->api, &req, &r, on_done, cn);
     free(cn->body);
     cn->body = NULL;
     cn->len = cn->cap = 0;
+    if (rc == 1 && cn->state == CONN_READY) { /* answered during the call */
+        struct api_response *late = cn->ready;
+        cn->ready = NULL;
+        enum MHD_Result ok = send_response(cn, late);
+        api_response_fini(late);
+        free(late);
+        return ok;
+    }
     if (rc == 1) {
         cn->state = CONN_PENDING;
         MHD_suspend_connection(cn->mc);
@@ -272,7 +290,7 @@ struct http_server *http_start(uv_loop_t *loop, const char *addr, int port, stru
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024), MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
     if (!s->d) {
         snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)", addr,
                  port);
