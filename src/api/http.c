@@ -156,6 +156,17 @@ static void on_done(void *arg, struct api_response *r)
     }
 }
 
+/* Sends the answer a pending request received through on_done(). */
+static enum MHD_Result send_ready(struct conn *cn)
+{
+    struct api_response *r = cn->ready;
+    cn->ready = NULL;
+    enum MHD_Result ok = send_response(cn, r);
+    api_response_fini(r);
+    free(r);
+    return ok;
+}
+
 static enum MHD_Result dispatch(struct conn *cn, const char *url, const char *method)
 {
     struct api_request req = {
@@ -174,14 +185,8 @@ static enum MHD_Result dispatch(struct conn *cn, const char *url, const char *me
     free(cn->body);
     cn->body = NULL;
     cn->len = cn->cap = 0;
-    if (rc == 1 && cn->state == CONN_READY) { /* answered during the call */
-        struct api_response *late = cn->ready;
-        cn->ready = NULL;
-        enum MHD_Result ok = send_response(cn, late);
-        api_response_fini(late);
-        free(late);
-        return ok;
-    }
+    if (rc == 1 && cn->state == CONN_READY) /* answered during the call */
+        return send_ready(cn);
     if (rc == 1) {
         cn->state = CONN_PENDING;
         MHD_suspend_connection(cn->mc);
@@ -215,14 +220,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         }
         return MHD_YES;
     }
-    if (cn->state == CONN_READY) {
-        struct api_response *r = cn->ready;
-        cn->ready = NULL;
-        enum MHD_Result ok = send_response(cn, r);
-        api_response_fini(r);
-        free(r);
-        return ok;
-    }
+    if (cn->state == CONN_READY)
+        return send_ready(cn);
     if (cn->state != CONN_RECEIVING)
         return MHD_YES;
     if (*upload_data_size) {

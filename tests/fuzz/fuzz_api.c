@@ -32,24 +32,9 @@ struct fq {
 static const char *q_lookup(void *ctx, const char *key)
 {
     struct fq *q = ctx;
-    static char value[4096];
-    size_t klen = strlen(key);
     if (strcmp(key, "token") == 0 && (!q->query || !strstr(q->query, "token=")))
         return g.token; /* authenticated unless the input brings its own credential */
-    for (const char *p = q->query; p && *p;) {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
-        if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
-            size_t vlen = len - klen - 1;
-            if (vlen >= sizeof(value))
-                vlen = sizeof(value) - 1;
-            memcpy(value, p + klen + 1, vlen);
-            value[vlen] = '\0';
-            return value;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return NULL;
+    return fake_query_value(q->query, key);
 }
 
 static const char *h_lookup(void *ctx, const char *name)

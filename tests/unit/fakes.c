@@ -135,3 +135,23 @@ size_t event_log_count(const struct event_log *l, const char *type)
         n += !strcmp(l->types[i], type);
     return n;
 }
+
+const char *fake_query_value(const char *query, const char *key)
+{
+    static char value[4096];
+    size_t klen = strlen(key);
+    for (const char *p = query; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
+            size_t vlen = len - klen - 1;
+            if (vlen >= sizeof(value))
+                vlen = sizeof(value) - 1;
+            memcpy(value, p + klen + 1, vlen);
+            value[vlen] = '\0';
+            return value;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}

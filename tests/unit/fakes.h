@@ -54,5 +54,7 @@ void event_log_record(const struct event *ev, void *ctx);
 /* Index of the first event of type (and resource id, when not NULL) at or after from; -1. */
 int event_log_find(const struct event_log *l, size_t from, const char *type, const char *id);
 size_t event_log_count(const struct event_log *l, const char *type);
+/* The value of key in a raw "k=v&k=v" query (no decoding), or NULL. Returns a static buffer. */
+const char *fake_query_value(const char *query, const char *key);
 
 #endif

@@ -37,24 +37,7 @@ struct treq {
 static const char *tq_lookup(void *ctx, const char *key)
 {
     struct treq *t = ctx;
-    static char value[2048];
-    if (!t->query)
-        return NULL;
-    size_t klen = strlen(key);
-    for (const char *p = t->query; p && *p;) {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
-        if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
-            size_t vlen = len - klen - 1;
-            if (vlen >= sizeof(value))
-                vlen = sizeof(value) - 1;
-            memcpy(value, p + klen + 1, vlen);
-            value[vlen] = '\0';
-            return value;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return NULL;
+    return fake_query_value(t->query, key);
 }
 
 static const char *th_lookup(void *ctx, const char *name)
