@@ -3,6 +3,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
+MAKEFLAGS  += --no-print-directory
 PYTHON     ?= /usr/bin/python3
 RUN_ARGS   ?=
 
