@@ -319,6 +319,9 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
     id_request(resp->request_id);
     struct api_call c = {.api = api, .req = req, .resp = resp, .done = done,
                          .done_arg = done_arg};
+    if (req->uri_has_nul)
+        return api_fail(&c, ERR_INVALID_ARGUMENT, "INVALID_URI",
+                        "The URL must not contain %%00 (a NUL character).");
     char segs[MAX_SEGMENTS][64];
     int n = 0;
     const struct route *route = NULL;

@@ -35,6 +35,8 @@ struct conn {
     struct api_response *ready;
     id_t_ ws_customer_id;
     bool upgraded;
+    bool started;     /* the access handler has seen this request */
+    bool uri_has_nul; /* %00 in the raw URI */
 };
 
 /* The link between an upgraded socket and MHD, released when the WebSocket ends. */
@@ -175,6 +177,7 @@ static enum MHD_Result dispatch(struct conn *cn, const char *url, const char *me
         .body = cn->body,
         .body_len = cn->len,
         .body_too_large = cn->too_large,
+        .uri_has_nul = cn->uri_has_nul,
         .query = query_lookup,
         .header = header_lookup,
         .ctx = cn,
@@ -197,18 +200,32 @@ static enum MHD_Result dispatch(struct conn *cn, const char *url, const char *me
     return ok;
 }
 
+/* MHD calls this with the raw URI of each request before decoding it: the per-request state is
+ * created here so the handler can refuse a %00 that decoding would turn into a string end. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
+{
+    struct http_server *s = cls;
+    struct conn *cn = xcalloc(1, sizeof(*cn));
+    cn->srv = s;
+    cn->mc = mc;
+    cn->uri_has_nul = strcasestr(uri, "%00") != NULL;
+    s->inflight++;
+    return cn;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     struct http_server *s = cls;
     struct conn *cn = *con_cls;
-    if (!cn) {
-        cn = xcalloc(1, sizeof(*cn));
-        cn->srv = s;
-        cn->mc = mc;
+    if (!cn) { /* not expected: on_uri runs first */
+        cn = on_uri(s, "", mc);
         *con_cls = cn;
-        s->inflight++;
+    }
+    if (!cn->started) {
+        cn->started = true;
+        cn->mc = mc;
         const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
             char *end;
@@ -287,9 +304,10 @@ struct http_server *http_start(uv_loop_t *loop, const char *addr, int port, stru
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_TURBO | MHD_USE_ITC;
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(32 * 1024), MHD_OPTION_END);
     if (!s->d) {
         snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)", addr,
                  port);
