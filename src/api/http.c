@@ -35,7 +35,6 @@ struct conn {
     struct api_response *ready;
     id_t_ ws_customer_id;
     bool upgraded;
-    bool started;     /* the access handler has seen this request */
     bool uri_has_nul; /* %00 in the raw URI */
 };
 
@@ -200,17 +199,15 @@ static enum MHD_Result dispatch(struct conn *cn, const char *url, const char *me
     return ok;
 }
 
-/* MHD calls this with the raw URI of each request before decoding it: the per-request state is
- * created here so the handler can refuse a %00 that decoding would turn into a string end. */
+/* MHD calls this with the raw URI of each request before decoding it, and passes what it returns
+ * to the handler as the request's context. It only marks a %00 (which decoding would turn into a
+ * string end): MHD does not report requests it drops before the handler, so nothing may be
+ * allocated here. */
+static char uri_nul_marker;
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
 {
-    struct http_server *s = cls;
-    struct conn *cn = xcalloc(1, sizeof(*cn));
-    cn->srv = s;
-    cn->mc = mc;
-    cn->uri_has_nul = strcasestr(uri, "%00") != NULL;
-    s->inflight++;
-    return cn;
+    return strcasestr(uri, "%00") ? &uri_nul_marker : NULL;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
@@ -219,13 +216,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 {
     struct http_server *s = cls;
     struct conn *cn = *con_cls;
-    if (!cn) { /* not expected: on_uri runs first */
-        cn = on_uri(s, "", mc);
-        *con_cls = cn;
-    }
-    if (!cn->started) {
-        cn->started = true;
+    if (!cn || *con_cls == &uri_nul_marker) {
+        cn = xcalloc(1, sizeof(*cn));
+        cn->srv = s;
         cn->mc = mc;
+        cn->uri_has_nul = *con_cls == &uri_nul_marker;
+        *con_cls = cn;
+        s->inflight++;
         const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
             char *end;
@@ -271,7 +268,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 {
     struct http_server *s = cls;
     struct conn *cn = *con_cls;
-    if (!cn)
+    if (!cn || *con_cls == &uri_nul_marker)
         return;
     if (cn->ready) {
         api_response_fini(cn->ready);
