@@ -1,0 +1,215 @@
+/* The mixer: mix-minus (everyone hears the others, never itself), one limit on a 32-bit sum,
+ * talk detection and the shared frame for listeners who are silent. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "media/mixer.h"
+
+/* Amplitude of a tone at hz in x[0..n) (Goertzel, normalised to the sine's amplitude). */
+static double tone_level(const int16_t *x, int n, double hz)
+{
+    double k = 2.0 * cos(2.0 * M_PI * hz / 8000.0), s1 = 0, s2 = 0;
+    for (int i = 0; i < n; i++) {
+        double s0 = x[i] + k * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    double power = s1 * s1 + s2 * s2 - k * s1 * s2;
+    return 2.0 * sqrt(power > 0 ? power : 0) / n;
+}
+
+static void tone(int16_t *x, double hz, double amp, int frame_index)
+{
+    for (int i = 0; i < MIX_FRAME; i++) {
+        int n = frame_index * MIX_FRAME + i;
+        x[i] = (int16_t)lrint(amp * sin(2.0 * M_PI * hz * n / 8000.0));
+    }
+}
+
+static void test_codecs(void **state)
+{
+    mix_init();
+    for (int c = 0; c < MIX_CODECS; c++) {
+        int16_t in[MIX_FRAME], out[MIX_FRAME];
+        uint8_t enc[MIX_FRAME];
+        for (int i = 0; i < MIX_FRAME; i++)
+            in[i] = (int16_t)((i - 80) * 400);
+        mix_encode((enum mix_codec)c, in, enc, MIX_FRAME);
+        mix_decode((enum mix_codec)c, enc, out, MIX_FRAME);
+        for (int i = 0; i < MIX_FRAME; i++) {
+            int err = abs(out[i] - in[i]);
+            int bound = abs(in[i]) / 16 + 40; /* G.711 is about 4 % + a small step */
+            if (err > bound)
+                fail_msg("codec %d sample %d: %d -> %d", c, i, in[i], out[i]);
+        }
+    }
+}
+
+static void test_limiter(void **state)
+{
+    for (int32_t s = -24576; s <= 24576; s += 7)
+        assert_int_equal(mix_limit(s), s); /* transparent below the knee */
+    int16_t prev = mix_limit(0);
+    for (int32_t s = 0; s <= 400 * 32767; s += 997) {
+        int16_t v = mix_limit(s);
+        assert_true(v >= prev); /* monotonic */
+        assert_true(mix_limit(-s) != INT16_MIN);
+        assert_int_equal(mix_limit(-s), -v); /* symmetric */
+        prev = v;
+    }
+    assert_true(mix_limit(400 * 32767) > 32000);
+}
+
+struct room_fx {
+    struct mix_participant parts[8];
+    struct mix_participant *ptrs[8];
+    struct mix_room room;
+};
+
+static void room_init(struct room_fx *f, size_t n)
+{
+    mix_init();
+    memset(f, 0, sizeof(*f));
+    for (size_t i = 0; i < n; i++) {
+        mix_vad_init(&f->parts[i].vad);
+        f->ptrs[i] = &f->parts[i];
+    }
+    f->room.p = f->ptrs;
+    f->room.n = n;
+}
+
+static void test_mix_minus(void **state)
+{
+    struct room_fx f;
+    const double hz[4] = {300, 500, 700, 0}; /* participant 3 is silent */
+    room_init(&f, 4);
+    f.parts[1].codec = MIX_PCMA;
+    int16_t heard[4][MIX_FRAME * 10];
+    for (int t = 0; t < 20; t++) {
+        for (int i = 0; i < 4; i++) {
+            f.parts[i].has_in = true;
+            if (hz[i] > 0)
+                tone(f.parts[i].in, hz[i], 4000, t);
+            else
+                memset(f.parts[i].in, 0, sizeof(f.parts[i].in));
+        }
+        mix_room_tick(&f.room);
+        if (t >= 10)
+            for (int i = 0; i < 4; i++)
+                mix_decode(f.parts[i].codec, f.parts[i].out, heard[i] + (t - 10) * MIX_FRAME,
+                           MIX_FRAME);
+    }
+    assert_int_equal(f.room.talkers, 3);
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 3; j++) {
+            double level = tone_level(heard[i], MIX_FRAME * 10, hz[j]);
+            if (i == j && level > 100)
+                fail_msg("participant %d hears itself (%.0f)", i, level);
+            if (i != j && (level < 3500 || level > 4500))
+                fail_msg("participant %d hears %d at %.0f, want ~4000", i, j, level);
+        }
+    }
+    /* three talkers get own mixes; the silent listener gets the shared one */
+    assert_int_equal(f.room.mixes, 4);
+    assert_ptr_equal(f.parts[3].out, f.room.shared[MIX_PCMU]);
+}
+
+static void test_no_wraparound(void **state)
+{
+    struct room_fx f;
+    room_init(&f, 8);
+    for (int t = 0; t < 5; t++) {
+        for (int i = 0; i < 8; i++) {
+            f.parts[i].has_in = true;
+            tone(f.parts[i].in, 400, 30000, t); /* 7 in phase: 210,000 peak */
+        }
+        mix_room_tick(&f.room);
+    }
+    int16_t out[MIX_FRAME];
+    mix_decode(MIX_PCMU, f.parts[0].out, out, MIX_FRAME);
+    int16_t ref[MIX_FRAME];
+    tone(ref, 400, 30000, 4);
+    for (int i = 0; i < MIX_FRAME; i++) {
+        /* same sign as the in-phase sum, never wrapped to the other side */
+        if (ref[i] > 2000)
+            assert_true(out[i] > 20000);
+        if (ref[i] < -2000)
+            assert_true(out[i] < -20000);
+    }
+}
+
+static void test_silent_room_costs_nothing(void **state)
+{
+    struct room_fx f;
+    room_init(&f, 5);
+    for (int t = 0; t < 30; t++) {
+        for (int i = 0; i < 5; i++) {
+            f.parts[i].has_in = true;
+            memset(f.parts[i].in, 0, sizeof(f.parts[i].in));
+        }
+        mix_room_tick(&f.room);
+    }
+    assert_int_equal(f.room.talkers, 0);
+    assert_int_equal(f.room.mixes, 0);
+    for (int i = 1; i < 5; i++)
+        assert_ptr_equal(f.parts[i].out, f.parts[0].out);
+    /* one talker: the listeners share one mix, the talker hears silence */
+    for (int t = 0; t < 3; t++) {
+        tone(f.parts[2].in, 600, 3000, t);
+        mix_room_tick(&f.room);
+    }
+    assert_int_equal(f.room.talkers, 1);
+    assert_int_equal(f.room.mixes, 1);
+    int16_t out[MIX_FRAME];
+    mix_decode(MIX_PCMU, f.parts[2].out, out, MIX_FRAME);
+    for (int i = 0; i < MIX_FRAME; i++)
+        assert_true(abs(out[i]) < 16);
+}
+
+static void test_vad_hangover(void **state)
+{
+    struct room_fx f;
+    room_init(&f, 2);
+    f.parts[0].has_in = f.parts[1].has_in = true;
+    for (int t = 0; t < 10; t++) {
+        tone(f.parts[0].in, 440, 2000, t);
+        mix_room_tick(&f.room);
+    }
+    assert_true(f.parts[0].talking);
+    assert_false(f.parts[1].talking);
+    memset(f.parts[0].in, 0, sizeof(f.parts[0].in));
+    int frames = 0;
+    while (f.parts[0].talking && frames < 100) {
+        mix_room_tick(&f.room);
+        frames++;
+    }
+    assert_true(frames >= 10 && frames <= 20); /* held ~300 ms, then released */
+    /* a participant with no audio at all (has_in false) is never a talker */
+    f.parts[1].has_in = false;
+    mix_room_tick(&f.room);
+    assert_false(f.parts[1].talking);
+    /* deaf participants get no output */
+    f.parts[1].deaf = true;
+    mix_room_tick(&f.room);
+    assert_null(f.parts[1].out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_codecs),
+        cmocka_unit_test(test_limiter),
+        cmocka_unit_test(test_mix_minus),
+        cmocka_unit_test(test_no_wraparound),
+        cmocka_unit_test(test_silent_room_costs_nothing),
+        cmocka_unit_test(test_vad_hangover),
+    };
+    return cmocka_run_group_tests_name("mixer", tests, NULL, NULL);
+}
