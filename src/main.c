@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "api/http.h"
+#include "call/call.h"
 #include "conference/conference.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -19,6 +20,8 @@
 #include "events/webhook.h"
 #include "events/ws.h"
 #include "identity/identity.h"
+#include "media/engine.h"
+#include "sip/sip.h"
 #include "store/store.h"
 
 struct server {
@@ -31,6 +34,9 @@ struct server {
     struct webhook *webhook;
     struct ws_hub *ws;
     struct conference_mgr *conferences;
+    struct call_mgr *calls;
+    struct media_engine *media;
+    struct sip_stack *sip;
     struct api *api;
     struct http_server *http;
     uv_signal_t sigterm, sigint;
@@ -61,11 +67,15 @@ static int mkdir_p(const char *path)
  * domain timers (they publish events), then the event consumers and the HTTP server. */
 static void finish(struct server *s)
 {
+    sip_destroy(s->sip); /* BYE to every established call */
+    s->sip = NULL;
     conference_mgr_destroy(s->conferences);
     s->conferences = NULL;
     sched_destroy(s->sched);
     s->sched = NULL;
     uv_timer_stop(&s->drain);
+    media_engine_destroy(s->media);
+    s->media = NULL;
     uv_close((uv_handle_t *)&s->drain, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
@@ -154,15 +164,48 @@ int main(int argc, char **argv)
     events_subscribe(s.bus, webhook_on_event, s.webhook);
     events_subscribe(s.bus, ws_hub_on_event, s.ws);
 
-    /* No media plane yet: bridges, calls and flows are absent, so nothing joins. */
-    struct conference_deps cdeps = {.store = s.store, .bus = s.bus, .sched = s.sched};
-    s.conferences = conference_mgr_create(&cdeps);
-    if (conference_mgr_recover(s.conferences) < 0) {
-        fprintf(stderr, "conferenced: cannot recover conferences from the store\n");
+    /* The media plane: calls own the SIP dialogs and media legs; conferences reach the mix
+     * through the calls module's bridge. */
+    const char *media_ip = s.cfg.media_ip[0] ? s.cfg.media_ip : s.cfg.sip_addr;
+    struct call_deps calldeps = {.store = s.store, .bus = s.bus, .media_ip = media_ip};
+    s.calls = call_mgr_create(&calldeps);
+    struct media_config mcfg = {.bind_ip = media_ip,
+                                .port_min = s.cfg.rtp_port_min,
+                                .port_max = s.cfg.rtp_port_max,
+                                .threads = s.cfg.media_threads,
+                                .rtp_timeout_ms = s.cfg.rtp_timeout_ms};
+    s.media = media_engine_create(s.loop, &mcfg, call_on_media_event, s.calls, err, sizeof(err));
+    if (!s.media) {
+        fprintf(stderr, "conferenced: %s\n", err);
         return 1;
     }
-    struct api_deps adeps = {.store = s.store, .identity = s.identity,
-                             .conferences = s.conferences};
+    call_mgr_set_media(s.calls, s.media);
+    struct conference_deps cdeps = {.store = s.store,
+                                    .bus = s.bus,
+                                    .sched = s.sched,
+                                    .bridge = call_bridge_iface(s.calls),
+                                    .calls = call_conference_iface(s.calls)};
+    s.conferences = conference_mgr_create(&cdeps);
+    call_mgr_set_conferences(s.calls, s.conferences);
+    if (call_mgr_recover(s.calls) < 0 || conference_mgr_recover(s.conferences) < 0) {
+        fprintf(stderr, "conferenced: cannot recover calls and conferences from the store\n");
+        return 1;
+    }
+    struct sip_config scfg = {.addr = s.cfg.sip_addr,
+                              .port = s.cfg.sip_port,
+                              .user_agent = "conferenced",
+                              .max_dialogs = 10000};
+    struct sip_callbacks scb = call_sip_callbacks(s.calls);
+    s.sip = sip_create(s.loop, &scfg, &scb, err, sizeof(err));
+    if (!s.sip) {
+        fprintf(stderr, "conferenced: %s\n", err);
+        return 1;
+    }
+    call_mgr_set_sip(s.calls, s.sip);
+    struct api_deps adeps = {.store = s.store,
+                             .identity = s.identity,
+                             .conferences = s.conferences,
+                             .calls = s.calls};
     s.api = api_create(&adeps);
     s.http = http_start(s.loop, s.cfg.http_addr, s.cfg.http_port, s.api, s.ws, err, sizeof(err));
     if (!s.http) {
@@ -181,6 +224,8 @@ int main(int argc, char **argv)
     log_info("msg=\"server started\" http=%s:%d data=%s", s.cfg.http_addr, http_port(s.http),
              s.cfg.data_dir);
     printf("conferenced listening on http://%s:%d\n", s.cfg.http_addr, http_port(s.http));
+    printf("conferenced SIP on udp %s:%d (RTP %s:%d-%d)\n", s.cfg.sip_addr, sip_port(s.sip),
+           media_ip, s.cfg.rtp_port_min, s.cfg.rtp_port_max);
     if (generated) {
         printf("first start: created admin '%s' with password '%s' (shown once; set "
                "CONFERENCED_ADMIN_PASSWORD to choose it)\n",
@@ -194,6 +239,7 @@ int main(int argc, char **argv)
 
     uv_run(s.loop, UV_RUN_DEFAULT); /* returns once finish() has closed every handle */
 
+    call_mgr_destroy(s.calls);
     api_destroy(s.api);
     identity_destroy(s.identity);
     events_bus_destroy(s.bus);

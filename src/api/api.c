@@ -69,6 +69,10 @@ static const struct route routes[] = {
      {{"GET", api_conferencecalls_get, AUTH_REQUIRED},
       {"DELETE", api_conferencecalls_delete, AUTH_REQUIRED}}},
     {{"v1.0", "ws"}, {{"GET", api_ws, AUTH_REQUIRED}}},
+    {{"v1.0", "calls"}, {{"GET", api_calls_list, AUTH_REQUIRED}}},
+    {{"v1.0", "calls", "*"},
+     {{"GET", api_calls_get, AUTH_REQUIRED}, {"DELETE", api_calls_delete, AUTH_REQUIRED}}},
+    {{"v1.0", "calls", "*", "hangup"}, {{"POST", api_calls_hangup, AUTH_REQUIRED}}},
 };
 
 struct api *api_create(const struct api_deps *deps)

@@ -39,10 +39,13 @@ struct api_response {
     id_t_ ws_customer_id;
 };
 
+struct call_mgr;
+
 struct api_deps {
     struct store *store;
     struct identity *identity;
     struct conference_mgr *conferences;
+    struct call_mgr *calls; /* NULL: the calls endpoints answer 503 */
 };
 
 struct api;

@@ -66,6 +66,10 @@ int api_conferencecalls_list(struct api_call *c);
 int api_conferencecalls_get(struct api_call *c);
 int api_conferencecalls_delete(struct api_call *c);
 int api_ws(struct api_call *c);
+int api_calls_list(struct api_call *c);
+int api_calls_get(struct api_call *c);
+int api_calls_hangup(struct api_call *c);
+int api_calls_delete(struct api_call *c);
 
 /* Pending completions copy what they need into one of these. */
 struct api_pending {

@@ -28,6 +28,11 @@ static const struct option_row {
     {"webhook_allow_private", "CONFERENCED_WEBHOOK_ALLOW_PRIVATE", "--webhook-allow-private", 0},
     {"webhook_timeout_ms", "CONFERENCED_WEBHOOK_TIMEOUT_MS", "--webhook-timeout-ms", 1},
     {"shutdown_grace_ms", "CONFERENCED_SHUTDOWN_GRACE_MS", "--shutdown-grace-ms", 1},
+    {"sip", "CONFERENCED_SIP", "--sip", 1},
+    {"rtp_ports", "CONFERENCED_RTP_PORTS", "--rtp-ports", 1},
+    {"media_threads", "CONFERENCED_MEDIA_THREADS", "--media-threads", 1},
+    {"media_ip", "CONFERENCED_MEDIA_IP", "--media-ip", 1},
+    {"rtp_timeout_ms", "CONFERENCED_RTP_TIMEOUT_MS", "--rtp-timeout-ms", 1},
 };
 
 const char *config_usage(void)
@@ -41,11 +46,17 @@ const char *config_usage(void)
            "  --webhook-allow-private     allow webhooks to loopback and private addresses\n"
            "  --webhook-timeout-ms MS     webhook request timeout (default 5000)\n"
            "  --shutdown-grace-ms MS      time SIGTERM waits for in-flight work (default 5000)\n"
+           "  --sip ADDR:PORT             SIP/UDP listen address (default 127.0.0.1:5060; port 0 picks one)\n"
+           "  --rtp-ports A-B             RTP port range, RTCP on each port + 1 (default 10000-20000)\n"
+           "  --media-threads N           mixing threads (default 2)\n"
+           "  --media-ip ADDR             address announced in SDP (default: the SIP address)\n"
+           "  --rtp-timeout-ms MS         hang up a call after this long without RTP (default 30000)\n"
            "  --help, --version\n"
            "Environment: CONFERENCED_HTTP, CONFERENCED_DATA, CONFERENCED_LOG_LEVEL,\n"
            "  CONFERENCED_CONFIG, CONFERENCED_ADMIN_USERNAME, CONFERENCED_ADMIN_PASSWORD,\n"
            "  CONFERENCED_WEBHOOK_ALLOW_PRIVATE, CONFERENCED_WEBHOOK_TIMEOUT_MS,\n"
-           "  CONFERENCED_SHUTDOWN_GRACE_MS.\n";
+           "  CONFERENCED_SHUTDOWN_GRACE_MS, CONFERENCED_SIP, CONFERENCED_RTP_PORTS,\n"
+           "  CONFERENCED_MEDIA_THREADS, CONFERENCED_MEDIA_IP, CONFERENCED_RTP_TIMEOUT_MS.\n";
 }
 
 void config_defaults(struct config *cfg)
@@ -59,6 +70,12 @@ void config_defaults(struct config *cfg)
     cfg->webhook_allow_private = false;
     cfg->webhook_timeout_ms = 5000;
     cfg->shutdown_grace_ms = 5000;
+    str_copy(cfg->sip_addr, sizeof(cfg->sip_addr), "127.0.0.1");
+    cfg->sip_port = 5060;
+    cfg->rtp_port_min = 10000;
+    cfg->rtp_port_max = 20000;
+    cfg->media_threads = 2;
+    cfg->rtp_timeout_ms = 30000;
 }
 
 static int parse_bool(const char *v, bool *out)
@@ -82,6 +99,41 @@ static int parse_int(const char *v, long min, long max, int *out)
     if (errno || end == v || *end != '\0' || n < min || n > max)
         return -1;
     *out = (int)n;
+    return 0;
+}
+
+/* "ADDR:PORT" with an IPv4 address; port 0..65535. */
+static int parse_addr_port(const char *v, char *addr_out, size_t cap, int *port_out)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v || (size_t)(colon - v) >= cap)
+        return -1;
+    char addr[64];
+    size_t alen = (size_t)(colon - v);
+    if (alen >= sizeof(addr))
+        return -1;
+    memcpy(addr, v, alen);
+    addr[alen] = '\0';
+    struct in_addr in;
+    int port;
+    if (inet_pton(AF_INET, addr, &in) != 1 || parse_int(colon + 1, 0, 65535, &port) < 0)
+        return -1;
+    memcpy(addr_out, addr, alen + 1);
+    *port_out = port;
+    return 0;
+}
+
+static int parse_range(const char *v, int *lo, int *hi)
+{
+    const char *dash = strchr(v, '-');
+    char a[16];
+    if (!dash || (size_t)(dash - v) >= sizeof(a))
+        return -1;
+    memcpy(a, v, (size_t)(dash - v));
+    a[dash - v] = '\0';
+    if (parse_int(a, 1024, 65534, lo) < 0 || parse_int(dash + 1, 1025, 65535, hi) < 0 ||
+        *hi < *lo + 1)
+        return -1;
     return 0;
 }
 
@@ -136,6 +188,27 @@ int config_set(struct config *cfg, const char *key, const char *value, char *err
         bad = parse_int(value, 100, 60000, &cfg->webhook_timeout_ms) < 0;
     } else if (!strcmp(key, "shutdown_grace_ms")) {
         bad = parse_int(value, 0, 600000, &cfg->shutdown_grace_ms) < 0;
+    } else if (!strcmp(key, "sip")) {
+        if (parse_addr_port(value, cfg->sip_addr, sizeof(cfg->sip_addr), &cfg->sip_port) < 0) {
+            snprintf(err, errlen, "sip: '%s' is not an IPv4 ADDR:PORT such as 127.0.0.1:5060",
+                     value);
+            return -1;
+        }
+    } else if (!strcmp(key, "rtp_ports")) {
+        if (parse_range(value, &cfg->rtp_port_min, &cfg->rtp_port_max) < 0) {
+            snprintf(err, errlen,
+                     "rtp_ports: '%s' is not a range A-B of UDP ports (1024-65535, B > A)",
+                     value);
+            return -1;
+        }
+    } else if (!strcmp(key, "media_threads")) {
+        bad = parse_int(value, 1, 64, &cfg->media_threads) < 0;
+    } else if (!strcmp(key, "media_ip")) {
+        struct in_addr in;
+        bad = inet_pton(AF_INET, value, &in) != 1 ||
+              str_copy(cfg->media_ip, sizeof(cfg->media_ip), value) < 0;
+    } else if (!strcmp(key, "rtp_timeout_ms")) {
+        bad = parse_int(value, 1000, 3600000, &cfg->rtp_timeout_ms) < 0;
     } else {
         snprintf(err, errlen, "unknown setting '%s'", key);
         return -1;

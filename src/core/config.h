@@ -19,6 +19,12 @@ struct config {
     int webhook_timeout_ms;
     int shutdown_grace_ms; /* how long SIGTERM waits for in-flight requests and webhooks */
     char config_file[512];
+    char sip_addr[64];
+    int sip_port;
+    int rtp_port_min, rtp_port_max;
+    int media_threads;
+    char media_ip[64]; /* announced in SDP; defaults to the SIP address */
+    int rtp_timeout_ms;
 };
 
 /* Control thread. Fills cfg from every source. Returns 0, 1 when the caller should exit

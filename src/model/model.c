@@ -12,6 +12,9 @@ static const char *const conference_statuses[] = {"starting", "progressing", "te
                                                   "terminated"};
 static const char *const cc_statuses[] = {"joining", "joined", "leaving", "leaved"};
 static const char *const cc_reference_types[] = {"call", "line"};
+static const char *const call_statuses[] = {"dialing",     "ringing",   "progressing",
+                                            "terminating", "canceling", "hangup"};
+static const char *const call_directions[] = {"incoming", "outgoing"};
 
 static int parse_name(const char *const *names, int n, const char *s, int *out)
 {
@@ -78,6 +81,45 @@ int cc_reference_type_parse(const char *s, enum cc_reference_type *out)
         return -1;
     *out = (enum cc_reference_type)v;
     return 0;
+}
+
+const char *call_status_name(enum call_status s)
+{
+    return call_statuses[s];
+}
+
+int call_status_parse(const char *s, enum call_status *out)
+{
+    int v;
+    if (parse_name(call_statuses, 6, s, &v) < 0)
+        return -1;
+    *out = (enum call_status)v;
+    return 0;
+}
+
+const char *call_direction_name(enum call_direction d)
+{
+    return call_directions[d];
+}
+
+int call_direction_parse(const char *s, enum call_direction *out)
+{
+    int v;
+    if (parse_name(call_directions, 2, s, &v) < 0)
+        return -1;
+    *out = (enum call_direction)v;
+    return 0;
+}
+
+void call_fini(struct call *c)
+{
+    if (!c)
+        return;
+    free(c->source);
+    free(c->destination);
+    free(c->action);
+    free(c->metadata);
+    c->source = c->destination = c->action = c->metadata = NULL;
 }
 
 void conference_fini(struct conference *c)
@@ -270,5 +312,38 @@ json_t *accesskey_to_json(const struct accesskey *k, const char *token)
     set(o, "tm_create", json_tm(k->tm_create));
     set(o, "tm_update", json_tm(k->tm_update));
     set(o, "tm_delete", json_tm(k->tm_delete));
+    return o;
+}
+
+json_t *call_to_json(const struct call *c)
+{
+    json_t *o = json_object();
+    set(o, "id", json_string(c->id));
+    set(o, "customer_id", json_string(c->customer_id));
+    set(o, "owner_type", json_string(c->owner_type));
+    set(o, "owner_id", json_string(c->owner_id));
+    set(o, "flow_id", json_string(c->flow_id));
+    set(o, "activeflow_id", json_string(c->activeflow_id));
+    set(o, "type", json_string(c->type));
+    set(o, "master_call_id", json_string(c->master_call_id));
+    set(o, "chained_call_ids", json_array());
+    set(o, "recording_id", json_string(ID_NIL));
+    set(o, "recording_ids", json_array());
+    set(o, "groupcall_id", json_string(ID_NIL));
+    set(o, "source", stored_json(c->source, json_object()));
+    set(o, "destination", stored_json(c->destination, json_object()));
+    set(o, "status", json_string(call_status_name(c->status)));
+    set(o, "action", stored_json(c->action, json_object()));
+    set(o, "direction", json_string(call_direction_name(c->direction)));
+    set(o, "mute_direction", json_string(""));
+    set(o, "hangup_by", json_string(c->hangup_by));
+    set(o, "hangup_reason", json_string(c->hangup_reason));
+    set(o, "metadata", stored_json(c->metadata, json_object()));
+    set(o, "tm_progressing", json_tm(c->tm_progressing));
+    set(o, "tm_ringing", json_tm(c->tm_ringing));
+    set(o, "tm_hangup", json_tm(c->tm_hangup));
+    set(o, "tm_create", json_tm(c->tm_create));
+    set(o, "tm_update", json_tm(c->tm_update));
+    set(o, "tm_delete", json_tm(c->tm_delete));
     return o;
 }

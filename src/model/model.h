@@ -114,6 +114,45 @@ struct accesskey {
     int64_t tm_create, tm_update, tm_delete;
 };
 
+enum call_status {
+    CALL_DIALING = 0,
+    CALL_RINGING,
+    CALL_PROGRESSING,
+    CALL_TERMINATING,
+    CALL_CANCELING,
+    CALL_HANGUP
+};
+enum call_direction { CALL_INCOMING = 0, CALL_OUTGOING };
+const char *call_status_name(enum call_status s);
+int call_status_parse(const char *s, enum call_status *out);
+const char *call_direction_name(enum call_direction d);
+int call_direction_parse(const char *s, enum call_direction *out);
+
+/* A call leg (the VoIPBIN Call object). Owns its heap strings; call_fini() frees them. */
+struct call {
+    id_t_ id;
+    id_t_ customer_id;
+    char owner_type[16];
+    id_t_ owner_id;
+    id_t_ flow_id;
+    id_t_ activeflow_id;
+    char type[16]; /* "flow", "conference", "sip-service" */
+    id_t_ master_call_id;
+    char *source;      /* JSON Address */
+    char *destination; /* JSON Address */
+    enum call_status status;
+    char *action; /* JSON Action: what the call is doing */
+    enum call_direction direction;
+    char hangup_by[8];      /* "", "remote", "local" */
+    char hangup_reason[16]; /* "", normal, failed, busy, cancel, timeout, noanswer, ... */
+    char *metadata;         /* JSON object */
+    int64_t tm_progressing, tm_ringing, tm_hangup; /* 0 = not yet (null) */
+    int64_t tm_create, tm_update, tm_delete;
+};
+
+void call_fini(struct call *c);
+json_t *call_to_json(const struct call *c);
+
 void conference_fini(struct conference *c);
 void customer_fini(struct customer *c);
 void agent_fini(struct agent *a);

@@ -93,6 +93,17 @@ struct store_ops {
      * join order. */
     int (*conferencecall_list_active)(struct store *s, const char *conference_id,
                                       struct conferencecall **out, size_t *n);
+
+    int (*call_insert)(struct store *s, const struct call *c);
+    /* customer_id NULL = any customer. Deleted calls are returned too (check tm_delete). */
+    int (*call_get)(struct store *s, const char *customer_id, const char *id, struct call *out);
+    /* Writes every column except id, customer_id, direction, tm_create. */
+    int (*call_update)(struct store *s, const struct call *c);
+    /* Not deleted only. */
+    int (*call_list)(struct store *s, const char *customer_id, const struct store_page *p,
+                     struct call **out, size_t *n);
+    /* Calls not hung up, of all customers (start-up recovery). */
+    int (*call_list_live)(struct store *s, struct call **out, size_t *n);
 };
 
 struct store {
@@ -147,10 +158,17 @@ static inline int store_conferencecall_update(struct store *s, const struct conf
 static inline int store_conferencecall_list(struct store *s, const char *cid, const char *conf, const struct store_page *p, struct conferencecall **o, size_t *n) { return s->ops->conferencecall_list(s, cid, conf, p, o, n); }
 static inline int store_conferencecall_list_active(struct store *s, const char *conf, struct conferencecall **o, size_t *n) { return s->ops->conferencecall_list_active(s, conf, o, n); }
 
+static inline int store_call_insert(struct store *s, const struct call *c) { return s->ops->call_insert(s, c); }
+static inline int store_call_get(struct store *s, const char *cid, const char *id, struct call *o) { return s->ops->call_get(s, cid, id, o); }
+static inline int store_call_update(struct store *s, const struct call *c) { return s->ops->call_update(s, c); }
+static inline int store_call_list(struct store *s, const char *cid, const struct store_page *p, struct call **o, size_t *n) { return s->ops->call_list(s, cid, p, o, n); }
+static inline int store_call_list_live(struct store *s, struct call **o, size_t *n) { return s->ops->call_list_live(s, o, n); }
+
 /* Frees an array returned by a list call (NULL is a no-op). */
 void store_free_customers(struct customer *a, size_t n);
 void store_free_agents(struct agent *a, size_t n);
 void store_free_accesskeys(struct accesskey *a, size_t n);
 void store_free_conferences(struct conference *a, size_t n);
+void store_free_calls(struct call *a, size_t n);
 
 #endif

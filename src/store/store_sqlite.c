@@ -118,6 +118,33 @@ static const char *const migrations[] = {
     "CREATE INDEX conferencecalls_conference_tm ON conferencecalls (conference_id, tm_create);"
     "CREATE INDEX conferencecalls_active ON conferencecalls (conference_id)"
     "  WHERE status IN ('joining', 'joined', 'leaving');",
+
+    /* 2: calls (SIP legs). source, destination, action and metadata are JSON text. */
+    "CREATE TABLE calls ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  customer_id TEXT NOT NULL,"
+    "  owner_type TEXT NOT NULL,"
+    "  owner_id TEXT NOT NULL,"
+    "  flow_id TEXT NOT NULL,"
+    "  activeflow_id TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  master_call_id TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  destination TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  direction TEXT NOT NULL,"
+    "  hangup_by TEXT NOT NULL,"
+    "  hangup_reason TEXT NOT NULL,"
+    "  metadata TEXT NOT NULL,"
+    "  tm_progressing INTEGER,"
+    "  tm_ringing INTEGER,"
+    "  tm_hangup INTEGER,"
+    "  tm_create INTEGER NOT NULL,"
+    "  tm_update INTEGER NOT NULL,"
+    "  tm_delete INTEGER NOT NULL);"
+    "CREATE INDEX calls_customer ON calls (customer_id, tm_create);"
+    "CREATE INDEX calls_live ON calls (tm_create) WHERE status != 'hangup';",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -129,6 +156,10 @@ static const char *const migrations[] = {
 #define ACCESSKEY_COLS                                                                             \
     "id, customer_id, name, detail, token_hash, token_prefix, tm_expire, tm_create, tm_update, "   \
     "tm_delete"
+#define CALL_COLS                                                                                  \
+    "id, customer_id, owner_type, owner_id, flow_id, activeflow_id, type, master_call_id, source, " \
+    "destination, status, action, direction, hangup_by, hangup_reason, metadata, tm_progressing, "  \
+    "tm_ringing, tm_hangup, tm_create, tm_update, tm_delete"
 #define CONFERENCE_COLS                                                                            \
     "id, customer_id, type, status, name, detail, data, timeout, pre_flow_id, post_flow_id, "      \
     "recording_id, recording_ids, transcribe_id, transcribe_ids, direct_hash, tm_end, tm_create, " \
@@ -184,6 +215,11 @@ enum stmt_id {
     ST_CC_LIST_CONF,
     ST_CC_ACTIVE_ALL,
     ST_CC_ACTIVE_CONF,
+    ST_CALL_INSERT,
+    ST_CALL_GET,
+    ST_CALL_UPDATE,
+    ST_CALL_LIST,
+    ST_CALL_LIVE,
     ST__COUNT
 };
 
@@ -201,7 +237,8 @@ static const char *const stmt_sql[ST__COUNT] = {
                   "UNION ALL SELECT max(tm_create) FROM agents "
                   "UNION ALL SELECT max(tm_create) FROM accesskeys "
                   "UNION ALL SELECT max(tm_create) FROM conferences "
-                  "UNION ALL SELECT max(tm_create) FROM conferencecalls)",
+                  "UNION ALL SELECT max(tm_create) FROM conferencecalls "
+                  "UNION ALL SELECT max(tm_create) FROM calls)",
 
     [ST_CUSTOMER_INSERT] = "INSERT INTO customers (" CUSTOMER_COLS ") "
                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -274,6 +311,20 @@ static const char *const stmt_sql[ST__COUNT] = {
         "WHERE status IN " ACTIVE_STATUSES " ORDER BY seq",
     [ST_CC_ACTIVE_CONF] = "SELECT " CC_COLS " FROM conferencecalls WHERE conference_id = ?1 "
                           "AND status IN " ACTIVE_STATUSES " ORDER BY seq",
+
+    [ST_CALL_INSERT] = "INSERT INTO calls (" CALL_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                       "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+    [ST_CALL_GET] = "SELECT " CALL_COLS " FROM calls WHERE id = ?1 AND (?2 IS NULL OR "
+                    "customer_id = ?2)",
+    [ST_CALL_UPDATE] = "UPDATE calls SET owner_type = ?3, owner_id = ?4, flow_id = ?5, "
+                       "activeflow_id = ?6, type = ?7, master_call_id = ?8, source = ?9, "
+                       "destination = ?10, status = ?11, action = ?12, hangup_by = ?14, "
+                       "hangup_reason = ?15, metadata = ?16, tm_progressing = ?17, "
+                       "tm_ringing = ?18, tm_hangup = ?19, tm_update = ?21, tm_delete = ?22 "
+                       "WHERE id = ?1",
+    [ST_CALL_LIST] = "SELECT " CALL_COLS " FROM calls WHERE customer_id = ?1 AND tm_create < ?2 "
+                     "AND tm_delete = " NEVER " ORDER BY tm_create DESC LIMIT ?3",
+    [ST_CALL_LIVE] = "SELECT " CALL_COLS " FROM calls WHERE status != 'hangup' ORDER BY tm_create",
 };
 
 struct sqlite_store {
@@ -1096,6 +1147,122 @@ static void sq_close(struct store *s)
     free(ss);
 }
 
+/* --- calls --------------------------------------------------------------------------------- */
+
+static void bind_call(struct binder *b, const struct call *c)
+{
+    b_text(b, 1, c->id);
+    b_text(b, 2, c->customer_id);
+    b_text(b, 3, c->owner_type);
+    b_text(b, 4, c->owner_id);
+    b_text(b, 5, c->flow_id);
+    b_text(b, 6, c->activeflow_id);
+    b_text(b, 7, c->type);
+    b_text(b, 8, c->master_call_id);
+    b_text_or(b, 9, c->source, "{}");
+    b_text_or(b, 10, c->destination, "{}");
+    b_text(b, 11, call_status_name(c->status));
+    b_text_or(b, 12, c->action, "{}");
+    b_text(b, 13, call_direction_name(c->direction));
+    b_text(b, 14, c->hangup_by);
+    b_text(b, 15, c->hangup_reason);
+    b_text_or(b, 16, c->metadata, "{}");
+    b_null_if_0(b, 17, c->tm_progressing);
+    b_null_if_0(b, 18, c->tm_ringing);
+    b_null_if_0(b, 19, c->tm_hangup);
+    b_i64(b, 20, c->tm_create);
+    b_i64(b, 21, c->tm_update);
+    b_i64(b, 22, c->tm_delete);
+}
+
+static int read_call(sqlite3_stmt *st, void *item)
+{
+    struct call *c = item;
+    int bad = col_buf(st, 0, c->id, sizeof(c->id));
+    bad |= col_buf(st, 1, c->customer_id, sizeof(c->customer_id));
+    bad |= col_buf(st, 2, c->owner_type, sizeof(c->owner_type));
+    bad |= col_buf(st, 3, c->owner_id, sizeof(c->owner_id));
+    bad |= col_buf(st, 4, c->flow_id, sizeof(c->flow_id));
+    bad |= col_buf(st, 5, c->activeflow_id, sizeof(c->activeflow_id));
+    bad |= col_buf(st, 6, c->type, sizeof(c->type));
+    bad |= col_buf(st, 7, c->master_call_id, sizeof(c->master_call_id));
+    c->source = col_dup(st, 8);
+    c->destination = col_dup(st, 9);
+    bad |= call_status_parse(col_str(st, 10), &c->status) < 0;
+    c->action = col_dup(st, 11);
+    bad |= call_direction_parse(col_str(st, 12), &c->direction) < 0;
+    bad |= col_buf(st, 13, c->hangup_by, sizeof(c->hangup_by));
+    bad |= col_buf(st, 14, c->hangup_reason, sizeof(c->hangup_reason));
+    c->metadata = col_dup(st, 15);
+    c->tm_progressing = sqlite3_column_int64(st, 16);
+    c->tm_ringing = sqlite3_column_int64(st, 17);
+    c->tm_hangup = sqlite3_column_int64(st, 18);
+    c->tm_create = sqlite3_column_int64(st, 19);
+    c->tm_update = sqlite3_column_int64(st, 20);
+    c->tm_delete = sqlite3_column_int64(st, 21);
+    return bad ? -1 : 0;
+}
+
+static void fini_call(void *item)
+{
+    call_fini(item);
+}
+
+static int sq_call_insert(struct store *s, const struct call *c)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CALL_INSERT), SQLITE_OK};
+    bind_call(&b, c);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "call_insert");
+    return run_write(ss, b.st, "call_insert", false);
+}
+
+static int sq_call_get(struct store *s, const char *customer_id, const char *id, struct call *out)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CALL_GET), SQLITE_OK};
+    memset(out, 0, sizeof(*out));
+    b_text(&b, 1, id);
+    b_maybe_text(&b, 2, customer_id);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "call_get");
+    return run_get(ss, b.st, "call_get", read_call, fini_call, out, sizeof(*out));
+}
+
+static int sq_call_update(struct store *s, const struct call *c)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CALL_UPDATE), SQLITE_OK};
+    bind_call(&b, c);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "call_update");
+    return run_write(ss, b.st, "call_update", true);
+}
+
+static int sq_call_list(struct store *s, const char *customer_id, const struct store_page *p,
+                        struct call **out, size_t *n)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_CALL_LIST), SQLITE_OK};
+    *out = NULL;
+    *n = 0;
+    b_text(&b, 1, customer_id);
+    bind_page(&b, 2, 3, p);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "call_list");
+    return run_list(ss, b.st, "call_list", read_call, fini_call, sizeof(**out), (void **)out, n);
+}
+
+static int sq_call_list_live(struct store *s, struct call **out, size_t *n)
+{
+    struct sqlite_store *ss = impl(s);
+    *out = NULL;
+    *n = 0;
+    return run_list(ss, stmt(ss, ST_CALL_LIVE), "call_list_live", read_call, fini_call,
+                    sizeof(**out), (void **)out, n);
+}
+
 static const struct store_ops sqlite_ops = {
     .close = sq_close,
     .begin = sq_begin,
@@ -1130,6 +1297,11 @@ static const struct store_ops sqlite_ops = {
     .conferencecall_update = sq_cc_update,
     .conferencecall_list = sq_cc_list,
     .conferencecall_list_active = sq_cc_list_active,
+    .call_insert = sq_call_insert,
+    .call_get = sq_call_get,
+    .call_update = sq_call_update,
+    .call_list = sq_call_list,
+    .call_list_live = sq_call_list_live,
 };
 
 /* mkdir -p: creates dir and its missing parents (mode 0700: the store holds secrets). */
@@ -1344,5 +1516,14 @@ void store_free_conferences(struct conference *a, size_t n)
         return;
     for (size_t i = 0; i < n; i++)
         conference_fini(&a[i]);
+    free(a);
+}
+
+void store_free_calls(struct call *a, size_t n)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < n; i++)
+        call_fini(&a[i]);
     free(a);
 }

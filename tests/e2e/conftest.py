@@ -36,6 +36,7 @@ TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 DIRECT_HASH_RE = re.compile(r"^direct\.[0-9a-f]{12}$")
 LISTEN_RE = re.compile(r"conferenced listening on http://127\.0\.0\.1:(\d+)")
+SIP_RE = re.compile(r"SIP on udp 127\.0\.0\.1:(\d+)")
 
 CONFERENCE_FIELDS = {
     "id", "customer_id", "type", "status", "name", "detail", "data", "timeout", "pre_flow_id",
@@ -435,7 +436,8 @@ class Server:
         env = dict(os.environ)
         env["CONFERENCED_ADMIN_USERNAME"] = ADMIN_USERNAME
         env["CONFERENCED_ADMIN_PASSWORD"] = self.admin_password
-        args = [self.bin, "--http", "127.0.0.1:0", "--data", self.data_dir, "--webhook-allow-private",
+        args = [self.bin, "--http", "127.0.0.1:0", "--sip", "127.0.0.1:0", "--data", self.data_dir,
+                "--webhook-allow-private",
                 "--log-level", "info"] + self.extra_args
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=self._log_file, env=env, close_fds=True)
@@ -472,6 +474,16 @@ class Server:
                 f"server did not print its listening line within {timeout}s (rc={rc}); stdout={list(lines)}"
                 f"\nstderr:\n{self.log_tail()}")
         self.port = port_box[0]
+        # the SIP line is printed with the listening line
+        self.sip_port = None
+        sip_deadline = time.monotonic() + 2.0
+        while self.sip_port is None and time.monotonic() < sip_deadline:
+            for line in list(out):
+                m = SIP_RE.search(line)
+                if m:
+                    self.sip_port = int(m.group(1))
+            if self.sip_port is None:
+                time.sleep(0.02)
         return self
 
     def alive(self):

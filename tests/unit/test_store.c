@@ -21,7 +21,7 @@
 #include "store/store.h"
 
 /* The number of migrations in store_sqlite.c: bump it when a step is appended. */
-#define EXPECTED_SCHEMA_VERSION 1
+#define EXPECTED_SCHEMA_VERSION 2
 
 #define BASE INT64_C(1700000000000000)
 
@@ -1264,6 +1264,82 @@ static void test_open_errors(void **state)
     cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, (void *)"memory"),                \
         cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, (void *)"file")
 
+
+/* --- calls ---------------------------------------------------------------------------------- */
+
+static void mk_call(struct call *c, const char *cid, int64_t t)
+{
+    memset(c, 0, sizeof(*c));
+    id_new(c->id);
+    memcpy(c->customer_id, cid, ID_LEN + 1);
+    snprintf(c->owner_type, sizeof(c->owner_type), "agent");
+    id_new(c->owner_id);
+    id_new(c->flow_id);
+    id_new(c->activeflow_id);
+    snprintf(c->type, sizeof(c->type), "conference");
+    memcpy(c->master_call_id, ID_NIL, ID_LEN + 1);
+    c->source = strdup("{\"type\":\"sip\",\"target\":\"alice@example.com\"}");
+    c->destination = strdup("{\"type\":\"sip\",\"target\":\"direct.0123456789ab\"}");
+    c->status = CALL_RINGING;
+    c->action = strdup("{\"type\":\"answer\"}");
+    c->direction = CALL_INCOMING;
+    c->metadata = strdup("{}");
+    c->tm_ringing = t;
+    c->tm_create = c->tm_update = t;
+    c->tm_delete = TM_NEVER;
+}
+
+static void test_calls(void **state)
+{
+    struct store *s = S(state);
+    char cid[ID_LEN + 1], other[ID_LEN + 1];
+    id_new(cid);
+    id_new(other);
+    struct call a, b, got;
+    mk_call(&a, cid, BASE + 1);
+    mk_call(&b, cid, BASE + 2);
+    assert_int_equal(store_call_insert(s, &a), 0);
+    assert_int_equal(store_call_insert(s, &b), 0);
+    assert_int_equal(store_call_get(s, cid, a.id, &got), 0);
+    assert_string_equal(got.source, a.source);
+    assert_string_equal(got.owner_type, "agent");
+    assert_int_equal(got.status, CALL_RINGING);
+    assert_int_equal(got.direction, CALL_INCOMING);
+    assert_int_equal(got.tm_ringing, BASE + 1);
+    assert_int_equal(got.tm_progressing, 0);
+    assert_int_equal(got.tm_hangup, 0);
+    call_fini(&got);
+    assert_int_equal(store_call_get(s, other, a.id, &got), STORE_NOT_FOUND);
+
+    a.status = CALL_HANGUP;
+    a.tm_hangup = BASE + 9;
+    snprintf(a.hangup_by, sizeof(a.hangup_by), "remote");
+    snprintf(a.hangup_reason, sizeof(a.hangup_reason), "normal");
+    assert_int_equal(store_call_update(s, &a), 0);
+    assert_int_equal(store_call_get(s, NULL, a.id, &got), 0);
+    assert_int_equal(got.status, CALL_HANGUP);
+    assert_string_equal(got.hangup_by, "remote");
+    assert_int_equal(got.tm_hangup, BASE + 9);
+    call_fini(&got);
+
+    struct call *list;
+    size_t n;
+    assert_int_equal(store_call_list_live(s, &list, &n), 0);
+    assert_int_equal(n, 1); /* b is still ringing */
+    assert_string_equal(list[0].id, b.id);
+    store_free_calls(list, n);
+
+    b.tm_delete = BASE + 10;
+    assert_int_equal(store_call_update(s, &b), 0);
+    struct store_page p = {INT64_MAX, 10};
+    assert_int_equal(store_call_list(s, cid, &p, &list, &n), 0);
+    assert_int_equal(n, 1); /* deleted calls are not listed */
+    assert_string_equal(list[0].id, a.id);
+    store_free_calls(list, n);
+    call_fini(&a);
+    call_fini(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1286,6 +1362,7 @@ int main(void)
         BOTH(test_meta),
         BOTH(test_newest_time),
         BOTH(test_transactions),
+        BOTH(test_calls),
         cmocka_unit_test(test_reopen),
         cmocka_unit_test(test_open_errors),
     };

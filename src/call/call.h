@@ -1,0 +1,58 @@
+/* Calls: every SIP leg is a call record (the VoIPBIN Call object) with its state machine. This
+ * module ties the SIP dialogs, the media legs and the conferences together: a SIP INVITE to a
+ * conference's direct URI runs the built-in flow "answer → conference_join"; the conference's
+ * bridge operations put the call's media leg into the conference's room. Control thread only. */
+#ifndef CONFERENCED_CALL_H
+#define CONFERENCED_CALL_H
+
+#include <stdbool.h>
+
+#include "conference/conference.h"
+#include "core/error.h"
+#include "events/bus.h"
+#include "media/engine.h"
+#include "model/model.h"
+#include "sip/sip.h"
+#include "store/store.h"
+
+struct call_mgr;
+
+struct call_deps {
+    struct store *store;
+    struct event_bus *bus;
+    struct media_engine *media;
+    const char *media_ip; /* announced in SDP answers */
+};
+
+struct call_mgr *call_mgr_create(const struct call_deps *deps);
+/* Forgets live calls (their dialogs and legs belong to the SIP stack and the media engine, which
+ * are destroyed separately). NULL is a no-op. */
+void call_mgr_destroy(struct call_mgr *m);
+/* Wiring after creation (the conference manager and SIP stack need this module's interfaces). */
+void call_mgr_set_conferences(struct call_mgr *m, struct conference_mgr *conferences);
+void call_mgr_set_sip(struct call_mgr *m, struct sip_stack *sip);
+void call_mgr_set_media(struct call_mgr *m, struct media_engine *media);
+/* Start-up: calls left up by a previous run are marked hung up (reason failed). */
+int call_mgr_recover(struct call_mgr *m);
+
+/* Interfaces handed to the other modules. */
+struct sip_callbacks call_sip_callbacks(struct call_mgr *m);
+struct conference_bridge call_bridge_iface(struct call_mgr *m);
+struct conference_calls call_conference_iface(struct call_mgr *m);
+/* Media engine event handler (ctx = the call manager). */
+void call_on_media_event(void *ctx, const struct media_event *ev);
+
+/* API operations: 0 with *out filled (caller finis it), or a negative error. */
+int call_get(struct call_mgr *m, const char *customer_id, const char *id, struct call *out,
+             struct error *e);
+/* Hangs up a live call (BYE); the call is returned as terminating (or as it is when already
+ * ended). */
+int call_hangup(struct call_mgr *m, const char *customer_id, const char *id, struct call *out,
+                struct error *e);
+/* Hangs up if live, then marks the record deleted. */
+int call_delete(struct call_mgr *m, const char *customer_id, const char *id, struct call *out,
+                struct error *e);
+/* Number of live calls. */
+size_t call_mgr_live(const struct call_mgr *m);
+
+#endif

@@ -1,0 +1,852 @@
+#include "media/engine.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <spandsp/telephony.h>
+#include <spandsp/plc.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/spsc.h"
+#include "media/rtp.h"
+
+#define TICK_NS INT64_C(20000000)
+#define CMD_RING 4096
+#define EV_RING 16384
+#define MAX_RX_PER_TICK 16
+#define ROOM_INITIAL_CAP 8
+#define RELATCH_NS INT64_C(2000000000)
+
+enum cmd_type {
+    CMD_ROOM_ADD,
+    CMD_ROOM_REMOVE,
+    CMD_ROOM_RESIZE,
+    CMD_LEG_ADD,
+    CMD_LEG_REMOVE,
+    CMD_LEG_REMOTE,
+    CMD_LEG_JOIN,
+    CMD_LEG_LEAVE,
+    CMD_LEG_DETACH,
+    CMD_STOP,
+};
+
+struct cmd {
+    enum cmd_type type;
+    struct media_leg *leg;
+    struct media_room *room;
+    struct sockaddr_in remote;
+    int codec, dtmf_pt;
+    struct mix_participant **array; /* CMD_ROOM_RESIZE */
+    size_t cap;
+};
+
+enum ev_type {
+    EV_PUBLIC = 0,   /* a media_event for the application */
+    EV_LEG_REMOVED,  /* the thread forgot the leg: free it */
+    EV_ROOM_REMOVED, /* the thread forgot the room: free it */
+    EV_LEG_DETACHED, /* the leg left this thread to join a room on another one */
+    EV_FREE_ARRAY,   /* a room's old participant array */
+};
+
+struct ev {
+    enum ev_type type;
+    struct media_event pub;
+    struct media_room *room;
+    void *ptr;
+};
+
+struct media_thread;
+
+struct media_room {
+    /* control-owned */
+    struct media_thread *thread;
+    size_t reserved; /* legs joined or joining, as the control thread counts them */
+    size_t cap;      /* capacity of the arrays the control thread last handed over */
+    bool gone;       /* the media thread has dropped it: freed once no leg counts it */
+    /* media-owned */
+    size_t media_cap;
+    struct mix_room mix;
+    struct media_leg **members; /* parallel to mix.p */
+    size_t index;               /* in the thread's room list */
+};
+
+struct media_leg {
+    /* control-owned */
+    char key[ID_LEN + 1];
+    int port;
+    int fd_rtp, fd_rtcp;
+    struct media_thread *thread;
+    struct media_room *ctl_room; /* the room it was last asked to join (capacity accounting) */
+    bool moving;                 /* detached from one thread, not yet attached to the next */
+    bool destroying;
+    /* media-owned */
+    struct mix_participant mp;
+    struct jitter_buffer *jb;
+    plc_state_t *plc;
+    struct dtmf_tracker dtmf;
+    struct sockaddr_in remote;
+    bool remote_set, latched;
+    int64_t latched_rx_ns;
+    int audio_pt, dtmf_pt;
+    uint16_t seq;
+    uint32_t ts, ssrc;
+    int64_t last_rx_ns;
+    bool timed_out;
+    struct media_room *room;
+    size_t room_index;
+    size_t index; /* in the thread's leg list */
+};
+
+struct media_thread {
+    struct media_engine *e;
+    int id;
+    pthread_t tid;
+    struct spsc cmds;
+    struct spsc events;
+    int wake_fd; /* eventfd: commands are waiting */
+    /* media-owned */
+    struct media_leg **legs;
+    size_t n_legs, cap_legs;
+    struct media_room **rooms;
+    size_t n_rooms, cap_rooms;
+    struct ev *pending; /* events that did not fit the ring, retried each tick */
+    size_t n_pending, cap_pending;
+    bool events_pushed;
+};
+
+struct media_engine {
+    struct media_config cfg;
+    char bind_ip[64];
+    uv_loop_t *loop;
+    uv_async_t *async;
+    media_event_cb cb;
+    void *ctx;
+    struct media_thread *threads;
+    int n_threads;
+    int next_port;
+    size_t n_legs, n_rooms; /* control's count */
+    /* statistics written by media threads */
+    _Atomic uint64_t ticks, late_ticks, packets_in, packets_out, bad_packets, max_tick_us;
+};
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- media thread side ---- */
+
+static void emit(struct media_thread *t, const struct ev *ev)
+{
+    if (t->n_pending == 0 && spsc_push(&t->events, ev)) {
+        t->events_pushed = true;
+        return;
+    }
+    if (t->n_pending < t->cap_pending)
+        t->pending[t->n_pending++] = *ev;
+    else
+        log_error("msg=\"media event lost\" thread=%d", t->id); /* never expected */
+}
+
+static void emit_public(struct media_thread *t, enum media_event_type type, struct media_leg *l,
+                        char digit)
+{
+    struct ev ev = {.type = EV_PUBLIC, .pub = {.type = type, .leg = l, .digit = digit}};
+    emit(t, &ev);
+}
+
+static void flush_pending(struct media_thread *t)
+{
+    size_t i = 0;
+    while (i < t->n_pending && spsc_push(&t->events, &t->pending[i]))
+        i++;
+    if (i) {
+        memmove(t->pending, t->pending + i, (t->n_pending - i) * sizeof(*t->pending));
+        t->n_pending -= i;
+        t->events_pushed = true;
+    }
+}
+
+static void room_unlink_leg(struct media_leg *l)
+{
+    struct media_room *r = l->room;
+    if (!r)
+        return;
+    size_t i = l->room_index, last = r->mix.n - 1;
+    r->mix.p[i] = r->mix.p[last];
+    r->members[i] = r->members[last];
+    r->members[i]->room_index = i;
+    r->mix.n--;
+    l->room = NULL;
+}
+
+static void thread_unlink_leg(struct media_thread *t, struct media_leg *l)
+{
+    size_t i = l->index, last = t->n_legs - 1;
+    t->legs[i] = t->legs[last];
+    t->legs[i]->index = i;
+    t->n_legs--;
+}
+
+static void leg_leave(struct media_thread *t, struct media_leg *l, bool notify)
+{
+    if (!l->room)
+        return;
+    room_unlink_leg(l);
+    if (notify)
+        emit_public(t, MEDIA_LEG_LEFT, l, 0);
+}
+
+static void leg_join(struct media_thread *t, struct media_leg *l, struct media_room *r)
+{
+    if (l->room == r) {
+        emit_public(t, MEDIA_LEG_JOINED, l, 0);
+        return;
+    }
+    leg_leave(t, l, true);
+    if (r->mix.n >= r->media_cap) { /* the control thread grows rooms first: not expected */
+        log_error("msg=\"room full\" thread=%d", t->id);
+        emit_public(t, MEDIA_LEG_LEFT, l, 0);
+        return;
+    }
+    l->room = r;
+    l->room_index = r->mix.n;
+    r->mix.p[r->mix.n] = &l->mp;
+    r->members[r->mix.n] = l;
+    r->mix.n++;
+    mix_vad_init(&l->mp.vad);
+    l->last_rx_ns = mono_ns(); /* the inactivity clock starts now */
+    l->timed_out = false;
+    emit_public(t, MEDIA_LEG_JOINED, l, 0);
+}
+
+static void apply(struct media_thread *t, const struct cmd *c)
+{
+    struct media_leg *l = c->leg;
+    struct media_room *r = c->room;
+    switch (c->type) {
+    case CMD_ROOM_ADD:
+        r->index = t->n_rooms;
+        t->rooms[t->n_rooms++] = r;
+        break;
+    case CMD_ROOM_REMOVE: {
+        while (r->mix.n > 0)
+            leg_leave(t, r->members[r->mix.n - 1], true);
+        size_t last = t->n_rooms - 1;
+        t->rooms[r->index] = t->rooms[last];
+        t->rooms[r->index]->index = r->index;
+        t->n_rooms--;
+        struct ev ev = {.type = EV_ROOM_REMOVED, .room = r};
+        emit(t, &ev);
+        break;
+    }
+    case CMD_ROOM_RESIZE: {
+        /* One allocation holds both arrays: participants then members. */
+        struct mix_participant **np = c->array;
+        struct media_leg **nm = (struct media_leg **)(np + c->cap);
+        memcpy(np, r->mix.p, r->mix.n * sizeof(*np));
+        memcpy(nm, r->members, r->mix.n * sizeof(*nm));
+        struct ev ev = {.type = EV_FREE_ARRAY, .ptr = r->mix.p};
+        r->mix.p = np;
+        r->members = nm;
+        r->media_cap = c->cap;
+        emit(t, &ev);
+        break;
+    }
+    case CMD_LEG_ADD:
+        l->index = t->n_legs;
+        t->legs[t->n_legs++] = l;
+        l->last_rx_ns = mono_ns();
+        break;
+    case CMD_LEG_REMOVE: {
+        leg_leave(t, l, false);
+        thread_unlink_leg(t, l);
+        struct ev ev = {.type = EV_LEG_REMOVED, .pub = {.leg = l}};
+        emit(t, &ev);
+        break;
+    }
+    case CMD_LEG_REMOTE:
+        l->remote = c->remote;
+        l->remote_set = true;
+        l->latched = false;
+        l->audio_pt = c->codec == MIX_PCMA ? 8 : 0;
+        l->mp.codec = (enum mix_codec)c->codec;
+        l->dtmf_pt = c->dtmf_pt;
+        break;
+    case CMD_LEG_JOIN:
+        leg_join(t, l, r);
+        break;
+    case CMD_LEG_LEAVE:
+        if (l->room)
+            leg_leave(t, l, true);
+        else
+            emit_public(t, MEDIA_LEG_LEFT, l, 0);
+        break;
+    case CMD_LEG_DETACH: {
+        leg_leave(t, l, false);
+        thread_unlink_leg(t, l);
+        struct ev ev = {.type = EV_LEG_DETACHED, .pub = {.leg = l}, .room = r};
+        emit(t, &ev);
+        break;
+    }
+    case CMD_STOP:
+        break;
+    }
+}
+
+/* Reads what arrived on a leg's sockets: RTP into the jitter buffer, telephone events into key
+ * presses; latches the reply address to the sender (symmetric RTP). */
+static void drain_leg(struct media_thread *t, struct media_leg *l, int64_t now)
+{
+    struct media_engine *e = t->e;
+    uint8_t buf[RTP_MAX_PACKET];
+    for (int i = 0; i < MAX_RX_PER_TICK; i++) {
+        struct sockaddr_in from;
+        socklen_t flen = sizeof(from);
+        ssize_t n =
+            recvfrom(l->fd_rtp, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
+        if (n < 0)
+            break;
+        struct rtp_packet p;
+        if (rtp_parse(buf, (size_t)n, &p) < 0) {
+            atomic_fetch_add_explicit(&e->bad_packets, 1, memory_order_relaxed);
+            continue;
+        }
+        bool same = from.sin_addr.s_addr == l->remote.sin_addr.s_addr &&
+                    from.sin_port == l->remote.sin_port;
+        if (!l->latched || (!same && now - l->latched_rx_ns > RELATCH_NS)) {
+            l->remote = from;
+            l->remote_set = true;
+            l->latched = true;
+            same = true;
+        }
+        if (!same) {
+            atomic_fetch_add_explicit(&e->bad_packets, 1, memory_order_relaxed);
+            continue;
+        }
+        l->latched_rx_ns = now;
+        l->last_rx_ns = now;
+        atomic_fetch_add_explicit(&e->packets_in, 1, memory_order_relaxed);
+        if (p.payload_type == l->audio_pt) {
+            jb_put(l->jb, &p, now / 1000);
+        } else if (l->dtmf_pt >= 0 && p.payload_type == l->dtmf_pt) {
+            struct rtp_dtmf d;
+            if (rtp_dtmf_parse(p.payload, p.payload_len, &d) == 0) {
+                char key = dtmf_tracker_feed(&l->dtmf, &p, &d);
+                if (key)
+                    emit_public(t, MEDIA_LEG_DTMF, l, key);
+            }
+        }
+    }
+    /* RTCP: read and drop (reports are not used yet). */
+    for (int i = 0; i < 4; i++)
+        if (recv(l->fd_rtcp, buf, sizeof(buf), MSG_DONTWAIT) < 0)
+            break;
+}
+
+/* The leg's contribution to this tick: a decoded frame, a concealed one, or nothing. */
+static void fill_input(struct media_leg *l)
+{
+    uint8_t enc[MIX_FRAME];
+    switch (jb_get(l->jb, enc)) {
+    case JB_FRAME:
+        mix_decode(l->mp.codec, enc, l->mp.in, MIX_FRAME);
+        plc_rx(l->plc, l->mp.in, MIX_FRAME);
+        l->mp.has_in = true;
+        break;
+    case JB_LOST:
+        plc_fillin(l->plc, l->mp.in, MIX_FRAME);
+        l->mp.has_in = true;
+        break;
+    case JB_EMPTY:
+        l->mp.has_in = false;
+        break;
+    }
+}
+
+static void send_output(struct media_thread *t, struct media_leg *l)
+{
+    if (!l->mp.out || !l->remote_set)
+        return;
+    uint8_t pkt[RTP_HEADER_MIN + MIX_FRAME];
+    size_t n = rtp_build(pkt, sizeof(pkt), (uint8_t)l->audio_pt, false, l->seq++, l->ts, l->ssrc,
+                         l->mp.out, MIX_FRAME);
+    l->ts += MIX_FRAME;
+    if (sendto(l->fd_rtp, pkt, n, MSG_DONTWAIT, (struct sockaddr *)&l->remote, sizeof(l->remote)) >=
+        0)
+        atomic_fetch_add_explicit(&t->e->packets_out, 1, memory_order_relaxed);
+}
+
+static void tick(struct media_thread *t, int64_t now)
+{
+    struct media_engine *e = t->e;
+    for (size_t i = 0; i < t->n_legs; i++)
+        drain_leg(t, t->legs[i], now);
+    for (size_t i = 0; i < t->n_rooms; i++) {
+        struct media_room *r = t->rooms[i];
+        if (r->mix.n == 0)
+            continue; /* an empty room costs nothing */
+        for (size_t k = 0; k < r->mix.n; k++)
+            fill_input(r->members[k]);
+        mix_room_tick(&r->mix);
+        for (size_t k = 0; k < r->mix.n; k++)
+            send_output(t, r->members[k]);
+    }
+    int64_t timeout = (int64_t)e->cfg.rtp_timeout_ms * 1000000;
+    for (size_t i = 0; i < t->n_legs; i++) {
+        struct media_leg *l = t->legs[i];
+        if (!l->timed_out && now - l->last_rx_ns > timeout) {
+            l->timed_out = true;
+            emit_public(t, MEDIA_LEG_TIMEOUT, l, 0);
+        }
+    }
+}
+
+static void *thread_main(void *arg)
+{
+    struct media_thread *t = arg;
+    struct media_engine *e = t->e;
+    int64_t next = mono_ns() + TICK_NS;
+    bool running = true;
+    while (running) {
+        struct cmd c;
+        while (spsc_pop(&t->cmds, &c)) {
+            if (c.type == CMD_STOP)
+                running = false;
+            else
+                apply(t, &c);
+        }
+        if (!running)
+            break;
+        if (t->n_legs == 0 && t->n_pending == 0) {
+            /* Idle: sleep until a command arrives; the clock restarts with the next leg. */
+            if (t->events_pushed) {
+                t->events_pushed = false;
+                uv_async_send(e->async);
+            }
+            struct pollfd pfd = {.fd = t->wake_fd, .events = POLLIN};
+            if (poll(&pfd, 1, -1) > 0) {
+                uint64_t v;
+                ssize_t rd = read(t->wake_fd, &v, sizeof(v));
+                (void)rd;
+            }
+            next = mono_ns() + TICK_NS;
+            continue;
+        }
+        int64_t start = mono_ns();
+        tick(t, start);
+        flush_pending(t);
+        if (t->events_pushed) {
+            t->events_pushed = false;
+            uv_async_send(e->async);
+        }
+        int64_t end = mono_ns();
+        uint64_t took = (uint64_t)(end - start) / 1000;
+        uint64_t max = atomic_load_explicit(&e->max_tick_us, memory_order_relaxed);
+        while (took > max && !atomic_compare_exchange_weak(&e->max_tick_us, &max, took)) {
+        }
+        atomic_fetch_add_explicit(&e->ticks, 1, memory_order_relaxed);
+        /* Absolute clock: the next tick is due 20 ms after the previous deadline, not after this
+         * tick's end. A tick that starts after its deadline has passed is late; missed ticks are
+         * skipped rather than run back to back. */
+        next += TICK_NS;
+        if (end > next) {
+            atomic_fetch_add_explicit(&e->late_ticks, 1, memory_order_relaxed);
+            while (next < end)
+                next += TICK_NS;
+        }
+        struct timespec ts = {.tv_sec = next / 1000000000, .tv_nsec = next % 1000000000};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+        }
+    }
+    return NULL;
+}
+
+/* ---- control thread side ---- */
+
+static void send_cmd(struct media_thread *t, const struct cmd *c)
+{
+    /* The ring holds 4096 commands and the media thread drains it every 20 ms: waiting here is
+     * an overload safeguard, not a normal path. */
+    for (int spins = 0; !spsc_push(&t->cmds, c); spins++) {
+        if (spins > 20000)
+            die("media thread %d does not take commands", t->id);
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+    uint64_t one = 1;
+    ssize_t w = write(t->wake_fd, &one, sizeof(one));
+    (void)w;
+}
+
+static void free_leg(struct media_leg *l)
+{
+    close(l->fd_rtp);
+    close(l->fd_rtcp);
+    jb_destroy(l->jb);
+    plc_free(l->plc);
+    free(l);
+}
+
+static void free_room(struct media_room *r)
+{
+    free(r->mix.p);
+    free(r);
+}
+
+static void on_async(uv_async_t *h)
+{
+    struct media_engine *e = h->data;
+    for (int i = 0; i < e->n_threads; i++) {
+        struct media_thread *t = &e->threads[i];
+        struct ev ev;
+        while (spsc_pop(&t->events, &ev)) {
+            switch (ev.type) {
+            case EV_PUBLIC:
+                if (!ev.pub.leg->destroying)
+                    e->cb(e->ctx, &ev.pub);
+                break;
+            case EV_LEG_REMOVED:
+                free_leg(ev.pub.leg);
+                break;
+            case EV_ROOM_REMOVED:
+                ev.room->gone = true;
+                if (ev.room->reserved == 0)
+                    free_room(ev.room);
+                break;
+            case EV_FREE_ARRAY:
+                free(ev.ptr);
+                break;
+            case EV_LEG_DETACHED: {
+                /* Second half of a move: attach to the room's thread and join there. */
+                struct media_leg *l = ev.pub.leg;
+                struct media_room *r = ev.room;
+                l->moving = false;
+                if (l->destroying) { /* destroyed on the way */
+                    free_leg(l);
+                    break;
+                }
+                l->thread = r->thread;
+                struct cmd add = {.type = CMD_LEG_ADD, .leg = l};
+                send_cmd(l->thread, &add);
+                struct cmd join = {.type = CMD_LEG_JOIN, .leg = l, .room = r};
+                send_cmd(l->thread, &join);
+                break;
+            }
+            }
+        }
+    }
+}
+
+static struct media_thread *thread_for(struct media_engine *e, const char *key)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return &e->threads[h % (uint32_t)e->n_threads];
+}
+
+struct media_engine *media_engine_create(uv_loop_t *loop, const struct media_config *cfg,
+                                         media_event_cb cb, void *ctx, char *err, size_t errlen)
+{
+    mix_init();
+    if (cfg->threads < 1 || cfg->port_min < 1024 || cfg->port_max > 65535 ||
+        cfg->port_max - cfg->port_min < 1) {
+        snprintf(err, errlen, "invalid media configuration (threads %d, ports %d-%d)", cfg->threads,
+                 cfg->port_min, cfg->port_max);
+        return NULL;
+    }
+    struct media_engine *e = xcalloc(1, sizeof(*e));
+    e->cfg = *cfg;
+    str_copy(e->bind_ip, sizeof(e->bind_ip), cfg->bind_ip);
+    e->cfg.bind_ip = e->bind_ip;
+    e->loop = loop;
+    e->cb = cb;
+    e->ctx = ctx;
+    e->next_port = cfg->port_min + (cfg->port_min & 1);
+    e->async = xcalloc(1, sizeof(*e->async));
+    uv_async_init(loop, e->async, on_async);
+    e->async->data = e;
+    e->n_threads = cfg->threads;
+    e->threads = xcalloc((size_t)cfg->threads, sizeof(*e->threads));
+    size_t max_legs = (size_t)(cfg->port_max - cfg->port_min) / 2 + 1;
+    for (int i = 0; i < cfg->threads; i++) {
+        struct media_thread *t = &e->threads[i];
+        t->e = e;
+        t->id = i;
+        spsc_init(&t->cmds, CMD_RING, sizeof(struct cmd));
+        spsc_init(&t->events, EV_RING, sizeof(struct ev));
+        t->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        t->cap_legs = t->cap_rooms = max_legs;
+        t->legs = xcalloc(max_legs, sizeof(*t->legs));
+        t->rooms = xcalloc(max_legs, sizeof(*t->rooms));
+        t->cap_pending = 4096;
+        t->pending = xcalloc(t->cap_pending, sizeof(*t->pending));
+        if (pthread_create(&t->tid, NULL, thread_main, t) != 0)
+            die("cannot start media thread %d", i);
+        char name[32];
+        snprintf(name, sizeof(name), "media-%d", i);
+        pthread_setname_np(t->tid, name);
+    }
+    return e;
+}
+
+static void free_async(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void room_release(struct media_leg *l);
+
+static void final_free_leg(struct media_leg *l)
+{
+    room_release(l);
+    free_leg(l);
+}
+
+/* Frees everything the stopped threads still hold or handed back, legs first (releasing the rooms
+ * they count), then the rooms still listed. */
+void media_engine_destroy(struct media_engine *e)
+{
+    if (!e)
+        return;
+    for (int i = 0; i < e->n_threads; i++) {
+        struct cmd stop = {.type = CMD_STOP};
+        send_cmd(&e->threads[i], &stop);
+    }
+    for (int i = 0; i < e->n_threads; i++)
+        pthread_join(e->threads[i].tid, NULL);
+    for (int i = 0; i < e->n_threads; i++) {
+        struct media_thread *t = &e->threads[i];
+        struct ev ev;
+        while (spsc_pop(&t->events, &ev)) {
+            if (ev.type == EV_LEG_REMOVED || ev.type == EV_LEG_DETACHED) {
+                final_free_leg(ev.pub.leg);
+            } else if (ev.type == EV_ROOM_REMOVED) {
+                ev.room->gone = true;
+                if (ev.room->reserved == 0)
+                    free_room(ev.room);
+            } else if (ev.type == EV_FREE_ARRAY) {
+                free(ev.ptr);
+            }
+        }
+        struct cmd c;
+        while (spsc_pop(&t->cmds, &c)) { /* commands never applied */
+            if (c.type == CMD_LEG_ADD)
+                final_free_leg(c.leg);
+            else if (c.type == CMD_ROOM_RESIZE)
+                free(c.array);
+        }
+    }
+    for (int i = 0; i < e->n_threads; i++) {
+        struct media_thread *t = &e->threads[i];
+        for (size_t k = 0; k < t->n_legs; k++)
+            final_free_leg(t->legs[k]);
+        t->n_legs = 0;
+    }
+    for (int i = 0; i < e->n_threads; i++) {
+        struct media_thread *t = &e->threads[i];
+        for (size_t k = 0; k < t->n_rooms; k++)
+            free_room(t->rooms[k]);
+        close(t->wake_fd);
+        spsc_fini(&t->cmds);
+        spsc_fini(&t->events);
+        free(t->legs);
+        free(t->rooms);
+        free(t->pending);
+    }
+    free(e->threads);
+    uv_close((uv_handle_t *)e->async, free_async);
+    free(e);
+}
+
+struct media_room *media_room_create(struct media_engine *e, const char *key)
+{
+    struct media_room *r = xcalloc(1, sizeof(*r));
+    r->thread = thread_for(e, key);
+    r->cap = r->media_cap = ROOM_INITIAL_CAP;
+    /* One allocation: participant pointers, then member pointers. */
+    r->mix.p = xcalloc(2 * r->cap, sizeof(void *));
+    r->members = (struct media_leg **)(r->mix.p + r->cap);
+    struct cmd c = {.type = CMD_ROOM_ADD, .room = r};
+    send_cmd(r->thread, &c);
+    e->n_rooms++;
+    return r;
+}
+
+void media_room_destroy(struct media_engine *e, struct media_room *r)
+{
+    if (!r)
+        return;
+    struct cmd c = {.type = CMD_ROOM_REMOVE, .room = r};
+    send_cmd(r->thread, &c);
+    e->n_rooms--;
+}
+
+static int bind_udp(const char *ip, int port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, ip, &sa.sin_addr);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+struct media_leg *media_leg_create(struct media_engine *e, const char *key, char *err,
+                                   size_t errlen)
+{
+    int span = (e->cfg.port_max - e->cfg.port_min) / 2 + 1;
+    int rtp = -1, rtcp = -1, port = 0;
+    for (int tries = 0; tries < span && rtp < 0; tries++) {
+        port = e->next_port;
+        e->next_port += 2;
+        if (e->next_port + 1 > e->cfg.port_max)
+            e->next_port = e->cfg.port_min + (e->cfg.port_min & 1);
+        rtp = bind_udp(e->bind_ip, port);
+        if (rtp < 0)
+            continue;
+        rtcp = bind_udp(e->bind_ip, port + 1);
+        if (rtcp < 0) {
+            close(rtp);
+            rtp = -1;
+        }
+    }
+    if (rtp < 0) {
+        snprintf(err, errlen, "no free RTP port in %d-%d", e->cfg.port_min, e->cfg.port_max);
+        return NULL;
+    }
+    struct media_leg *l = xcalloc(1, sizeof(*l));
+    str_copy(l->key, sizeof(l->key), key);
+    l->port = port;
+    l->fd_rtp = rtp;
+    l->fd_rtcp = rtcp;
+    l->jb = jb_create();
+    l->plc = plc_init(NULL);
+    if (!l->plc)
+        die("out of memory for packet loss concealment");
+    l->audio_pt = 0;
+    l->dtmf_pt = -1;
+    randombytes_buf(&l->ssrc, sizeof(l->ssrc));
+    randombytes_buf(&l->seq, sizeof(l->seq));
+    randombytes_buf(&l->ts, sizeof(l->ts));
+    mix_vad_init(&l->mp.vad);
+    l->thread = thread_for(e, key);
+    struct cmd c = {.type = CMD_LEG_ADD, .leg = l};
+    send_cmd(l->thread, &c);
+    e->n_legs++;
+    return l;
+}
+
+int media_leg_port(const struct media_leg *l)
+{
+    return l->port;
+}
+
+const char *media_leg_key(const struct media_leg *l)
+{
+    return l->key;
+}
+
+void media_leg_set_remote(struct media_engine *e, struct media_leg *l, const char *ip, int port,
+                          enum mix_codec codec, int dtmf_pt)
+{
+    struct cmd c = {.type = CMD_LEG_REMOTE, .leg = l, .codec = (int)codec, .dtmf_pt = dtmf_pt};
+    c.remote.sin_family = AF_INET;
+    c.remote.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, ip, &c.remote.sin_addr) != 1)
+        c.remote.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    send_cmd(l->thread, &c);
+}
+
+static void room_release(struct media_leg *l)
+{
+    struct media_room *r = l->ctl_room;
+    if (!r)
+        return;
+    l->ctl_room = NULL;
+    if (--r->reserved == 0 && r->gone)
+        free_room(r);
+}
+
+/* Makes sure the room's arrays can take one more leg before the join reaches the thread. */
+static void room_reserve(struct media_leg *l, struct media_room *r)
+{
+    if (l->ctl_room == r)
+        return;
+    room_release(l);
+    l->ctl_room = r;
+    r->reserved++;
+    if (r->reserved <= r->cap)
+        return;
+    size_t cap = r->cap * 2;
+    struct cmd c = {.type = CMD_ROOM_RESIZE, .room = r, .cap = cap};
+    c.array = xcalloc(2 * cap, sizeof(void *));
+    r->cap = cap;
+    send_cmd(r->thread, &c);
+}
+
+void media_leg_join(struct media_engine *e, struct media_leg *l, struct media_room *r)
+{
+    room_reserve(l, r);
+    if (l->thread == r->thread) {
+        struct cmd c = {.type = CMD_LEG_JOIN, .leg = l, .room = r};
+        send_cmd(l->thread, &c);
+        return;
+    }
+    /* The leg moves to the room's thread: detach here, attach there (see on_async). */
+    l->moving = true;
+    struct cmd c = {.type = CMD_LEG_DETACH, .leg = l, .room = r};
+    send_cmd(l->thread, &c);
+}
+
+void media_leg_leave(struct media_engine *e, struct media_leg *l)
+{
+    room_release(l);
+    struct cmd c = {.type = CMD_LEG_LEAVE, .leg = l};
+    send_cmd(l->thread, &c);
+}
+
+void media_leg_destroy(struct media_engine *e, struct media_leg *l)
+{
+    if (!l)
+        return;
+    l->destroying = true;
+    room_release(l);
+    e->n_legs--;
+    if (l->moving)
+        return; /* freed when the detach comes back (on_async) */
+    struct cmd c = {.type = CMD_LEG_REMOVE, .leg = l};
+    send_cmd(l->thread, &c);
+}
+
+void media_engine_stats(const struct media_engine *e, struct media_stats *out)
+{
+    out->ticks = atomic_load(&e->ticks);
+    out->late_ticks = atomic_load(&e->late_ticks);
+    out->packets_in = atomic_load(&e->packets_in);
+    out->packets_out = atomic_load(&e->packets_out);
+    out->bad_packets = atomic_load(&e->bad_packets);
+    out->max_tick_us = atomic_load(&e->max_tick_us);
+    out->legs = e->n_legs;
+    out->rooms = e->n_rooms;
+}

@@ -1,0 +1,81 @@
+/* The media engine: media threads on an absolute 20 ms clock that receive RTP, run the jitter
+ * buffers and the mixer, and send the mixes. The control thread creates legs (a call's audio:
+ * an RTP/RTCP socket pair from the port range) and rooms (a conference's mix), and joins legs to
+ * rooms; commands reach the media threads through lock-free queues and events come back the same
+ * way. Inside the tick nothing allocates, blocks, or takes a lock the control thread holds.
+ *
+ * Functions here are for the control thread unless marked otherwise. */
+#ifndef CONFERENCED_ENGINE_H
+#define CONFERENCED_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/ids.h"
+#include "media/mixer.h"
+
+struct media_engine;
+struct media_leg;
+struct media_room;
+
+enum media_event_type {
+    MEDIA_LEG_JOINED = 0, /* the leg's audio is in its room */
+    MEDIA_LEG_LEFT,       /* the leg's audio is out of its room */
+    MEDIA_LEG_DTMF,       /* a telephone-event key press (RFC 4733) */
+    MEDIA_LEG_TIMEOUT,    /* no RTP for the configured inactivity time */
+};
+
+struct media_event {
+    enum media_event_type type;
+    struct media_leg *leg;
+    char digit;
+};
+
+/* Called on the control thread for every event. */
+typedef void (*media_event_cb)(void *ctx, const struct media_event *ev);
+
+struct media_config {
+    const char *bind_ip;    /* address the RTP sockets bind to (and the SDP announces) */
+    int port_min, port_max; /* RTP ports (even); RTCP is port + 1 */
+    int threads;            /* media threads (>= 1) */
+    int rtp_timeout_ms;     /* inactivity before MEDIA_LEG_TIMEOUT (30,000) */
+};
+
+struct media_engine *media_engine_create(uv_loop_t *loop, const struct media_config *cfg,
+                                         media_event_cb cb, void *ctx, char *err, size_t errlen);
+/* Stops the threads and frees every room and leg. NULL is a no-op. Run the loop afterwards so
+ * the wake-up handle closes. */
+void media_engine_destroy(struct media_engine *e);
+
+/* A conference's mix. key: the conference id (rooms are spread over the threads by it). */
+struct media_room *media_room_create(struct media_engine *e, const char *key);
+/* Legs still in the room leave it first (MEDIA_LEG_LEFT for each). */
+void media_room_destroy(struct media_engine *e, struct media_room *r);
+
+/* A call's audio: binds an RTP/RTCP port pair. key: the call id. Returns NULL when no port is
+ * free. The leg is not in a room yet; it latches to the first source that sends it RTP. */
+struct media_leg *media_leg_create(struct media_engine *e, const char *key, char *err,
+                                   size_t errlen);
+int media_leg_port(const struct media_leg *l);
+const char *media_leg_key(const struct media_leg *l);
+/* Where to send (from the SDP) and in which codec; dtmf_pt is -1 without telephone-event. */
+void media_leg_set_remote(struct media_engine *e, struct media_leg *l, const char *ip, int port,
+                          enum mix_codec codec, int dtmf_pt);
+/* Puts the leg's audio into a room (MEDIA_LEG_JOINED follows) / takes it out (MEDIA_LEG_LEFT).
+ * A leg is in at most one room. */
+void media_leg_join(struct media_engine *e, struct media_leg *l, struct media_room *r);
+void media_leg_leave(struct media_engine *e, struct media_leg *l);
+/* Closes the sockets and frees the leg (leaving its room first, without an event). */
+void media_leg_destroy(struct media_engine *e, struct media_leg *l);
+
+/* Counters for tests and benchmarks (read from any thread; approximate while running). */
+struct media_stats {
+    uint64_t ticks, late_ticks, packets_in, packets_out, bad_packets;
+    uint64_t max_tick_us; /* the longest tick so far */
+    size_t legs, rooms;
+};
+void media_engine_stats(const struct media_engine *e, struct media_stats *out);
+
+#endif

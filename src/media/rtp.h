@@ -1,0 +1,97 @@
+/* RTP (RFC 3550) packets, RFC 4733 telephone events, and the per-participant adaptive jitter
+ * buffer with loss concealment. Pure functions and caller-owned state: no allocation after
+ * jb_create(), no locks, no system calls. Media thread only (jb_create/jb_destroy: any thread). */
+#ifndef CONFERENCED_RTP_H
+#define CONFERENCED_RTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RTP_HEADER_MIN 12
+#define RTP_MAX_PACKET 1500
+
+struct rtp_packet {
+    uint8_t payload_type;
+    bool marker;
+    uint16_t seq;
+    uint32_t ts;
+    uint32_t ssrc;
+    const uint8_t *payload; /* points into the parsed buffer */
+    size_t payload_len;
+};
+
+/* Parses an RTP packet (version 2; CSRCs, header extension and padding handled). Returns 0, or -1
+ * for anything malformed (which the caller drops). Never reads outside buf[0..len). */
+int rtp_parse(const uint8_t *buf, size_t len, struct rtp_packet *out);
+/* True when the packet looks like RTCP (RFC 5761 rule: second byte 192..223). */
+bool rtp_is_rtcp(const uint8_t *buf, size_t len);
+/* Writes a 12-byte header and the payload; returns the packet length, or 0 when cap is too small.
+ */
+size_t rtp_build(uint8_t *buf, size_t cap, uint8_t payload_type, bool marker, uint16_t seq,
+                 uint32_t ts, uint32_t ssrc, const uint8_t *payload, size_t payload_len);
+
+/* RFC 4733 telephone-event payload. */
+struct rtp_dtmf {
+    uint8_t event; /* 0-9, 10 '*', 11 '#', 12-15 A-D */
+    bool end;
+    uint8_t volume;
+    uint16_t duration;
+};
+/* Pure, any thread. Reads the first 4 bytes of payload; returns 0, or -1 when len < 4. */
+int rtp_dtmf_parse(const uint8_t *payload, size_t len, struct rtp_dtmf *out);
+/* Pure, any thread. '0'..'9', '*', '#', 'A'..'D', or 0 for other events. */
+char rtp_dtmf_char(uint8_t event);
+
+/* Tracks received telephone events and reports each key press once (at its first packet), however
+ * many packets and end retransmissions it takes. */
+struct dtmf_tracker {
+    bool active;
+    uint32_t ts; /* RTP timestamp of the event in progress */
+    uint8_t event;
+    bool ended;    /* its end packet was seen (a marker with the same timestamp restarts) */
+    uint32_t ssrc; /* a new source starts afresh whatever its timestamps */
+};
+/* Caller-owned, zero-initialised; media thread. Returns the key ('0'..'D') when p starts a new
+ * event (a newer timestamp, a new SSRC, or a marker after the end), else 0; packets of older
+ * events are ignored. */
+char dtmf_tracker_feed(struct dtmf_tracker *t, const struct rtp_packet *p,
+                       const struct rtp_dtmf *d);
+
+/* Adaptive jitter buffer for 8 kHz, 20 ms frames of a fixed-size codec (G.711: 160 bytes). */
+struct jitter_buffer;
+
+/* Any thread, not in the tick: allocates the whole buffer (about 5.6 KB); never NULL. */
+struct jitter_buffer *jb_create(void);
+/* Any thread, once the media thread no longer uses it; NULL is a no-op. */
+void jb_destroy(struct jitter_buffer *jb);
+/* Stores an audio packet that arrived at arrival_us (monotonic µs). Late (already played),
+ * duplicate, too-early (beyond capacity) and wrongly sized packets are dropped and counted. An SSRC
+ * change or a sequence jump > 100 resynchronises once a second packet confirms it (a stray packet
+ * does not); a timestamp discontinuity restarts the jitter estimate. */
+void jb_put(struct jitter_buffer *jb, const struct rtp_packet *p, int64_t arrival_us);
+
+enum jb_result {
+    JB_FRAME = 0, /* out holds the next frame */
+    JB_LOST,      /* the next frame is missing, or the delay grows: conceal (caller runs PLC) */
+    JB_EMPTY,     /* nothing buffered or still filling: contribute nothing (silence) */
+};
+/* Takes the frame due at this 20 ms tick into out[160] (encoded G.711 bytes). The playout delay
+ * adapts to the measured inter-arrival jitter (RFC 3550 estimator): it grows quickly when packets
+ * come late (concealing a frame: JB_LOST) and shrinks slowly (dropping a frame or skipping a gap,
+ * at most one per second), between 20 and 200 ms. */
+enum jb_result jb_get(struct jitter_buffer *jb, uint8_t out[160]);
+
+struct jb_stats {
+    uint64_t received, played, lost, late, duplicate, dropped, resyncs;
+    uint64_t stretched;  /* JB_LOST returned to grow the delay (not a missing packet) */
+    uint64_t shrunk;     /* frames dropped or gaps skipped to shrink the delay */
+    double jitter_ms;    /* RFC 3550 interarrival jitter */
+    int target_delay_ms; /* playout delay aimed at */
+    int delay_ms;        /* measured playout delay (smoothed; 0 while filling) */
+    int buffered;        /* frames in the buffer */
+};
+/* Media thread (or whoever owns jb): a copy of the counters and current figures. */
+void jb_get_stats(const struct jitter_buffer *jb, struct jb_stats *out);
+
+#endif

@@ -1,0 +1,282 @@
+/* SDP offer/answer for one audio stream (RFC 3264), on libosip2's SDP parser. */
+#include "sip/sip.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <osipparser2/osip_port.h>
+#include <osipparser2/sdp_message.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+
+/* Offers longer than this are refused: a real one is well under 2 KiB. */
+#define SDP_MAX_TEXT 16384
+/* Zeroed bytes after the text we hand to libosip2 (see parse_sdp). */
+#define SDP_SLACK 16
+
+/* What we read from an SDP beyond the public result. */
+struct sdp_info {
+    struct sdp_offer_result r;
+    bool has_pcmu, has_pcma;
+    uint64_t sess_id, sess_version;
+};
+
+/* Reads a decimal number of at most max; no sign, no spaces, no trailing text. */
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* "name/rate[/channels]" of the a=rtpmap line for pt in media m, or NULL. */
+static const char *rtpmap_of(sdp_media_t *m, uint64_t pt)
+{
+    for (int i = 0; !osip_list_eol(&m->a_attributes, i); i++) {
+        sdp_attribute_t *a = osip_list_get(&m->a_attributes, i);
+        if (!a->a_att_field || !a->a_att_value || strcasecmp(a->a_att_field, "rtpmap") != 0)
+            continue;
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(a->a_att_value, &end, 10);
+        if (errno || end == a->a_att_value || *end != ' ' || v != pt)
+            continue;
+        while (*end == ' ')
+            end++;
+        return end;
+    }
+    return NULL;
+}
+
+/* True when an rtpmap encoding ("PCMU/8000", "telephone-event/8000/1") names enc at 8 kHz. */
+static bool encoding_is(const char *map, const char *enc)
+{
+    size_t n = strlen(enc);
+    if (!map || strncasecmp(map, enc, n) != 0 || strncmp(map + n, "/8000", 5) != 0)
+        return false;
+    return map[n + 5] == '\0' || map[n + 5] == '/';
+}
+
+/* Applies a=sendonly/recvonly/inactive/sendrecv from one attribute list. */
+static void read_direction(osip_list_t *attrs, struct sdp_offer_result *r)
+{
+    for (int i = 0; !osip_list_eol(attrs, i); i++) {
+        sdp_attribute_t *a = osip_list_get(attrs, i);
+        if (!a->a_att_field)
+            continue;
+        bool so = strcasecmp(a->a_att_field, "sendonly") == 0;
+        bool ro = strcasecmp(a->a_att_field, "recvonly") == 0;
+        bool in = strcasecmp(a->a_att_field, "inactive") == 0;
+        if (so || ro || in || strcasecmp(a->a_att_field, "sendrecv") == 0) {
+            r->remote_sendonly = so;
+            r->remote_recvonly = ro;
+            r->remote_inactive = in;
+        }
+    }
+}
+
+/* A token for an m= line that we copy into the answer: short, printable, no spaces. */
+static bool token_ok(const char *t, size_t max)
+{
+    if (!t || !*t || strlen(t) > max)
+        return false;
+    for (const char *p = t; *p; p++)
+        if (*p <= ' ' || *p >= 127)
+            return false;
+    return true;
+}
+
+/* Reads the codecs of media m into info; returns 0 when one of ours is there. */
+static int read_codecs(sdp_media_t *m, struct sdp_info *info)
+{
+    bool found = false;
+    info->r.dtmf_pt = -1;
+    for (int i = 0; !osip_list_eol(&m->m_payloads, i); i++) {
+        uint64_t pt;
+        if (parse_u64(osip_list_get(&m->m_payloads, i), 127, &pt) < 0)
+            continue;
+        const char *map = rtpmap_of(m, pt);
+        int codec = -1;
+        /* Static types keep their meaning (RFC 3551); dynamic ones are known by their rtpmap.
+         * Either way the answer uses the static number. */
+        if (pt == 0 || (pt >= 96 && encoding_is(map, "PCMU")))
+            codec = SDP_PCMU;
+        else if (pt == 8 || (pt >= 96 && encoding_is(map, "PCMA")))
+            codec = SDP_PCMA;
+        else if (pt >= 96 && info->r.dtmf_pt < 0 && encoding_is(map, "telephone-event"))
+            info->r.dtmf_pt = (int)pt;
+        if (codec == SDP_PCMU)
+            info->has_pcmu = true;
+        if (codec == SDP_PCMA)
+            info->has_pcma = true;
+        if (codec >= 0 && !found) {
+            info->r.codec = (enum sdp_codec)codec;
+            found = true;
+        }
+    }
+    return found ? 0 : -1;
+}
+
+/* The connection address of media m (media level, else session level), as an IPv4 literal. */
+static int read_address(sdp_message_t *sdp, sdp_media_t *m, struct sdp_offer_result *r)
+{
+    sdp_connection_t *c = osip_list_get(&m->c_connections, 0);
+    if (!c)
+        c = sdp->c_connection;
+    if (!c || !c->c_nettype || !c->c_addrtype || !c->c_addr)
+        return -1;
+    if (strcasecmp(c->c_nettype, "IN") != 0 || strcasecmp(c->c_addrtype, "IP4") != 0)
+        return -1;
+    struct in_addr a;
+    if (inet_pton(AF_INET, c->c_addr, &a) != 1)
+        return -1;
+    return str_copy(r->remote_ip, sizeof(r->remote_ip), c->c_addr);
+}
+
+static int parse_sdp(const char *text, struct sdp_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->r.dtmf_pt = -1;
+    size_t len = text ? strlen(text) : 0;
+    if (!text || len > SDP_MAX_TEXT)
+        return -1;
+    /* libosip2's SDP parser reads up to two bytes past the terminator on some malformed lines
+     * (an m= line ending in a lone LF at the end of the text: strchr(tmp + 1) after the NUL).
+     * Found by fuzz_sdp; a copy with zeroed slack keeps those reads inside our buffer. */
+    char *copy = xcalloc(1, len + SDP_SLACK);
+    memcpy(copy, text, len);
+    sdp_message_t *sdp = NULL;
+    if (sdp_message_init(&sdp) != 0)
+        die("out of memory in sdp_message_init");
+    int rc = -1;
+    if (sdp_message_parse(sdp, copy) != 0)
+        goto done;
+    uint64_t v;
+    if (parse_u64(sdp->o_sess_id, UINT64_MAX, &v) == 0)
+        info->sess_id = v;
+    if (parse_u64(sdp->o_sess_version, UINT64_MAX, &v) == 0)
+        info->sess_version = v;
+    int chosen = -1;
+    for (int i = 0; !osip_list_eol(&sdp->m_medias, i); i++) {
+        if (i >= SDP_MAX_MEDIA)
+            goto done;
+        sdp_media_t *m = osip_list_get(&sdp->m_medias, i);
+        const char *fmt = osip_list_get(&m->m_payloads, 0);
+        if (!token_ok(m->m_media, 15) || !token_ok(m->m_proto, 31) || !token_ok(fmt, 11))
+            goto done;
+        snprintf(info->r.media_lines[i], sizeof(info->r.media_lines[i]), "%s 0 %s %s", m->m_media,
+                 m->m_proto, fmt);
+        info->r.media_count = i + 1;
+        if (chosen >= 0 || strcasecmp(m->m_media, "audio") != 0 ||
+            strcasecmp(m->m_proto, "RTP/AVP") != 0)
+            continue;
+        /* The first RTP/AVP audio stream that is not rejected (port 0) is ours: without a codec
+         * or an address we support, the offer is unusable. */
+        uint64_t port;
+        if (parse_u64(m->m_port, 65535, &port) < 0)
+            goto done;
+        if (port == 0)
+            continue;
+        if (read_codecs(m, info) < 0 || read_address(sdp, m, &info->r) < 0)
+            goto done;
+        info->r.remote_port = (int)port;
+        read_direction(&sdp->a_attributes, &info->r);
+        read_direction(&m->a_attributes, &info->r);
+        info->r.audio_index = i;
+        chosen = i;
+    }
+    rc = chosen >= 0 ? 0 : -1;
+done:
+    sdp_message_free(sdp);
+    free(copy);
+    return rc;
+}
+
+int sdp_parse_offer(const char *sdp, struct sdp_offer_result *out)
+{
+    struct sdp_info info;
+    if (parse_sdp(sdp, &info) < 0)
+        return -1;
+    *out = info.r;
+    return 0;
+}
+
+/* Appends to out with snprintf; *len becomes -1 once anything did not fit. */
+__attribute__((format(printf, 4, 5))) static void put(char *out, size_t cap, int *len,
+                                                      const char *fmt, ...)
+{
+    if (*len < 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out + *len, cap - (size_t)*len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap - (size_t)*len)
+        *len = -1;
+    else
+        *len += n;
+}
+
+int sdp_build_answer(const struct sdp_offer_result *offer, const char *local_ip, int local_port,
+                     uint64_t session_id, uint64_t version, char *out, size_t cap)
+{
+    struct in_addr a;
+    if (!offer || !local_ip || inet_pton(AF_INET, local_ip, &a) != 1 || local_port <= 0 ||
+        local_port > 65535 || !out || cap == 0 ||
+        (offer->codec != SDP_PCMU && offer->codec != SDP_PCMA))
+        return -1;
+    int codec = offer->codec;
+    int dtmf = offer->dtmf_pt >= 96 && offer->dtmf_pt <= 127 ? offer->dtmf_pt : -1;
+    const char *dir = offer->remote_inactive   ? "inactive"
+                      : offer->remote_sendonly ? "recvonly"
+                      : offer->remote_recvonly ? "sendonly"
+                                               : "sendrecv";
+    int count =
+        offer->media_count > 0 && offer->media_count <= SDP_MAX_MEDIA ? offer->media_count : 1;
+    int audio = offer->media_count > 0 ? offer->audio_index : 0;
+    int len = 0;
+    put(out, cap, &len, "v=0\r\no=conferenced %llu %llu IN IP4 %s\r\ns=conferenced\r\n",
+        (unsigned long long)session_id, (unsigned long long)version, local_ip);
+    put(out, cap, &len, "c=IN IP4 %s\r\nt=0 0\r\n", local_ip);
+    for (int i = 0; i < count; i++) {
+        if (i != audio) {
+            put(out, cap, &len, "m=%.63s\r\n", offer->media_lines[i]);
+            continue;
+        }
+        put(out, cap, &len, "m=audio %d RTP/AVP %d", local_port, codec);
+        if (dtmf >= 0)
+            put(out, cap, &len, " %d", dtmf);
+        put(out, cap, &len, "\r\na=rtpmap:%d %s/8000\r\n", codec,
+            codec == SDP_PCMU ? "PCMU" : "PCMA");
+        if (dtmf >= 0)
+            put(out, cap, &len, "a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n", dtmf,
+                dtmf);
+        put(out, cap, &len, "a=ptime:20\r\na=%s\r\n", dir);
+    }
+    return len;
+}
+
+int sdp_build_reanswer(const char *offer, const char *prev_answer, char *out, size_t cap)
+{
+    struct sdp_info now, before;
+    if (parse_sdp(offer, &now) < 0 || parse_sdp(prev_answer, &before) < 0)
+        return -1;
+    /* The media path keeps its codec for the whole call: a new offer without it is refused. */
+    bool has = before.r.codec == SDP_PCMU ? now.has_pcmu : now.has_pcma;
+    if (!has)
+        return -1;
+    now.r.codec = before.r.codec;
+    return sdp_build_answer(&now.r, before.r.remote_ip, before.r.remote_port, before.sess_id,
+                            before.sess_version + 1, out, cap);
+}

@@ -1,0 +1,1448 @@
+/* SIP over UDP: the socket and one timer on the libuv loop, libosip2's transaction state machines
+ * (INVITE/non-INVITE server, non-INVITE client for our BYE), and our own dialog layer on top.
+ *
+ * How it runs: every datagram is parsed by osip_parse(); a message that belongs to a live
+ * transaction goes to it (osip_find_transaction_and_add_event); a new request is answered here:
+ * we pick the response at once, create the server transaction and queue both the request and our
+ * response on it, so libosip2 sends, retransmits and absorbs. After every input, timer tick or
+ * application call, pump() runs libosip2's timers and state machines, our 2xx retransmissions,
+ * frees the transactions libosip2 declared dead, and only then calls the application back (from a
+ * queue), so the application may call any sip_dialog_* function from its callbacks. */
+#include "sip/sip.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <osip2/osip.h>
+#include <osipparser2/osip_parser.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+
+#define SIP_MAX_DATAGRAM 65535
+#define SIP_MAX_TOKEN 256 /* Call-ID and tags: longer ones get 400 */
+#define SIP_MAX_SDP 16384 /* bodies larger than this get 413 */
+#define SIP_MAX_REASON 64
+#define SIP_BUCKETS 1024
+#define SIP_ALLOW "INVITE, ACK, BYE, CANCEL, OPTIONS"
+#define SIP_DEFAULT_MAX_DIALOGS 1000
+#define SIP_MAX_TIMER_MS 3600000u
+
+enum dlg_state {
+    DLG_EARLY,     /* INVITE received, no final answer yet */
+    DLG_ANSWERED,  /* 200 sent, retransmitting it until the ACK */
+    DLG_CONFIRMED, /* ACK received */
+    DLG_BYE_SENT,  /* our BYE in flight */
+    DLG_ENDED,     /* waiting in the note queue to be freed */
+};
+
+/* Our data on every transaction (libosip2's "your_instance"). */
+struct txinfo {
+    struct sip_stack *s;
+    struct sip_dialog *d; /* the dialog whose d->ist or d->bye_tr this is, else NULL */
+    struct sockaddr_in peer;
+};
+
+struct sip_dialog {
+    struct sip_stack *s;
+    struct sip_dialog *hnext;       /* hash chain */
+    struct sip_dialog *prev, *next; /* every dialog */
+    enum dlg_state state;
+    char *call_id, *local_tag, *remote_tag;
+    char log_id[72]; /* the Call-ID, made safe for a log line */
+    uint32_t invite_cseq, remote_cseq, local_cseq;
+    osip_message_t *invite;     /* copy of the INVITE: From, To, Contact, Record-Route */
+    osip_transaction_t *ist;    /* the INVITE server transaction while it lives */
+    osip_transaction_t *bye_tr; /* our BYE while it lives */
+    char *answer_sdp;
+    osip_message_t *ok; /* our last 2xx to an INVITE, for retransmission */
+    uint32_t ok_cseq;
+    bool rtx, bye_pending, announced;
+    uint64_t rtx_next, rtx_end; /* ms on the monotonic clock */
+    unsigned rtx_iv;
+    struct sockaddr_in peer;
+    char peer_ip[INET_ADDRSTRLEN];
+    int peer_port;
+    char local_host[INET_ADDRSTRLEN];
+    void *data;
+};
+
+enum note_kind { NOTE_INVITE, NOTE_ESTABLISHED, NOTE_ENDED, NOTE_FREE };
+
+struct note {
+    struct note *next;
+    enum note_kind kind;
+    struct sip_dialog *d;
+    bool remote, cancelled;
+};
+
+struct sip_stack {
+    uv_loop_t *loop;
+    uv_udp_t udp;
+    uv_timer_t timer;
+    int open_handles;
+    bool closing, pumping, again;
+    osip_t *osip;
+    struct sip_callbacks cb;
+    char addr[INET_ADDRSTRLEN];
+    int port;
+    char *user_agent;
+    size_t max_dialogs, max_tx;
+    unsigned t1, t2, t4;
+    struct sip_dialog *buckets[SIP_BUCKETS];
+    struct sip_dialog *dialogs;
+    size_t n_dialogs, n_tx, n_rtx;
+    osip_transaction_t **dead;
+    size_t n_dead, cap_dead;
+    struct note *notes_head, *notes_tail;
+    char rbuf[SIP_MAX_DATAGRAM + 16]; /* zeroed slack after the text, as in sdp.c */
+};
+
+static void pump(struct sip_stack *s);
+
+/* ---- small helpers ---- */
+
+static uint64_t now_ms(void)
+{
+    return uv_hrtime() / 1000000u;
+}
+
+static void random_hex(char *out, size_t nbytes)
+{
+    unsigned char b[32];
+    if (nbytes > sizeof(b) || uv_random(NULL, NULL, b, nbytes, 0, NULL) != 0)
+        die("uv_random failed");
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < nbytes; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[2 * nbytes] = '\0';
+}
+
+/* Input-driven text in a log line: printable, no spaces or quotes, bounded. */
+static const char *logsafe(const char *in, char *buf, size_t cap)
+{
+    if (!in)
+        return "-";
+    size_t n = 0;
+    for (; *in && n + 1 < cap; in++)
+        buf[n++] = (*in > ' ' && *in < 127 && *in != '"' && *in != '\\') ? *in : '?';
+    buf[n] = '\0';
+    return buf;
+}
+
+static int parse_u32(const char *s, uint32_t max, uint32_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static const char *tag_of(osip_from_t *h)
+{
+    osip_generic_param_t *p = NULL;
+    if (!h || osip_from_get_tag(h, &p) != 0 || !p || !p->gvalue)
+        return NULL;
+    return p->gvalue;
+}
+
+/* The whole Call-ID ("number@host"); -1 when absent or longer than cap allows. */
+static int callid_of(const osip_message_t *m, char *out, size_t cap)
+{
+    const osip_call_id_t *c = m->call_id;
+    if (!c || !c->number)
+        return -1;
+    int n = c->host ? snprintf(out, cap, "%s@%s", c->number, c->host)
+                    : snprintf(out, cap, "%s", c->number);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+static bool is_ipv4(const char *s)
+{
+    struct in_addr a;
+    return s && inet_pton(AF_INET, s, &a) == 1;
+}
+
+static const char *reason_for(int code)
+{
+    switch (code) {
+    case 100:
+        return "Trying";
+    case 180:
+        return "Ringing";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Request Entity Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Unsupported URI Scheme";
+    case 420:
+        return "Bad Extension";
+    case 480:
+        return "Temporarily Unavailable";
+    case 481:
+        return "Call/Transaction Does Not Exist";
+    case 486:
+        return "Busy Here";
+    case 487:
+        return "Request Terminated";
+    case 488:
+        return "Not Acceptable Here";
+    case 491:
+        return "Request Pending";
+    case 500:
+        return "Server Internal Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 603:
+        return "Decline";
+    default:
+        break;
+    }
+    if (code < 300)
+        return "OK";
+    if (code < 400)
+        return "Redirection";
+    if (code < 500)
+        return "Client Error";
+    if (code < 600)
+        return "Server Error";
+    return "Global Failure";
+}
+
+/* libosip2 clone functions with the signature osip_list_clone() calls. */
+static int via_clone(void *a, void **b)
+{
+    return osip_via_clone(a, (osip_via_t **)b);
+}
+
+static int from_clone(void *a, void **b)
+{
+    return osip_from_clone(a, (osip_from_t **)b);
+}
+
+/* The first body when it is SDP. *bad: 415 (not SDP), 413 (too large), else 0. */
+static const char *sdp_body(const osip_message_t *m, int *bad)
+{
+    *bad = 0;
+    osip_body_t *b = osip_list_get(&m->bodies, 0);
+    if (!b || !b->body || b->length == 0)
+        return NULL;
+    const osip_content_type_t *ct = m->content_type;
+    if (ct && (!ct->type || !ct->subtype || strcasecmp(ct->type, "application") != 0 ||
+               strcasecmp(ct->subtype, "sdp") != 0)) {
+        *bad = 415;
+        return NULL;
+    }
+    if (b->length > SIP_MAX_SDP) {
+        *bad = 413;
+        return NULL;
+    }
+    return b->body;
+}
+
+/* ---- sending ---- */
+
+struct send_req {
+    uv_udp_send_t req;
+    char data[];
+};
+
+static void on_sent(uv_udp_send_t *req, int status)
+{
+    free(req);
+}
+
+static int send_raw(struct sip_stack *s, const char *buf, size_t len, const struct sockaddr_in *to)
+{
+    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+    int rc = uv_udp_try_send(&s->udp, &b, 1, (const struct sockaddr *)to);
+    if (rc == UV_EAGAIN) {
+        /* The socket buffer is full: queue a copy rather than lose it. */
+        struct send_req *r = xmalloc(sizeof(*r) + len);
+        memcpy(r->data, buf, len);
+        b = uv_buf_init(r->data, (unsigned)len);
+        rc = uv_udp_send(&r->req, &s->udp, &b, 1, (const struct sockaddr *)to, on_sent);
+        if (rc < 0)
+            free(r);
+    }
+    if (rc < 0)
+        log_debug("msg=sip_send_failed error=%s", uv_strerror(rc));
+    return rc < 0 ? rc : 0;
+}
+
+static int send_msg(struct sip_stack *s, osip_message_t *m, const struct sockaddr_in *to)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    if (osip_message_to_str(m, &buf, &len) != 0 || !buf)
+        return -1;
+    int rc = send_raw(s, buf, len, to);
+    osip_free(buf);
+    return rc;
+}
+
+/* libosip2's transport: every transaction sends to the address its request came from (or, for
+ * our BYE, to where the INVITE came from). Why not the Via or Contact host: they may be names
+ * (a DNS lookup would block the loop) or addresses behind a NAT; the source address is neither. */
+static int osip_send_cb(osip_transaction_t *tr, osip_message_t *m, char *host, int port, int sock)
+{
+    struct txinfo *info = tr ? osip_transaction_get_your_instance(tr) : NULL;
+    if (!info)
+        return -1;
+    /* UDP: a lost datagram is the retransmission timers' business, not a transaction error. */
+    send_msg(info->s, m, &info->peer);
+    return 0;
+}
+
+/* ---- messages ---- */
+
+static osip_message_t *make_response(struct sip_stack *s, const osip_message_t *req, int code,
+                                     const char *reason, const char *to_tag)
+{
+    osip_message_t *r = NULL;
+    if (osip_message_init(&r) != 0)
+        die("out of memory in osip_message_init");
+    osip_message_set_version(r, osip_strdup("SIP/2.0"));
+    osip_message_set_status_code(r, code);
+    osip_message_set_reason_phrase(r, osip_strdup(reason ? reason : reason_for(code)));
+    osip_list_clone(&req->vias, &r->vias, via_clone);
+    if (req->from)
+        osip_from_clone(req->from, &r->from);
+    if (req->to) {
+        osip_to_clone(req->to, &r->to);
+        /* Every response but 100 carries our To tag (RFC 3261 8.2.6.2). */
+        if (r->to && code > 100 && !tag_of(r->to)) {
+            char tag[17];
+            if (!to_tag) {
+                random_hex(tag, 8);
+                to_tag = tag;
+            }
+            osip_to_set_tag(r->to, osip_strdup(to_tag));
+        }
+    }
+    if (req->call_id)
+        osip_call_id_clone(req->call_id, &r->call_id);
+    if (req->cseq)
+        osip_cseq_clone(req->cseq, &r->cseq);
+    osip_message_set_header(r, "Server", s->user_agent);
+    return r;
+}
+
+/* A response in dialog d to its INVITE or a later request: our tag, and for 18x/2xx to an
+ * INVITE the Contact and (initial INVITE only) the Record-Route set (RFC 3261 12.1.1). */
+static osip_message_t *dialog_response(struct sip_dialog *d, const osip_message_t *req, int code,
+                                       const char *reason)
+{
+    struct sip_stack *s = d->s;
+    osip_message_t *r = make_response(s, req, code, reason, d->local_tag);
+    if (code > 100 && code < 300 && MSG_IS_INVITE(req)) {
+        char contact[INET_ADDRSTRLEN + 32];
+        snprintf(contact, sizeof(contact), "<sip:%s:%d>", d->local_host, s->port);
+        osip_message_set_contact(r, contact);
+        osip_message_set_header(r, "Allow", SIP_ALLOW);
+        if (req == d->invite)
+            osip_list_clone(&req->record_routes, &r->record_routes, from_clone);
+    }
+    return r;
+}
+
+static void set_sdp(osip_message_t *m, const char *sdp)
+{
+    osip_message_set_content_type(m, "application/sdp");
+    osip_message_set_body(m, sdp, strlen(sdp));
+}
+
+/* A BYE in dialog d (RFC 3261 12.2.1.1): Request-URI = the remote target (Contact of the INVITE),
+ * Route = its Record-Route set, From = the INVITE's To with our tag, To = its From. */
+static osip_message_t *make_bye(struct sip_dialog *d)
+{
+    struct sip_stack *s = d->s;
+    osip_message_t *inv = d->invite, *b = NULL;
+    if (osip_message_init(&b) != 0)
+        die("out of memory in osip_message_init");
+    osip_message_set_method(b, osip_strdup("BYE"));
+    osip_message_set_version(b, osip_strdup("SIP/2.0"));
+    osip_contact_t *c = osip_list_get(&inv->contacts, 0);
+    osip_uri_t *target = c && c->url && c->url->host ? c->url : NULL;
+    if (!target && inv->from->url && inv->from->url->host)
+        target = inv->from->url;
+    osip_uri_t *uri = NULL;
+    if (target) {
+        osip_uri_clone(target, &uri);
+    } else {
+        char text[INET_ADDRSTRLEN + 16];
+        snprintf(text, sizeof(text), "sip:%s:%d", d->peer_ip, d->peer_port);
+        if (osip_uri_init(&uri) == 0 && osip_uri_parse(uri, text) != 0) {
+            osip_uri_free(uri);
+            uri = NULL;
+        }
+    }
+    if (!uri)
+        die("cannot build a Request-URI for BYE");
+    osip_message_set_uri(b, uri);
+    char branch[33], via[INET_ADDRSTRLEN + 96], cseq[32];
+    random_hex(branch, 12);
+    snprintf(via, sizeof(via), "SIP/2.0/UDP %s:%d;rport;branch=z9hG4bK%s", d->local_host, s->port,
+             branch);
+    osip_message_set_via(b, via);
+    osip_from_clone(inv->to, &b->from);
+    if (b->from && !tag_of(b->from))
+        osip_from_set_tag(b->from, osip_strdup(d->local_tag));
+    osip_to_clone(inv->from, &b->to);
+    osip_call_id_clone(inv->call_id, &b->call_id);
+    snprintf(cseq, sizeof(cseq), "%u BYE", (unsigned)++d->local_cseq);
+    osip_message_set_cseq(b, cseq);
+    osip_list_clone(&inv->record_routes, &b->routes, from_clone);
+    osip_message_set_header(b, "Max-Forwards", "70");
+    osip_message_set_header(b, "User-Agent", s->user_agent);
+    return b;
+}
+
+/* ---- transactions ---- */
+
+static void tv_in(struct timeval *tv, unsigned ms)
+{
+    osip_gettimeofday(tv, NULL);
+    tv->tv_sec += ms / 1000;
+    tv->tv_usec += (long)(ms % 1000) * 1000;
+    if (tv->tv_usec >= 1000000) {
+        tv->tv_sec++;
+        tv->tv_usec -= 1000000;
+    }
+}
+
+/* libosip2 fixes T1 at compile time; its timer lengths live in the transaction contexts, so a
+ * configured T1 is applied right after creation (before any event ran). */
+static void tx_set_timers(struct sip_stack *s, osip_transaction_t *tr)
+{
+    int t1 = (int)s->t1, t4 = (int)s->t4;
+    if (tr->ctx_type == IST && tr->ist_context) {
+        if (tr->ist_context->timer_g_length > 0) {
+            tr->ist_context->timer_g_length = t1;
+            tr->ist_context->timer_i_length = t4;
+        }
+        tr->ist_context->timer_h_length = 64 * t1;
+    } else if (tr->ctx_type == NIST && tr->nist_context) {
+        if (tr->nist_context->timer_j_length > 0)
+            tr->nist_context->timer_j_length = 64 * t1;
+    } else if (tr->ctx_type == NICT && tr->nict_context) {
+        if (tr->nict_context->timer_e_length > 0)
+            tr->nict_context->timer_e_length = t1;
+        if (tr->nict_context->timer_k_length > 0)
+            tr->nict_context->timer_k_length = t4;
+        tr->nict_context->timer_f_length = 64 * t1;
+        tv_in(&tr->nict_context->timer_f_start, 64 * s->t1);
+    }
+}
+
+static osip_transaction_t *tx_new(struct sip_stack *s, osip_fsm_type_t type, osip_message_t *req,
+                                  const struct sockaddr_in *peer, struct sip_dialog *d)
+{
+    osip_transaction_t *tr = NULL;
+    if (osip_transaction_init(&tr, type, s->osip, req) != 0 || !tr)
+        return NULL;
+    struct txinfo *info = xcalloc(1, sizeof(*info));
+    info->s = s;
+    info->d = d;
+    info->peer = *peer;
+    osip_transaction_set_your_instance(tr, info);
+    tx_set_timers(s, tr);
+    s->n_tx++;
+    s->again = true;
+    return tr;
+}
+
+/* Queues an outgoing message (owned by the transaction from now on). */
+static void tx_send(struct sip_stack *s, osip_transaction_t *tr, osip_message_t *m)
+{
+    osip_event_t *evt = osip_new_outgoing_sipmessage(m);
+    if (!evt) {
+        osip_message_free(m);
+        return;
+    }
+    osip_transaction_add_event(tr, evt);
+    s->again = true;
+}
+
+/* Answers a request without transaction (malformed, or too many transactions). */
+static void reply_stateless(struct sip_stack *s, const osip_message_t *req,
+                            const struct sockaddr_in *to, int code)
+{
+    osip_message_t *r = make_response(s, req, code, NULL, NULL);
+    send_msg(s, r, to);
+    osip_message_free(r);
+}
+
+/* Answers a new request with resp through a fresh server transaction, which then absorbs the
+ * request's retransmissions (and, for INVITE, the ACK). Takes evt and resp. */
+static void reply_new(struct sip_stack *s, osip_event_t *evt, const struct sockaddr_in *from,
+                      osip_message_t *resp)
+{
+    osip_fsm_type_t type = MSG_IS_INVITE(evt->sip) ? IST : NIST;
+    osip_transaction_t *tr = tx_new(s, type, evt->sip, from, NULL);
+    if (!tr) {
+        send_msg(s, resp, from);
+        osip_message_free(resp);
+        osip_event_free(evt);
+        return;
+    }
+    osip_transaction_add_event(tr, evt);
+    tx_send(s, tr, resp);
+}
+
+static void reply(struct sip_stack *s, osip_event_t *evt, const struct sockaddr_in *from, int code,
+                  const char *to_tag)
+{
+    osip_message_t *r = make_response(s, evt->sip, code, NULL, to_tag);
+    if (code == 405 || code == 501 || (code == 200 && MSG_IS_OPTIONS(evt->sip)))
+        osip_message_set_header(r, "Allow", SIP_ALLOW);
+    if (code == 415 || (code == 200 && MSG_IS_OPTIONS(evt->sip)))
+        osip_message_set_header(r, "Accept", "application/sdp");
+    reply_new(s, evt, from, r);
+}
+
+/* ---- dialogs ---- */
+
+static size_t bucket_of(const char *call_id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)call_id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % SIP_BUCKETS;
+}
+
+static struct sip_dialog *find_dialog(struct sip_stack *s, const char *call_id,
+                                      const char *local_tag, const char *remote_tag)
+{
+    for (struct sip_dialog *d = s->buckets[bucket_of(call_id)]; d; d = d->hnext)
+        if (d->state != DLG_ENDED && strcmp(d->call_id, call_id) == 0 &&
+            strcmp(d->local_tag, local_tag) == 0 && strcmp(d->remote_tag, remote_tag) == 0)
+            return d;
+    return NULL;
+}
+
+/* The dialog an INVITE (without To tag) created: for its retransmissions and its CANCEL. */
+static struct sip_dialog *find_by_invite(struct sip_stack *s, const char *call_id,
+                                         const char *remote_tag, uint32_t cseq)
+{
+    for (struct sip_dialog *d = s->buckets[bucket_of(call_id)]; d; d = d->hnext)
+        if (d->state != DLG_ENDED && d->invite_cseq == cseq && strcmp(d->call_id, call_id) == 0 &&
+            strcmp(d->remote_tag, remote_tag) == 0)
+            return d;
+    return NULL;
+}
+
+static struct sip_dialog *dialog_new(struct sip_stack *s, osip_message_t *inv, const char *call_id,
+                                     const char *remote_tag, uint32_t cseq,
+                                     const struct sockaddr_in *from)
+{
+    osip_message_t *copy = NULL;
+    if (osip_message_clone(inv, &copy) != 0 || !copy)
+        return NULL;
+    struct sip_dialog *d = xcalloc(1, sizeof(*d));
+    d->s = s;
+    d->state = DLG_EARLY;
+    d->invite = copy;
+    d->call_id = xstrdup(call_id);
+    d->remote_tag = xstrdup(remote_tag);
+    char tag[17];
+    random_hex(tag, 8);
+    d->local_tag = xstrdup(tag);
+    logsafe(call_id, d->log_id, sizeof(d->log_id));
+    d->invite_cseq = d->remote_cseq = cseq;
+    d->peer = *from;
+    uv_ip4_name(from, d->peer_ip, sizeof(d->peer_ip));
+    d->peer_port = ntohs(from->sin_port);
+    /* Bound to every interface, we know our address only from how the caller reached us. */
+    const char *host = s->addr;
+    if (strcmp(s->addr, "0.0.0.0") == 0 && inv->req_uri && is_ipv4(inv->req_uri->host))
+        host = inv->req_uri->host;
+    str_copy(d->local_host, sizeof(d->local_host), host);
+    size_t b = bucket_of(call_id);
+    d->hnext = s->buckets[b];
+    s->buckets[b] = d;
+    d->next = s->dialogs;
+    if (s->dialogs)
+        s->dialogs->prev = d;
+    s->dialogs = d;
+    s->n_dialogs++;
+    return d;
+}
+
+static void detach(osip_transaction_t *tr)
+{
+    struct txinfo *info = tr ? osip_transaction_get_your_instance(tr) : NULL;
+    if (info)
+        info->d = NULL;
+}
+
+static void rtx_start(struct sip_dialog *d)
+{
+    if (!d->rtx)
+        d->s->n_rtx++;
+    d->rtx = true;
+    d->rtx_iv = d->s->t1;
+    uint64_t now = now_ms();
+    d->rtx_next = now + d->rtx_iv;
+    d->rtx_end = now + 64 * (uint64_t)d->s->t1;
+}
+
+static void rtx_stop(struct sip_dialog *d)
+{
+    if (d->rtx)
+        d->s->n_rtx--;
+    d->rtx = false;
+}
+
+static void dialog_free(struct sip_dialog *d)
+{
+    struct sip_stack *s = d->s;
+    struct sip_dialog **pp = &s->buckets[bucket_of(d->call_id)];
+    while (*pp && *pp != d)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = d->hnext;
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        s->dialogs = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    detach(d->ist);
+    detach(d->bye_tr);
+    rtx_stop(d);
+    osip_message_free(d->invite);
+    osip_message_free(d->ok);
+    free(d->answer_sdp);
+    free(d->call_id);
+    free(d->local_tag);
+    free(d->remote_tag);
+    free(d);
+    s->n_dialogs--;
+}
+
+static void push_note(struct sip_stack *s, enum note_kind kind, struct sip_dialog *d, bool remote,
+                      bool cancelled)
+{
+    struct note *n = xcalloc(1, sizeof(*n));
+    n->kind = kind;
+    n->d = d;
+    n->remote = remote;
+    n->cancelled = cancelled;
+    if (s->notes_tail)
+        s->notes_tail->next = n;
+    else
+        s->notes_head = n;
+    s->notes_tail = n;
+    s->again = true;
+}
+
+/* Ends d: the application hears of it (on_ended) from the note queue, then d is freed. */
+static void dialog_end(struct sip_dialog *d, bool remote, bool cancelled, const char *why)
+{
+    if (d->state == DLG_ENDED)
+        return;
+    rtx_stop(d);
+    d->state = DLG_ENDED;
+    log_info("msg=sip_dialog_ended call_id=%s reason=%s", d->log_id, why);
+    push_note(d->s, NOTE_ENDED, d, remote, cancelled);
+}
+
+static void start_bye(struct sip_dialog *d)
+{
+    struct sip_stack *s = d->s;
+    osip_message_t *bye = make_bye(d);
+    osip_transaction_t *tr = tx_new(s, NICT, bye, &d->peer, d);
+    log_info("msg=sip_bye_sent call_id=%s", d->log_id);
+    if (!tr) {
+        send_msg(s, bye, &d->peer);
+        osip_message_free(bye);
+        dialog_end(d, false, false, "local_bye");
+        return;
+    }
+    d->state = DLG_BYE_SENT;
+    d->bye_tr = tr;
+    tx_send(s, tr, bye);
+}
+
+/* Our BYE got its final response (or timed out): the dialog is over. */
+static void bye_done(struct sip_dialog *d)
+{
+    if (d->state == DLG_BYE_SENT)
+        dialog_end(d, false, false, "local_bye");
+}
+
+/* ---- libosip2 callbacks ---- */
+
+static void push_dead(struct sip_stack *s, osip_transaction_t *tr)
+{
+    if (s->n_dead == s->cap_dead) {
+        s->cap_dead = s->cap_dead ? 2 * s->cap_dead : 16;
+        s->dead = xrealloc(s->dead, s->cap_dead * sizeof(*s->dead));
+    }
+    s->dead[s->n_dead++] = tr;
+}
+
+/* A transaction reached TERMINATED. It is taken out of libosip2's lists now but freed only after
+ * the state machines ran: osip_*_execute() still holds it in its copy of the list. */
+static void on_kill(int type, osip_transaction_t *tr)
+{
+    struct sip_stack *s = osip_get_application_context(tr->config);
+    struct txinfo *info = osip_transaction_get_your_instance(tr);
+    osip_remove_transaction(s->osip, tr);
+    if (info && info->d) {
+        struct sip_dialog *d = info->d;
+        info->d = NULL;
+        if (d->ist == tr)
+            d->ist = NULL;
+        if (d->bye_tr == tr) {
+            d->bye_tr = NULL;
+            bye_done(d);
+        }
+    }
+    push_dead(s, tr);
+}
+
+static void on_nict_final(int type, osip_transaction_t *tr, osip_message_t *m)
+{
+    struct txinfo *info = osip_transaction_get_your_instance(tr);
+    if (info && info->d && info->d->bye_tr == tr)
+        bye_done(info->d);
+}
+
+static void free_dead(struct sip_stack *s)
+{
+    for (size_t i = 0; i < s->n_dead; i++) {
+        free(osip_transaction_get_your_instance(s->dead[i]));
+        osip_transaction_free2(s->dead[i]);
+        s->n_tx--;
+    }
+    s->n_dead = 0;
+}
+
+/* ---- requests ---- */
+
+static void handle_reinvite(struct sip_stack *s, osip_event_t *evt, const struct sockaddr_in *from,
+                            const char *cid, uint32_t cseq)
+{
+    osip_message_t *m = evt->sip;
+    const char *rtag = tag_of(m->from);
+    struct sip_dialog *d = find_dialog(s, cid, tag_of(m->to), rtag ? rtag : "");
+    if (!d) {
+        reply(s, evt, from, 481, NULL);
+        return;
+    }
+    if (d->ok && cseq == d->ok_cseq) { /* retransmission after our 2xx ended its transaction */
+        send_msg(s, d->ok, &d->peer);
+        osip_event_free(evt);
+        return;
+    }
+    if (cseq <= d->remote_cseq) {
+        reply(s, evt, from, 500, d->local_tag);
+        return;
+    }
+    d->remote_cseq = cseq;
+    if (d->state != DLG_CONFIRMED) {
+        reply(s, evt, from, 491, d->local_tag);
+        return;
+    }
+    int bad;
+    const char *offer = sdp_body(m, &bad);
+    if (bad) {
+        reply(s, evt, from, bad, d->local_tag);
+        return;
+    }
+    /* A new offer gets our previous answer again (same codec, address and port; the direction
+     * follows the offer, e.g. hold); an INVITE without offer gets it as our offer. */
+    char answer[4096];
+    if (offer && sdp_build_reanswer(offer, d->answer_sdp, answer, sizeof(answer)) < 0) {
+        log_info("msg=sip_reinvite_refused call_id=%s", d->log_id);
+        reply(s, evt, from, 488, d->local_tag);
+        return;
+    }
+    if (offer) {
+        free(d->answer_sdp);
+        d->answer_sdp = xstrdup(answer);
+    }
+    osip_message_t *r = dialog_response(d, m, 200, NULL);
+    set_sdp(r, d->answer_sdp);
+    osip_message_free(d->ok);
+    d->ok = NULL;
+    osip_message_clone(r, &d->ok);
+    d->ok_cseq = cseq;
+    d->peer = *from;
+    if (d->ok)
+        rtx_start(d);
+    log_info("msg=sip_reinvite_answered call_id=%s", d->log_id);
+    reply_new(s, evt, from, r);
+}
+
+static void handle_invite(struct sip_stack *s, osip_event_t *evt, const struct sockaddr_in *from,
+                          const char *cid, uint32_t cseq)
+{
+    osip_message_t *m = evt->sip;
+    if (tag_of(m->to)) {
+        handle_reinvite(s, evt, from, cid, cseq);
+        return;
+    }
+    const char *rtag = tag_of(m->from) ? tag_of(m->from) : "";
+    struct sip_dialog *old = find_by_invite(s, cid, rtag, cseq);
+    if (old) {
+        /* A retransmission that outlived the INVITE transaction (it ends with our 2xx). */
+        if (old->ok && old->ok_cseq == cseq)
+            send_msg(s, old->ok, &old->peer);
+        osip_event_free(evt);
+        return;
+    }
+    const char *scheme = m->req_uri->scheme;
+    if (!scheme || (strcasecmp(scheme, "sip") != 0 && strcasecmp(scheme, "sips") != 0)) {
+        reply(s, evt, from, 416, NULL);
+        return;
+    }
+    osip_header_t *require = NULL;
+    if (osip_message_header_get_byname(m, "require", 0, &require) >= 0 && require) {
+        osip_message_t *r = make_response(s, m, 420, NULL, NULL);
+        if (require->hvalue && strlen(require->hvalue) < SIP_MAX_TOKEN)
+            osip_message_set_header(r, "Unsupported", require->hvalue);
+        reply_new(s, evt, from, r);
+        return;
+    }
+    int bad;
+    sdp_body(m, &bad);
+    if (bad) {
+        reply(s, evt, from, bad, NULL);
+        return;
+    }
+    char src[INET_ADDRSTRLEN], lid[72];
+    uv_ip4_name(from, src, sizeof(src));
+    if (s->n_dialogs >= s->max_dialogs) {
+        log_warn("msg=sip_invite_refused reason=max_dialogs call_id=%s src=%s:%d",
+                 logsafe(cid, lid, sizeof(lid)), src, ntohs(from->sin_port));
+        reply(s, evt, from, 503, NULL);
+        return;
+    }
+    struct sip_dialog *d = dialog_new(s, m, cid, rtag, cseq, from);
+    osip_transaction_t *tr = d ? tx_new(s, IST, m, from, d) : NULL;
+    if (!tr) {
+        if (d)
+            dialog_free(d);
+        reply_stateless(s, m, from, 500);
+        osip_event_free(evt);
+        return;
+    }
+    d->ist = tr;
+    char user[64], fromuri[128];
+    char *furi = NULL;
+    if (m->from->url)
+        osip_uri_to_str(m->from->url, &furi);
+    log_info("msg=sip_invite call_id=%s user=%s from=%s src=%s:%d", d->log_id,
+             logsafe(m->req_uri->username, user, sizeof(user)),
+             logsafe(furi, fromuri, sizeof(fromuri)), d->peer_ip, d->peer_port);
+    osip_free(furi);
+    osip_transaction_add_event(tr, evt);
+    tx_send(s, tr, make_response(s, m, 100, NULL, NULL));
+    push_note(s, NOTE_INVITE, d, false, false);
+}
+
+static void handle_ack(struct sip_stack *s, osip_message_t *m, const char *cid, uint32_t cseq)
+{
+    const char *ltag = tag_of(m->to), *rtag = tag_of(m->from);
+    struct sip_dialog *d = ltag ? find_dialog(s, cid, ltag, rtag ? rtag : "") : NULL;
+    if (!d || !d->rtx || cseq != d->ok_cseq)
+        return; /* an ACK for nothing we wait for: dropped (RFC 3261 17.2.3) */
+    rtx_stop(d);
+    if (d->state != DLG_ANSWERED)
+        return; /* the ACK of a re-INVITE */
+    if (d->bye_pending) {
+        start_bye(d);
+        return;
+    }
+    d->state = DLG_CONFIRMED;
+    log_info("msg=sip_established call_id=%s", d->log_id);
+    push_note(s, NOTE_ESTABLISHED, d, false, false);
+}
+
+static void handle_bye(struct sip_stack *s, osip_event_t *evt, const struct sockaddr_in *from,
+                       const char *cid, uint32_t cseq)
+{
+    osip_message_t *m = evt->sip;
+    const char *ltag = tag_of(m->to), *rtag = tag_of(m->from);
+    struct sip_dialog *d = ltag ? find_dialog(s, cid, ltag, rtag ? rtag : "") : NULL;
+    if (!d) {
+        reply(s, evt, from, 481, NULL);
+        return;
+    }
+    if (cseq < d->remote_cseq) {
+        reply(s, evt, from, 500, d->local_tag);
+        return;
+    }
+    d->remote_cseq = cseq;
+    reply(s, evt, from, 200, d->local_tag);
+    switch (d->state) {
+    case DLG_EARLY: /* BYE in the early dialog: like CANCEL (RFC 3261 15.1.2) */
+        if (d->ist)
+            tx_send(s, d->ist, dialog_response(d, d->invite, 487, NULL));
+        dialog_end(d, true, true, "remote_bye_early");
+        break;
+    case DLG_BYE_SENT: /* both hung up at once: ours is the hang-up the application asked for */
+        dialog_end(d, false, false, "bye_glare");
+        break;
+    default:
+        dialog_end(d, true, false, "remote_bye");
+        break;
+    }
+}
+
+static void handle_cancel(struct sip_stack *s, osip_event_t *evt, const struct sockaddr_in *from,
+                          const char *cid, uint32_t cseq)
+{
+    osip_message_t *m = evt->sip;
+    const char *rtag = tag_of(m->from);
+    struct sip_dialog *d = find_by_invite(s, cid, rtag ? rtag : "", cseq);
+    if (!d) {
+        reply(s, evt, from, 481, NULL);
+        return;
+    }
+    reply(s, evt, from, 200, d->local_tag);
+    /* After our final answer a CANCEL changes nothing (RFC 3261 9.2). */
+    if (d->state == DLG_EARLY && d->ist) {
+        tx_send(s, d->ist, dialog_response(d, d->invite, 487, NULL));
+        dialog_end(d, true, true, "cancel");
+    }
+}
+
+/* Checks what every later step relies on. Returns 0, -1 when a 400 is due, -2 to drop. */
+static int check_message(const osip_message_t *m, char *cid, size_t cidcap, uint32_t *cseq)
+{
+    const osip_via_t *via = osip_list_get(&m->vias, 0);
+    if (!via || !via->host || !via->protocol)
+        return -2;
+    if (!m->cseq || !m->cseq->number || !m->cseq->method || !m->from || !m->to || !m->from->url ||
+        !m->to->url || callid_of(m, cid, cidcap) < 0)
+        return -1;
+    if (parse_u32(m->cseq->number, 0x7fffffffu, cseq) < 0)
+        return -1;
+    const char *ft = tag_of(m->from), *tt = tag_of(m->to);
+    if ((ft && strlen(ft) > SIP_MAX_TOKEN) || (tt && strlen(tt) > SIP_MAX_TOKEN))
+        return -1;
+    if (MSG_IS_REQUEST(m) &&
+        (!m->sip_method || !m->req_uri || strcmp(m->sip_method, m->cseq->method) != 0))
+        return -1;
+    return 0;
+}
+
+static bool method_known(const char *m)
+{
+    static const char *const known[] = {"REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE",
+                                        "REFER",    "INFO",      "UPDATE", "PRACK"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(m, known[i]) == 0)
+            return true;
+    return false;
+}
+
+static void handle_request(struct sip_stack *s, osip_event_t *evt, const struct sockaddr_in *from,
+                           const char *cid, uint32_t cseq)
+{
+    osip_message_t *m = evt->sip;
+    if (MSG_IS_ACK(m)) {
+        handle_ack(s, m, cid, cseq);
+        osip_event_free(evt);
+        return;
+    }
+    /* Under a flood every transaction costs memory for 32 s: past the limit, answer without. */
+    if (s->n_tx >= s->max_tx) {
+        reply_stateless(s, m, from, 503);
+        osip_event_free(evt);
+        return;
+    }
+    if (MSG_IS_INVITE(m))
+        handle_invite(s, evt, from, cid, cseq);
+    else if (MSG_IS_BYE(m))
+        handle_bye(s, evt, from, cid, cseq);
+    else if (MSG_IS_CANCEL(m))
+        handle_cancel(s, evt, from, cid, cseq);
+    else if (MSG_IS_OPTIONS(m))
+        reply(s, evt, from, 200, NULL);
+    else
+        reply(s, evt, from, method_known(m->sip_method) ? 405 : 501, NULL);
+}
+
+static void input(struct sip_stack *s, const char *buf, size_t len, const struct sockaddr_in *from)
+{
+    /* Runts are keep-alives (CRLF, RFC 5626) or noise: nothing to answer. */
+    if (s->closing || len < 16 || len > SIP_MAX_DATAGRAM)
+        return;
+    memmove(s->rbuf, buf, len);
+    memset(s->rbuf + len, 0, sizeof(s->rbuf) - SIP_MAX_DATAGRAM);
+    osip_event_t *evt = osip_parse(s->rbuf, len);
+    if (!evt || !evt->sip) {
+        osip_event_free(evt);
+        return;
+    }
+    osip_message_t *m = evt->sip;
+    char cid[SIP_MAX_TOKEN + 1];
+    uint32_t cseq = 0;
+    int ok = check_message(m, cid, sizeof(cid), &cseq);
+    if (ok < 0) {
+        if (ok == -1 && MSG_IS_REQUEST(m) && m->sip_method && strcmp(m->sip_method, "ACK") != 0)
+            reply_stateless(s, m, from, 400);
+        osip_event_free(evt);
+        return;
+    }
+    if (osip_find_transaction_and_add_event(s->osip, evt) == 0) {
+        s->again = true;
+    } else if (MSG_IS_RESPONSE(m)) {
+        osip_event_free(evt); /* a late response to a transaction that is gone */
+    } else {
+        handle_request(s, evt, from, cid, cseq);
+    }
+    pump(s);
+}
+
+/* ---- the engine ---- */
+
+static void deliver_invite(struct sip_stack *s, struct sip_dialog *d)
+{
+    osip_message_t *m = d->invite;
+    if (!s->cb.on_invite) {
+        sip_dialog_reject(d, 480, NULL);
+        return;
+    }
+    char *ruri = NULL, *furi = NULL, *turi = NULL, display[128] = "";
+    osip_uri_to_str(m->req_uri, &ruri);
+    if (m->from->url)
+        osip_uri_to_str(m->from->url, &furi);
+    if (m->to->url)
+        osip_uri_to_str(m->to->url, &turi);
+    const char *dn = m->from->displayname;
+    if (dn) {
+        size_t n = strlen(dn);
+        if (n >= 2 && dn[0] == '"' && dn[n - 1] == '"') {
+            dn++;
+            n -= 2;
+        }
+        if (n >= sizeof(display))
+            n = sizeof(display) - 1;
+        memcpy(display, dn, n);
+        display[n] = '\0';
+    }
+    int bad;
+    struct sip_invite inv = {
+        .request_user = m->req_uri->username ? m->req_uri->username : "",
+        .request_uri = ruri ? ruri : "",
+        .from_uri = furi ? furi : "",
+        .from_display = display,
+        .to_uri = turi ? turi : "",
+        .call_id = d->call_id,
+        .source_ip = d->peer_ip,
+        .source_port = d->peer_port,
+        .sdp = sdp_body(m, &bad),
+    };
+    d->announced = true;
+    s->cb.on_invite(s->cb.ctx, d, &inv);
+    osip_free(ruri);
+    osip_free(furi);
+    osip_free(turi);
+}
+
+static void run_notes(struct sip_stack *s)
+{
+    struct note *n;
+    while ((n = s->notes_head)) {
+        s->notes_head = n->next;
+        if (!s->notes_head)
+            s->notes_tail = NULL;
+        struct sip_dialog *d = n->d;
+        switch (n->kind) {
+        case NOTE_INVITE:
+            if (d->state == DLG_EARLY)
+                deliver_invite(s, d);
+            break;
+        case NOTE_ESTABLISHED:
+            if (d->state == DLG_CONFIRMED && s->cb.on_established)
+                s->cb.on_established(s->cb.ctx, d);
+            break;
+        case NOTE_ENDED:
+            /* A dialog the application never saw ends silently. */
+            if (d->announced && s->cb.on_ended)
+                s->cb.on_ended(s->cb.ctx, d, n->remote, n->cancelled);
+            dialog_free(d);
+            break;
+        case NOTE_FREE:
+            dialog_free(d);
+            break;
+        }
+        free(n);
+    }
+}
+
+/* RFC 3261 13.3.1.4: the UAS core (not the transaction) retransmits its 2xx, T1 doubling up to
+ * T2, until the ACK; after 64*T1 without one it ends the dialog with a BYE. */
+static void run_rtx(struct sip_stack *s)
+{
+    if (!s->n_rtx)
+        return;
+    uint64_t now = now_ms();
+    for (struct sip_dialog *d = s->dialogs; d; d = d->next) {
+        if (!d->rtx)
+            continue;
+        if (now >= d->rtx_end) {
+            rtx_stop(d);
+            log_info("msg=sip_ack_timeout call_id=%s", d->log_id);
+            bool ours = d->bye_pending;
+            osip_message_t *bye = make_bye(d);
+            osip_transaction_t *tr = tx_new(s, NICT, bye, &d->peer, NULL);
+            if (tr) {
+                tx_send(s, tr, bye);
+            } else {
+                send_msg(s, bye, &d->peer);
+                osip_message_free(bye);
+            }
+            dialog_end(d, !ours, false, "ack_timeout");
+        } else if (now >= d->rtx_next) {
+            send_msg(s, d->ok, &d->peer);
+            d->rtx_iv = d->rtx_iv * 2 > s->t2 ? s->t2 : d->rtx_iv * 2;
+            d->rtx_next = now + d->rtx_iv;
+        }
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    pump(t->data);
+}
+
+/* Sleeps until the earliest libosip2 timer or 2xx retransmission. */
+static void rearm(struct sip_stack *s)
+{
+    struct timeval tv;
+    osip_timers_gettimeout(s->osip, &tv);
+    uint64_t ms =
+        tv.tv_sec < 0 ? 0 : (uint64_t)tv.tv_sec * 1000 + ((uint64_t)tv.tv_usec + 999) / 1000;
+    if (s->n_rtx) {
+        uint64_t now = now_ms();
+        for (struct sip_dialog *d = s->dialogs; d; d = d->next) {
+            if (!d->rtx)
+                continue;
+            uint64_t next = d->rtx_next < d->rtx_end ? d->rtx_next : d->rtx_end;
+            uint64_t wait = next > now ? next - now : 0;
+            if (wait < ms)
+                ms = wait;
+        }
+    }
+    if (s->again)
+        ms = 0;
+    if (ms > SIP_MAX_TIMER_MS)
+        ms = SIP_MAX_TIMER_MS;
+    uv_timer_start(&s->timer, on_timer, ms, 0);
+}
+
+static void pump(struct sip_stack *s)
+{
+    if (s->pumping) {
+        s->again = true;
+        return;
+    }
+    s->pumping = true;
+    /* Bounded: whatever is left after these rounds runs on the next (immediate) timer tick. */
+    for (int round = 0; round < 16; round++) {
+        s->again = false;
+        osip_timers_ict_execute(s->osip);
+        osip_timers_ist_execute(s->osip);
+        osip_timers_nict_execute(s->osip);
+        osip_timers_nist_execute(s->osip);
+        osip_ict_execute(s->osip);
+        osip_ist_execute(s->osip);
+        osip_nict_execute(s->osip);
+        osip_nist_execute(s->osip);
+        run_rtx(s);
+        free_dead(s);
+        run_notes(s);
+        if (!s->again)
+            break;
+    }
+    s->pumping = false;
+    if (!s->closing)
+        rearm(s);
+}
+
+/* ---- the socket ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct sip_stack *s = h->data;
+    *buf = uv_buf_init(s->rbuf, SIP_MAX_DATAGRAM);
+}
+
+static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
+                    unsigned flags)
+{
+    if (nread <= 0 || !addr || addr->sa_family != AF_INET || (flags & UV_UDP_PARTIAL))
+        return;
+    input(h->data, buf->base, (size_t)nread, (const struct sockaddr_in *)addr);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct sip_stack *s = h->data;
+    if (--s->open_handles == 0)
+        free(s);
+}
+
+/* ---- the API ---- */
+
+static void osip_trace_sink(const char *file, int line, osip_trace_level_t level, const char *fmt,
+                            va_list ap)
+{
+}
+
+static void quiet_osip(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    /* libosip2 traces every parse error to stderr: input-driven noise, and no rate limit. Our own
+     * log lines say what happened to each message that matters. */
+    osip_trace_initialize_func(END_TRACE_LEVEL, osip_trace_sink);
+    for (int l = TRACE_LEVEL0; l < END_TRACE_LEVEL; l++)
+        osip_trace_disable_level((osip_trace_level_t)l);
+}
+
+struct sip_stack *sip_create(uv_loop_t *loop, const struct sip_config *cfg,
+                             const struct sip_callbacks *cb, char *err, size_t errlen)
+{
+    struct sockaddr_in sa;
+    if (!cfg || !cfg->addr || !is_ipv4(cfg->addr) || cfg->port < 0 || cfg->port > 65535 ||
+        uv_ip4_addr(cfg->addr, cfg->port, &sa) != 0) {
+        snprintf(err, errlen, "sip: listen address must be an IPv4 address and a port 0-65535");
+        return NULL;
+    }
+    if (cfg->t1_ms < 0 || cfg->t1_ms > 10000) {
+        snprintf(err, errlen, "sip: t1_ms must be 0 (500) to 10000");
+        return NULL;
+    }
+    quiet_osip();
+    struct sip_stack *s = xcalloc(1, sizeof(*s));
+    s->loop = loop;
+    if (cb)
+        s->cb = *cb;
+    str_copy(s->addr, sizeof(s->addr), cfg->addr);
+    s->user_agent = xstrdup(cfg->user_agent && *cfg->user_agent ? cfg->user_agent : "conferenced");
+    s->max_dialogs = cfg->max_dialogs > 0 ? (size_t)cfg->max_dialogs : SIP_DEFAULT_MAX_DIALOGS;
+    s->max_tx = 8 * s->max_dialogs + 1024;
+    s->t1 = cfg->t1_ms > 0 ? (unsigned)cfg->t1_ms : 500;
+    s->t2 = 8 * s->t1;
+    s->t4 = 10 * s->t1;
+    uv_udp_init(loop, &s->udp);
+    s->udp.data = s;
+    s->open_handles = 1;
+    int rc = uv_udp_bind(&s->udp, (const struct sockaddr *)&sa, 0);
+    struct sockaddr_in bound;
+    int blen = sizeof(bound);
+    if (rc == 0)
+        rc = uv_udp_getsockname(&s->udp, (struct sockaddr *)&bound, &blen);
+    if (rc == 0)
+        rc = uv_udp_recv_start(&s->udp, on_alloc, on_recv);
+    if (rc != 0) {
+        snprintf(err, errlen, "sip: cannot listen on %s:%d: %s", cfg->addr, cfg->port,
+                 uv_strerror(rc));
+        free(s->user_agent);
+        s->closing = true;
+        uv_close((uv_handle_t *)&s->udp, on_closed);
+        return NULL;
+    }
+    s->port = ntohs(bound.sin_port);
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    s->open_handles++;
+    if (osip_init(&s->osip) != 0)
+        die("out of memory in osip_init");
+    osip_set_application_context(s->osip, s);
+    osip_set_cb_send_message(s->osip, osip_send_cb);
+    osip_set_kill_transaction_callback(s->osip, OSIP_ICT_KILL_TRANSACTION, on_kill);
+    osip_set_kill_transaction_callback(s->osip, OSIP_IST_KILL_TRANSACTION, on_kill);
+    osip_set_kill_transaction_callback(s->osip, OSIP_NICT_KILL_TRANSACTION, on_kill);
+    osip_set_kill_transaction_callback(s->osip, OSIP_NIST_KILL_TRANSACTION, on_kill);
+    static const int finals[] = {OSIP_NICT_STATUS_2XX_RECEIVED, OSIP_NICT_STATUS_3XX_RECEIVED,
+                                 OSIP_NICT_STATUS_4XX_RECEIVED, OSIP_NICT_STATUS_5XX_RECEIVED,
+                                 OSIP_NICT_STATUS_6XX_RECEIVED, OSIP_NICT_STATUS_TIMEOUT};
+    for (size_t i = 0; i < sizeof(finals) / sizeof(finals[0]); i++)
+        osip_set_message_callback(s->osip, finals[i], on_nict_final);
+    log_info("msg=sip_listening addr=%s port=%d t1_ms=%u", s->addr, s->port, s->t1);
+    return s;
+}
+
+static void free_list(osip_list_t *l)
+{
+    osip_transaction_t *tr;
+    while ((tr = osip_list_get(l, 0))) {
+        free(osip_transaction_get_your_instance(tr));
+        osip_transaction_free(tr); /* also takes it out of l */
+    }
+}
+
+void sip_destroy(struct sip_stack *s)
+{
+    if (!s)
+        return;
+    s->closing = true;
+    /* Best effort, nothing waits: a BYE for every answered call, a 503 for every ringing one. */
+    for (struct sip_dialog *d = s->dialogs; d; d = d->next) {
+        if (d->state == DLG_ANSWERED || d->state == DLG_CONFIRMED) {
+            osip_message_t *bye = make_bye(d);
+            send_msg(s, bye, &d->peer);
+            osip_message_free(bye);
+        } else if (d->state == DLG_EARLY && d->ist) {
+            osip_message_t *r = dialog_response(d, d->invite, 503, NULL);
+            send_msg(s, r, &d->peer);
+            osip_message_free(r);
+        }
+    }
+    while (s->dialogs)
+        dialog_free(s->dialogs);
+    struct note *n;
+    while ((n = s->notes_head)) {
+        s->notes_head = n->next;
+        free(n);
+    }
+    free_dead(s);
+    free_list(&s->osip->osip_ict_transactions);
+    free_list(&s->osip->osip_ist_transactions);
+    free_list(&s->osip->osip_nict_transactions);
+    free_list(&s->osip->osip_nist_transactions);
+    osip_release(s->osip);
+    free(s->dead);
+    free(s->user_agent);
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *)&s->timer, on_closed);
+    uv_close((uv_handle_t *)&s->udp, on_closed);
+}
+
+int sip_port(const struct sip_stack *s)
+{
+    return s->port;
+}
+
+void sip_stack_input(struct sip_stack *s, const char *buf, size_t len, const char *ip, int port)
+{
+    struct sockaddr_in sa;
+    if (!s || !buf || uv_ip4_addr(ip, port, &sa) != 0)
+        return;
+    input(s, buf, len, &sa);
+}
+
+int sip_dialog_ringing(struct sip_dialog *d)
+{
+    if (!d || d->state != DLG_EARLY || !d->ist)
+        return -1;
+    struct sip_stack *s = d->s;
+    tx_send(s, d->ist, dialog_response(d, d->invite, 180, NULL));
+    log_info("msg=sip_ringing call_id=%s", d->log_id);
+    pump(s);
+    return 0;
+}
+
+int sip_dialog_answer(struct sip_dialog *d, const char *sdp)
+{
+    if (!d || d->state != DLG_EARLY || !d->ist || !sdp || !*sdp || strlen(sdp) > SIP_MAX_SDP)
+        return -1;
+    struct sip_stack *s = d->s;
+    osip_message_t *r = dialog_response(d, d->invite, 200, NULL);
+    set_sdp(r, sdp);
+    if (osip_message_clone(r, &d->ok) != 0 || !d->ok) {
+        osip_message_free(r);
+        return -1;
+    }
+    d->ok_cseq = d->invite_cseq;
+    d->answer_sdp = xstrdup(sdp);
+    d->state = DLG_ANSWERED;
+    rtx_start(d);
+    tx_send(s, d->ist, r);
+    log_info("msg=sip_answered call_id=%s", d->log_id);
+    pump(s);
+    return 0;
+}
+
+int sip_dialog_reject(struct sip_dialog *d, int code, const char *reason)
+{
+    if (!d || d->state != DLG_EARLY || !d->ist || code < 300 || code > 699)
+        return -1;
+    struct sip_stack *s = d->s;
+    char phrase[SIP_MAX_REASON];
+    if (reason && *reason) {
+        size_t n = 0;
+        for (; reason[n] && n + 1 < sizeof(phrase); n++)
+            phrase[n] = (reason[n] >= ' ' && reason[n] < 127) ? reason[n] : ' ';
+        phrase[n] = '\0';
+    } else {
+        str_copy(phrase, sizeof(phrase), reason_for(code));
+    }
+    tx_send(s, d->ist, dialog_response(d, d->invite, code, phrase));
+    d->state = DLG_ENDED;
+    log_info("msg=sip_rejected call_id=%s code=%d", d->log_id, code);
+    push_note(s, NOTE_FREE, d, false, false);
+    pump(s);
+    return 0;
+}
+
+int sip_dialog_bye(struct sip_dialog *d)
+{
+    if (!d)
+        return -1;
+    struct sip_stack *s = d->s;
+    if (d->state == DLG_ANSWERED && !d->bye_pending) {
+        d->bye_pending = true;
+        log_info("msg=sip_bye_pending call_id=%s", d->log_id);
+        return 0;
+    }
+    if (d->state != DLG_CONFIRMED)
+        return -1;
+    start_bye(d);
+    pump(s);
+    return 0;
+}
+
+void sip_dialog_set_data(struct sip_dialog *d, void *data)
+{
+    d->data = data;
+}
+
+void *sip_dialog_data(const struct sip_dialog *d)
+{
+    return d->data;
+}
+
+const char *sip_dialog_call_id(const struct sip_dialog *d)
+{
+    return d->call_id;
+}

@@ -1,0 +1,223 @@
+"""Real SIP phones for end-to-end tests: headless baresip instances, plus tone analysis of what
+they recorded. Each phone has its own config dir, SIP port, RTP port range and recordings; every
+process is stopped by its PID."""
+
+import glob
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import wave
+
+
+def free_udp_port_block(size=20):
+    """A base port such that base..base+size-1 look free for UDP and TCP on loopback."""
+    for _ in range(200):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        base = s.getsockname()[1]
+        s.close()
+        base -= base % 2
+        if base + size >= 65535:
+            continue
+        ok = True
+        for p in range(base, base + size):
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):  # baresip binds both
+                t = socket.socket(socket.AF_INET, kind)
+                try:
+                    t.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                finally:
+                    t.close()
+            if not ok:
+                break
+        if ok:
+            return base
+    raise RuntimeError("no free UDP port block")
+
+
+def make_tone(path, hz, seconds=40, volume=0.25):
+    """An 8 kHz mono 16-bit WAV with a pure tone (sox)."""
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path), "synth",
+                    str(seconds), "sine", str(hz), "vol", str(volume)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+
+
+class Phone:
+    """One baresip user agent that dials out and plays a WAV as its microphone."""
+
+    def __init__(self, root, name, source_wav):
+        self.name = name
+        self.dir = os.path.join(str(root), name)
+        self.rec = os.path.join(self.dir, "rec")
+        os.makedirs(self.rec, exist_ok=True)
+        base = free_udp_port_block(24)
+        self.sip_port = base
+        self.rtp_lo, self.rtp_hi = base + 4, base + 22
+        with open(os.path.join(self.dir, "config"), "w") as f:
+            f.write(f"""sip_listen 127.0.0.1:{self.sip_port}
+net_interface 127.0.0.1
+audio_player aubridge,nil
+audio_source aufile,{source_wav}
+audio_alert aubridge,nil
+rtp_ports {self.rtp_lo}-{self.rtp_hi}
+module_path /usr/lib/baresip/modules
+module g711.so
+module sndfile.so
+module aufile.so
+module aubridge.so
+module_app account.so
+module_app menu.so
+snd_path {self.rec}
+""")
+        with open(os.path.join(self.dir, "accounts"), "w") as f:
+            f.write(f"<sip:{name}@127.0.0.1:{self.sip_port}>;regint=0;audio_codecs=PCMU\n")
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "baresip.log")
+
+    def dial(self, uri, seconds=60):
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            ["baresip", "-f", self.dir, "-t", str(seconds), "-e", f"/dial {uri}"],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def heard(self):
+        """Samples (ints) of what the phone received, from its -dec.wav recording."""
+        files = sorted(glob.glob(os.path.join(self.rec, "*-dec.wav")))
+        if not files:
+            return [], 8000
+        return read_wav(files[-1])
+
+
+def read_wav(path):
+    with wave.open(path, "rb") as w:
+        rate = w.getframerate()
+        n = w.getnframes()
+        data = w.readframes(n)
+        width = w.getsampwidth()
+    if width != 2:
+        raise AssertionError(f"{path}: {width}-byte samples")
+    samples = [int.from_bytes(data[i:i + 2], "little", signed=True) for i in range(0, len(data), 2)]
+    return samples, rate
+
+
+def tone_level(x, rate, hz):
+    """Goertzel amplitude of a tone at hz over x (normalised to the sine amplitude)."""
+    n = len(x)
+    if n == 0:
+        return 0.0
+    k = 2.0 * math.cos(2.0 * math.pi * hz / rate)
+    s1 = s2 = 0.0
+    for v in x:
+        s0 = v + k * s1 - s2
+        s2 = s1
+        s1 = s0
+    power = s1 * s1 + s2 * s2 - k * s1 * s2
+    return 2.0 * math.sqrt(max(power, 0.0)) / n
+
+
+def max_tone_level(x, rate, hz, window_s=0.5):
+    """The loudest the tone gets over consecutive windows (phones join at different times)."""
+    w = int(rate * window_s)
+    best = 0.0
+    for start in range(0, max(1, len(x) - w + 1), w):
+        best = max(best, tone_level(x[start:start + w], rate, hz))
+    return best
+
+
+def have_baresip():
+    return shutil.which("baresip") is not None and shutil.which("sox") is not None
+
+
+def sip_request(sip_port, method, ruri, sdp=None, timeout=5.0, extra_headers=()):
+    """Sends one SIP request over UDP from a fresh socket and returns the final status code (and
+    the response text). For INVITE, a non-2xx final answer is ACKed (RFC 3261 17.1.1.3); a 2xx is
+    ACKed and then ended with BYE so no call is left behind."""
+    import random
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    lport = s.getsockname()[1]
+    branch = "z9hG4bK" + "%08x" % random.getrandbits(32)
+    tag = "%08x" % random.getrandbits(32)
+    call_id = "%016x@127.0.0.1" % random.getrandbits(64)
+    body = sdp or ""
+    head = [f"{method} {ruri} SIP/2.0",
+            f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch={branch};rport",
+            "Max-Forwards: 70",
+            f"From: <sip:tester@127.0.0.1:{lport}>;tag={tag}",
+            f"To: <{ruri}>",
+            f"Call-ID: {call_id}",
+            f"CSeq: 1 {method}",
+            f"Contact: <sip:tester@127.0.0.1:{lport}>"]
+    head += list(extra_headers)
+    if body:
+        head.append("Content-Type: application/sdp")
+    head.append(f"Content-Length: {len(body.encode())}")
+    msg = ("\r\n".join(head) + "\r\n\r\n" + body).encode()
+    s.settimeout(0.5)
+    deadline = time.monotonic() + timeout
+    final = None
+    text = ""
+    next_send = 0.0
+    while time.monotonic() < deadline and final is None:
+        if time.monotonic() >= next_send:
+            s.sendto(msg, ("127.0.0.1", sip_port))
+            next_send = time.monotonic() + 0.5
+        try:
+            data, _ = s.recvfrom(65535)
+        except socket.timeout:
+            continue
+        text = data.decode("utf-8", "replace")
+        code = int(text.split(" ", 2)[1])
+        if code >= 200:
+            final = code
+    if final is not None and method == "INVITE":
+        to_line = next((l for l in text.split("\r\n") if l.lower().startswith("to:")), f"To: <{ruri}>")
+        if final >= 300:
+            ack = [f"ACK {ruri} SIP/2.0", f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch={branch};rport",
+                   "Max-Forwards: 70", f"From: <sip:tester@127.0.0.1:{lport}>;tag={tag}", to_line,
+                   f"Call-ID: {call_id}", "CSeq: 1 ACK", "Content-Length: 0"]
+            s.sendto(("\r\n".join(ack) + "\r\n\r\n").encode(), ("127.0.0.1", sip_port))
+        else:
+            for m, cseq in (("ACK", "1 ACK"), ("BYE", "2 BYE")):
+                req = [f"{m} {ruri} SIP/2.0",
+                       f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK{m}{tag};rport",
+                       "Max-Forwards: 70", f"From: <sip:tester@127.0.0.1:{lport}>;tag={tag}", to_line,
+                       f"Call-ID: {call_id}", f"CSeq: {cseq}", "Content-Length: 0"]
+                s.sendto(("\r\n".join(req) + "\r\n\r\n").encode(), ("127.0.0.1", sip_port))
+    s.close()
+    return final, text
+
+
+def pcmu_offer(port=40000):
+    return ("v=0\r\no=tester 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+            "a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n")

@@ -1,0 +1,770 @@
+/* sip/: the stack on 127.0.0.1 driven by hand-written SIP over a plain UDP socket (the "phone"),
+ * and the SDP offer/answer functions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "sip/sip.h"
+
+#define OFFER                                                                                      \
+    "v=0\r\n"                                                                                      \
+    "o=alice 2890844526 2890844526 IN IP4 127.0.0.1\r\n"                                           \
+    "s=-\r\n"                                                                                      \
+    "c=IN IP4 127.0.0.1\r\n"                                                                       \
+    "t=0 0\r\n"                                                                                    \
+    "m=audio 40000 RTP/AVP 8 0 101\r\n"                                                            \
+    "a=rtpmap:8 PCMA/8000\r\n"                                                                     \
+    "a=rtpmap:0 PCMU/8000\r\n"                                                                     \
+    "a=rtpmap:101 telephone-event/8000\r\n"                                                        \
+    "a=fmtp:101 0-16\r\n"                                                                          \
+    "a=sendrecv\r\n"
+
+struct fx {
+    uv_loop_t loop;
+    struct sip_stack *s;
+    int fd, port, my_port;
+    int answer_mode; /* 0: the test answers; 1: answer in on_invite; 2: 486; 3: 404 */
+    struct sip_dialog *d;
+    int invites, established, ended;
+    bool ended_remote, ended_cancelled;
+    char request_user[64], from_display[64], call_id[128], source_ip[32], sdp[2048];
+    int source_port;
+    char totag[64]; /* our tag, read from the last 200 */
+    char msg[65536];
+    int branch;
+};
+
+static int answer(struct sip_dialog *d, const char *offer)
+{
+    struct sdp_offer_result o;
+    if (sdp_parse_offer(offer, &o) < 0)
+        return -1;
+    char sdp[1024];
+    if (sdp_build_answer(&o, "127.0.0.1", 50000, 42, 1, sdp, sizeof(sdp)) < 0)
+        return -1;
+    return sip_dialog_answer(d, sdp);
+}
+
+static void on_invite(void *ctx, struct sip_dialog *d, const struct sip_invite *inv)
+{
+    struct fx *f = ctx;
+    f->invites++;
+    f->d = d;
+    snprintf(f->request_user, sizeof(f->request_user), "%s", inv->request_user);
+    snprintf(f->from_display, sizeof(f->from_display), "%s", inv->from_display);
+    snprintf(f->call_id, sizeof(f->call_id), "%s", inv->call_id);
+    snprintf(f->source_ip, sizeof(f->source_ip), "%s", inv->source_ip);
+    snprintf(f->sdp, sizeof(f->sdp), "%s", inv->sdp ? inv->sdp : "");
+    f->source_port = inv->source_port;
+    if (f->answer_mode == 1)
+        assert_int_equal(answer(d, inv->sdp), 0);
+    else if (f->answer_mode == 2)
+        assert_int_equal(sip_dialog_reject(d, 486, NULL), 0);
+    else if (f->answer_mode == 3)
+        assert_int_equal(sip_dialog_reject(d, 404, "No Such Conference"), 0);
+    if (f->answer_mode >= 2)
+        f->d = NULL;
+}
+
+static void on_established(void *ctx, struct sip_dialog *d)
+{
+    struct fx *f = ctx;
+    assert_ptr_equal(d, f->d);
+    f->established++;
+}
+
+static void on_ended(void *ctx, struct sip_dialog *d, bool remote, bool cancelled)
+{
+    struct fx *f = ctx;
+    assert_ptr_equal(d, f->d);
+    f->ended++;
+    f->ended_remote = remote;
+    f->ended_cancelled = cancelled;
+    f->d = NULL;
+}
+
+static struct fx *fx_new(int t1_ms, int max_dialogs)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    struct sip_config cfg = {.addr = "127.0.0.1",
+                             .port = 0,
+                             .user_agent = "conferenced-test",
+                             .max_dialogs = max_dialogs,
+                             .t1_ms = t1_ms};
+    struct sip_callbacks cb = {
+        .ctx = f, .on_invite = on_invite, .on_established = on_established, .on_ended = on_ended};
+    char err[256];
+    f->s = sip_create(&f->loop, &cfg, &cb, err, sizeof(err));
+    if (!f->s)
+        fail_msg("sip_create: %s", err);
+    f->port = sip_port(f->s);
+    assert_true(f->port > 0);
+    f->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    assert_true(f->fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(f->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t alen = sizeof(a);
+    assert_int_equal(getsockname(f->fd, (struct sockaddr *)&a, &alen), 0);
+    f->my_port = ntohs(a.sin_port);
+    return f;
+}
+
+static void fx_free(struct fx *f)
+{
+    sip_destroy(f->s);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    close(f->fd);
+    free(f);
+}
+
+/* Runs the loop for ms. */
+static void spin(struct fx *f, int ms)
+{
+    uint64_t end = uv_hrtime() / 1000000 + (uint64_t)ms;
+    while (uv_hrtime() / 1000000 < end) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
+/* The next datagram to the phone within ms (in f->msg), or NULL. */
+static const char *next_msg(struct fx *f, int ms)
+{
+    uint64_t end = uv_hrtime() / 1000000 + (uint64_t)ms;
+    do {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        ssize_t n = recv(f->fd, f->msg, sizeof(f->msg) - 1, 0);
+        if (n > 0) {
+            f->msg[n] = '\0';
+            return f->msg;
+        }
+        struct pollfd p = {.fd = f->fd, .events = POLLIN};
+        poll(&p, 1, 1);
+    } while (uv_hrtime() / 1000000 < end);
+    return NULL;
+}
+
+/* The next datagram must start with prefix (e.g. "SIP/2.0 200"). */
+static const char *expect(struct fx *f, const char *prefix, int ms)
+{
+    const char *m = next_msg(f, ms);
+    if (!m)
+        fail_msg("nothing arrived, expected '%s'", prefix);
+    if (strncmp(m, prefix, strlen(prefix)) != 0)
+        fail_msg("expected '%s', got:\n%s", prefix, m);
+    return m;
+}
+
+static void expect_nothing(struct fx *f, int ms)
+{
+    const char *m = next_msg(f, ms);
+    if (m)
+        fail_msg("expected silence, got:\n%s", m);
+}
+
+/* The value of header name in msg, or "". */
+static const char *hdr(const char *msg, const char *name, char *out, size_t cap)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "\r\n%s:", name);
+    const char *p = strcasestr(msg, key);
+    out[0] = '\0';
+    if (!p)
+        return out;
+    p += strlen(key);
+    while (*p == ' ')
+        p++;
+    size_t n = strcspn(p, "\r\n");
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return out;
+}
+
+static void remember_totag(struct fx *f, const char *msg)
+{
+    char to[256];
+    hdr(msg, "To", to, sizeof(to));
+    const char *t = strstr(to, "tag=");
+    assert_non_null(t);
+    snprintf(f->totag, sizeof(f->totag), "%.*s", (int)strcspn(t + 4, ";>"), t + 4);
+}
+
+/* Sends a request: head lines end in \n (made \r\n here), then Content-Length and the body. */
+static void send_req(struct fx *f, const char *body, const char *fmt, ...)
+{
+    char head[4096], out[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(head, sizeof(head), fmt, ap);
+    va_end(ap);
+    size_t n = 0;
+    for (const char *p = head; *p && n + 2 < sizeof(out); p++) {
+        if (*p == '\n')
+            out[n++] = '\r';
+        out[n++] = *p;
+    }
+    out[n] = '\0';
+    size_t blen = body ? strlen(body) : 0;
+    n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%sContent-Length: %zu\r\n\r\n%s",
+                          blen ? "Content-Type: application/sdp\r\n" : "", "", blen,
+                          body ? body : "");
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)f->port)};
+    assert_int_equal(sendto(f->fd, out, n, 0, (struct sockaddr *)&a, sizeof(a)), (ssize_t)n);
+}
+
+static void send_raw(struct fx *f, const void *buf, size_t n)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)f->port)};
+    assert_int_equal(sendto(f->fd, buf, n, 0, (struct sockaddr *)&a, sizeof(a)), (ssize_t)n);
+}
+
+static void send_invite(struct fx *f, const char *call_id, const char *branch)
+{
+    send_req(f, OFFER,
+             "INVITE sip:direct.0123456789ab@127.0.0.1:%d SIP/2.0\n"
+             "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=%s;rport\n"
+             "Max-Forwards: 70\n"
+             "From: \"Alice\" <sip:alice@127.0.0.1:%d>;tag=from1\n"
+             "To: <sip:direct.0123456789ab@127.0.0.1:%d>\n"
+             "Call-ID: %s\n"
+             "CSeq: 1 INVITE\n"
+             "Contact: <sip:alice@127.0.0.1:%d>\n",
+             f->port, f->my_port, branch, f->my_port, f->port, call_id, f->my_port);
+}
+
+/* An in-dialog request from the phone (ACK, BYE, re-INVITE). */
+static void send_in_dialog(struct fx *f, const char *method, int cseq, const char *call_id,
+                           const char *totag, const char *body)
+{
+    send_req(f, body,
+             "%s sip:direct.0123456789ab@127.0.0.1:%d SIP/2.0\n"
+             "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKdlg%d;rport\n"
+             "Max-Forwards: 70\n"
+             "From: \"Alice\" <sip:alice@127.0.0.1:%d>;tag=from1\n"
+             "To: <sip:direct.0123456789ab@127.0.0.1:%d>;tag=%s\n"
+             "Call-ID: %s\n"
+             "CSeq: %d %s\n"
+             "Contact: <sip:alice@127.0.0.1:%d>\n",
+             method, f->port, f->my_port, ++f->branch, f->my_port, f->port, totag, call_id, cseq,
+             method, f->my_port);
+}
+
+/* INVITE, 100, 200 (answered in on_invite), ACK: an established call. */
+static void establish(struct fx *f, const char *call_id)
+{
+    f->answer_mode = 1;
+    send_invite(f, call_id, "z9hG4bKinv1");
+    expect(f, "SIP/2.0 100", 1000);
+    const char *ok = expect(f, "SIP/2.0 200", 1000);
+    remember_totag(f, ok);
+    send_in_dialog(f, "ACK", 1, call_id, f->totag, NULL);
+    spin(f, 30);
+    assert_int_equal(f->established, 1);
+}
+
+static void test_invite_answer_ack_bye(void **state)
+{
+    struct fx *f = fx_new(0, 10);
+    send_invite(f, "call-1@test", "z9hG4bKinv1");
+    expect(f, "SIP/2.0 100 Trying", 1000);
+    spin(f, 20);
+    assert_int_equal(f->invites, 1);
+    assert_non_null(f->d);
+    assert_string_equal(f->request_user, "direct.0123456789ab");
+    assert_string_equal(f->from_display, "Alice");
+    assert_string_equal(f->call_id, "call-1@test");
+    assert_string_equal(f->source_ip, "127.0.0.1");
+    assert_int_equal(f->source_port, f->my_port);
+    assert_string_equal(sip_dialog_call_id(f->d), "call-1@test");
+    assert_non_null(strstr(f->sdp, "m=audio 40000"));
+    int x;
+    sip_dialog_set_data(f->d, &x);
+    assert_ptr_equal(sip_dialog_data(f->d), &x);
+    assert_int_equal(sip_dialog_bye(f->d), -1); /* not answered yet */
+
+    assert_int_equal(sip_dialog_ringing(f->d), 0);
+    const char *m = expect(f, "SIP/2.0 180 Ringing", 1000);
+    char h[512];
+    assert_non_null(strstr(hdr(m, "To", h, sizeof(h)), ";tag="));
+    assert_int_equal(answer(f->d, f->sdp), 0);
+    m = expect(f, "SIP/2.0 200 OK", 1000);
+    assert_non_null(strstr(hdr(m, "Contact", h, sizeof(h)), "sip:127.0.0.1:"));
+    assert_string_equal(hdr(m, "Content-Type", h, sizeof(h)), "application/sdp");
+    assert_string_equal(hdr(m, "Server", h, sizeof(h)), "conferenced-test");
+    assert_string_equal(hdr(m, "CSeq", h, sizeof(h)), "1 INVITE");
+    assert_non_null(strstr(m, "\r\n\r\nv=0\r\n"));
+    assert_non_null(strstr(m, "m=audio 50000 RTP/AVP 8 101\r\n"));
+    remember_totag(f, m);
+    assert_int_equal(f->established, 0);
+
+    send_in_dialog(f, "ACK", 1, "call-1@test", f->totag, NULL);
+    expect_nothing(f, 50);
+    assert_int_equal(f->established, 1);
+
+    send_in_dialog(f, "BYE", 2, "call-1@test", f->totag, NULL);
+    m = expect(f, "SIP/2.0 200 OK", 1000);
+    assert_string_equal(hdr(m, "CSeq", h, sizeof(h)), "2 BYE");
+    assert_int_equal(f->ended, 1);
+    assert_true(f->ended_remote);
+    assert_false(f->ended_cancelled);
+    /* a retransmitted BYE gets the same answer from the transaction */
+    f->branch--;
+    send_in_dialog(f, "BYE", 2, "call-1@test", f->totag, NULL);
+    expect(f, "SIP/2.0 200 OK", 1000);
+    assert_int_equal(f->ended, 1);
+    fx_free(f);
+}
+
+static void test_2xx_retransmitted_until_ack(void **state)
+{
+    struct fx *f = fx_new(40, 10);
+    f->answer_mode = 1;
+    send_invite(f, "call-rtx@test", "z9hG4bKinv1");
+    expect(f, "SIP/2.0 100", 1000);
+    const char *m = expect(f, "SIP/2.0 200", 1000);
+    remember_totag(f, m);
+    /* T1 = 40 ms: again after 40, 80, 160 ms */
+    expect(f, "SIP/2.0 200", 200);
+    expect(f, "SIP/2.0 200", 300);
+    /* the INVITE retransmitted after the transaction ended also gets the 200 */
+    send_invite(f, "call-rtx@test", "z9hG4bKinv1");
+    expect(f, "SIP/2.0 200", 300);
+    assert_int_equal(f->invites, 1);
+    send_in_dialog(f, "ACK", 1, "call-rtx@test", f->totag, NULL);
+    spin(f, 10);
+    assert_int_equal(f->established, 1);
+    while (next_msg(f, 0)) /* one may have crossed the ACK */
+        ;
+    expect_nothing(f, 500);
+    assert_int_equal(f->ended, 0);
+    fx_free(f);
+}
+
+static void test_no_ack_bye_and_ended(void **state)
+{
+    struct fx *f = fx_new(20, 10);
+    f->answer_mode = 1;
+    send_invite(f, "call-noack@test", "z9hG4bKinv1");
+    expect(f, "SIP/2.0 100", 1000);
+    int oks = 0;
+    const char *m;
+    /* 64 * T1 = 1.28 s of 200s, then a BYE */
+    while ((m = next_msg(f, 2000)) && strncmp(m, "SIP/2.0 200", 11) == 0)
+        oks++;
+    assert_non_null(m);
+    assert_true(oks >= 4);
+    assert_true(strncmp(m, "BYE sip:alice@127.0.0.1:", 24) == 0);
+    spin(f, 10);
+    assert_int_equal(f->established, 0);
+    assert_int_equal(f->ended, 1);
+    assert_true(f->ended_remote);
+    assert_false(f->ended_cancelled);
+    fx_free(f);
+}
+
+static void test_cancel(void **state)
+{
+    struct fx *f = fx_new(0, 10);
+    send_invite(f, "call-cancel@test", "z9hG4bKinv7");
+    expect(f, "SIP/2.0 100", 1000);
+    spin(f, 10);
+    assert_int_equal(f->invites, 1);
+    send_req(f, NULL,
+             "CANCEL sip:direct.0123456789ab@127.0.0.1:%d SIP/2.0\n"
+             "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKinv7;rport\n"
+             "Max-Forwards: 70\n"
+             "From: \"Alice\" <sip:alice@127.0.0.1:%d>;tag=from1\n"
+             "To: <sip:direct.0123456789ab@127.0.0.1:%d>\n"
+             "Call-ID: call-cancel@test\n"
+             "CSeq: 1 CANCEL\n",
+             f->port, f->my_port, f->my_port, f->port);
+    bool got200 = false, got487 = false;
+    char h[256];
+    for (int i = 0; i < 2; i++) {
+        const char *m = next_msg(f, 1000);
+        assert_non_null(m);
+        if (strncmp(m, "SIP/2.0 200", 11) == 0) {
+            assert_string_equal(hdr(m, "CSeq", h, sizeof(h)), "1 CANCEL");
+            got200 = true;
+        } else if (strncmp(m, "SIP/2.0 487", 11) == 0) {
+            assert_string_equal(hdr(m, "CSeq", h, sizeof(h)), "1 INVITE");
+            remember_totag(f, m);
+            got487 = true;
+        }
+    }
+    assert_true(got200 && got487);
+    assert_int_equal(f->ended, 1);
+    assert_true(f->ended_remote);
+    assert_true(f->ended_cancelled);
+    /* the ACK for the 487 is absorbed by the transaction */
+    send_req(f, NULL,
+             "ACK sip:direct.0123456789ab@127.0.0.1:%d SIP/2.0\n"
+             "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKinv7;rport\n"
+             "From: \"Alice\" <sip:alice@127.0.0.1:%d>;tag=from1\n"
+             "To: <sip:direct.0123456789ab@127.0.0.1:%d>;tag=%s\n"
+             "Call-ID: call-cancel@test\n"
+             "CSeq: 1 ACK\n",
+             f->port, f->my_port, f->my_port, f->port, f->totag);
+    expect_nothing(f, 100);
+    fx_free(f);
+}
+
+static void test_reinvite(void **state)
+{
+    struct fx *f = fx_new(0, 10);
+    establish(f, "call-re@test");
+    const char *hold = "v=0\r\no=alice 2890844526 2890844527 IN IP4 127.0.0.1\r\ns=-\r\n"
+                       "c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8 101\r\n"
+                       "a=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n";
+    send_in_dialog(f, "INVITE", 2, "call-re@test", f->totag, hold);
+    const char *m = expect(f, "SIP/2.0 200", 1000);
+    assert_non_null(strstr(m, "o=conferenced 42 2 IN IP4 127.0.0.1\r\n"));
+    assert_non_null(strstr(m, "m=audio 50000 RTP/AVP 8 101\r\n"));
+    assert_non_null(strstr(m, "a=recvonly\r\n"));
+    send_in_dialog(f, "ACK", 2, "call-re@test", f->totag, NULL);
+    expect_nothing(f, 100);
+    /* an offer without our codec is refused; the call goes on */
+    const char *g722 = "v=0\r\no=alice 1 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                       "t=0 0\r\nm=audio 40000 RTP/AVP 9\r\n";
+    send_in_dialog(f, "INVITE", 3, "call-re@test", f->totag, g722);
+    expect(f, "SIP/2.0 488", 1000);
+    /* without an offer: our answer again, as an offer */
+    send_in_dialog(f, "INVITE", 4, "call-re@test", f->totag, NULL);
+    m = expect(f, "SIP/2.0 200", 1000);
+    assert_non_null(strstr(m, "m=audio 50000 RTP/AVP 8 101\r\n"));
+    send_in_dialog(f, "ACK", 4, "call-re@test", f->totag, NULL);
+    /* a re-INVITE for a dialog that does not exist */
+    send_in_dialog(f, "INVITE", 5, "call-re@test", "nosuchtag", hold);
+    expect(f, "SIP/2.0 481", 1000);
+    assert_int_equal(f->ended, 0);
+    assert_int_equal(f->invites, 1);
+    fx_free(f);
+}
+
+static void test_options_and_methods(void **state)
+{
+    struct fx *f = fx_new(0, 10);
+    const char *fmt = "%s sip:127.0.0.1:%d SIP/2.0\n"
+                      "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKopt%d\n"
+                      "From: <sip:probe@127.0.0.1>;tag=p1\n"
+                      "To: <sip:127.0.0.1:%d>\n"
+                      "Call-ID: opt%d@test\n"
+                      "CSeq: 7 %s\n";
+    send_req(f, NULL, fmt, "OPTIONS", f->port, f->my_port, 1, f->port, 1, "OPTIONS");
+    const char *m = expect(f, "SIP/2.0 200 OK", 1000);
+    char h[256];
+    assert_string_equal(hdr(m, "Allow", h, sizeof(h)), "INVITE, ACK, BYE, CANCEL, OPTIONS");
+    assert_string_equal(hdr(m, "CSeq", h, sizeof(h)), "7 OPTIONS");
+    assert_non_null(strstr(hdr(m, "To", h, sizeof(h)), ";tag="));
+    send_req(f, NULL, fmt, "REGISTER", f->port, f->my_port, 2, f->port, 2, "REGISTER");
+    m = expect(f, "SIP/2.0 405", 1000);
+    assert_string_equal(hdr(m, "Allow", h, sizeof(h)), "INVITE, ACK, BYE, CANCEL, OPTIONS");
+    send_req(f, NULL, fmt, "FROBNICATE", f->port, f->my_port, 3, f->port, 3, "FROBNICATE");
+    expect(f, "SIP/2.0 501", 1000);
+    /* BYE for a dialog that does not exist */
+    send_in_dialog(f, "BYE", 2, "nosuchcall@test", "nosuchtag", NULL);
+    expect(f, "SIP/2.0 481", 1000);
+    /* an ACK for nothing: silence */
+    send_in_dialog(f, "ACK", 1, "nosuchcall@test", "nosuchtag", NULL);
+    expect_nothing(f, 50);
+    /* CSeq method differs from the request method: 400 */
+    send_req(f, NULL, fmt, "OPTIONS", f->port, f->my_port, 4, f->port, 4, "INVITE");
+    expect(f, "SIP/2.0 400", 1000);
+    fx_free(f);
+}
+
+static void test_garbage(void **state)
+{
+    struct fx *f = fx_new(0, 10);
+    const char *junk[] = {
+        "hello world, this is not SIP at all",
+        "\r\n\r\n",
+        "INVITE sip:x SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n",
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKnone\r\nCSeq: 1 BYE\r\n"
+        "Call-ID: x\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nContent-Length: 0\r\n\r\n",
+        "INVITE sip:x@y SIP/2.0\r\nVia: \r\nFrom: <>\r\nTo: <>\r\nCall-ID: \r\nCSeq: x\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
+        send_raw(f, junk[i], strlen(junk[i]));
+    unsigned char bin[1500];
+    for (size_t i = 0; i < sizeof(bin); i++)
+        bin[i] = (unsigned char)(i * 7 + 3);
+    send_raw(f, bin, sizeof(bin));
+    expect_nothing(f, 100);
+    assert_int_equal(f->invites, 0);
+    send_req(f, NULL,
+             "OPTIONS sip:127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKok\n"
+             "From: <sip:p@q>;tag=1\nTo: <sip:r@s>\nCall-ID: alive@test\nCSeq: 1 OPTIONS\n",
+             f->my_port);
+    expect(f, "SIP/2.0 200", 1000);
+    fx_free(f);
+}
+
+static void test_local_bye(void **state)
+{
+    struct fx *f = fx_new(0, 10);
+    establish(f, "call-lb@test");
+    assert_int_equal(sip_dialog_bye(f->d), 0);
+    const char *m = expect(f, "BYE sip:alice@127.0.0.1:", 1000);
+    char h[256], via[256], from[256], to[256], cseq[64];
+    assert_non_null(strstr(hdr(m, "From", from, sizeof(from)), f->totag));
+    assert_non_null(strstr(hdr(m, "To", to, sizeof(to)), "tag=from1"));
+    assert_string_equal(hdr(m, "Call-ID", h, sizeof(h)), "call-lb@test");
+    hdr(m, "CSeq", cseq, sizeof(cseq));
+    assert_non_null(strstr(cseq, " BYE"));
+    hdr(m, "Via", via, sizeof(via));
+    assert_non_null(strstr(via, "branch=z9hG4bK"));
+    assert_int_equal(f->ended, 0);
+    char resp[2048];
+    int n = snprintf(resp, sizeof(resp),
+                     "SIP/2.0 200 OK\r\nVia: %s\r\nFrom: %s\r\nTo: %s\r\nCall-ID: call-lb@test\r\n"
+                     "CSeq: %s\r\nContent-Length: 0\r\n\r\n",
+                     via, from, to, cseq);
+    send_raw(f, resp, (size_t)n);
+    spin(f, 30);
+    assert_int_equal(f->ended, 1);
+    assert_false(f->ended_remote);
+    assert_false(f->ended_cancelled);
+    expect_nothing(f, 100);
+    fx_free(f);
+}
+
+static void test_reject(void **state)
+{
+    struct fx *f = fx_new(0, 10);
+    f->answer_mode = 2;
+    send_invite(f, "call-486@test", "z9hG4bKinv486");
+    expect(f, "SIP/2.0 100", 1000);
+    const char *m = expect(f, "SIP/2.0 486 Busy Here", 1000);
+    remember_totag(f, m);
+    f->answer_mode = 3;
+    send_invite(f, "call-404@test", "z9hG4bKinv404");
+    expect(f, "SIP/2.0 100", 1000);
+    expect(f, "SIP/2.0 404 No Such Conference", 1000);
+    /* the 486 is retransmitted (timer G) until its ACK */
+    expect(f, "SIP/2.0 486", 1500);
+    send_req(f, NULL,
+             "ACK sip:direct.0123456789ab@127.0.0.1:%d SIP/2.0\n"
+             "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKinv486;rport\n"
+             "From: \"Alice\" <sip:alice@127.0.0.1:%d>;tag=from1\n"
+             "To: <sip:direct.0123456789ab@127.0.0.1:%d>;tag=%s\n"
+             "Call-ID: call-486@test\nCSeq: 1 ACK\n",
+             f->port, f->my_port, f->my_port, f->port, f->totag);
+    assert_int_equal(f->invites, 2);
+    assert_int_equal(f->ended, 0);
+    fx_free(f);
+}
+
+static void test_max_dialogs(void **state)
+{
+    struct fx *f = fx_new(0, 1);
+    send_invite(f, "call-a@test", "z9hG4bKa");
+    expect(f, "SIP/2.0 100", 1000);
+    send_invite(f, "call-b@test", "z9hG4bKb");
+    expect(f, "SIP/2.0 503", 1000);
+    assert_int_equal(f->invites, 1);
+    fx_free(f);
+}
+
+static void test_destroy_sends_bye(void **state)
+{
+    struct fx *f = fx_new(0, 10);
+    establish(f, "call-d@test");
+    sip_destroy(f->s);
+    f->s = NULL;
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    char buf[4096];
+    struct pollfd p = {.fd = f->fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 1000), 1);
+    ssize_t n = recv(f->fd, buf, sizeof(buf) - 1, 0);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_true(strncmp(buf, "BYE ", 4) == 0);
+    assert_int_equal(f->ended, 0); /* no callbacks from sip_destroy */
+    fx_free(f);
+}
+
+/* ---- SDP ---- */
+
+static void test_sdp_parse(void **state)
+{
+    struct sdp_offer_result r;
+    assert_int_equal(sdp_parse_offer(OFFER, &r), 0);
+    assert_int_equal(r.codec, SDP_PCMA);
+    assert_int_equal(r.dtmf_pt, 101);
+    assert_string_equal(r.remote_ip, "127.0.0.1");
+    assert_int_equal(r.remote_port, 40000);
+    assert_false(r.remote_sendonly || r.remote_recvonly || r.remote_inactive);
+
+    /* PCMU first, telephone-event on another type, session-level c=, session direction */
+    const char *b =
+        "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n"
+        "a=sendonly\r\nm=audio 5004 RTP/AVP 0 8 96\r\na=rtpmap:96 telephone-event/8000\r\n";
+    assert_int_equal(sdp_parse_offer(b, &r), 0);
+    assert_int_equal(r.codec, SDP_PCMU);
+    assert_int_equal(r.dtmf_pt, 96);
+    assert_string_equal(r.remote_ip, "192.0.2.7");
+    assert_true(r.remote_sendonly);
+
+    /* media-level c= and direction win; unknown codecs are skipped; no telephone-event */
+    const char *c = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n"
+                    "a=sendonly\r\nm=audio 5006 RTP/AVP 9 18 8\r\nc=IN IP4 198.51.100.1\r\n"
+                    "a=inactive\r\n";
+    assert_int_equal(sdp_parse_offer(c, &r), 0);
+    assert_int_equal(r.codec, SDP_PCMA);
+    assert_int_equal(r.dtmf_pt, -1);
+    assert_string_equal(r.remote_ip, "198.51.100.1");
+    assert_true(r.remote_inactive);
+    assert_false(r.remote_sendonly);
+
+    /* PCMU by rtpmap name on a dynamic type */
+    const char *d = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n"
+                    "m=audio 5008 RTP/AVP 97\r\na=rtpmap:97 PCMU/8000\r\n";
+    assert_int_equal(sdp_parse_offer(d, &r), 0);
+    assert_int_equal(r.codec, SDP_PCMU);
+
+    /* video first: audio is the second line */
+    const char *e = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n"
+                    "m=video 6000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+                    "m=audio 5010 RTP/AVP 8\r\n";
+    assert_int_equal(sdp_parse_offer(e, &r), 0);
+    assert_int_equal(r.media_count, 2);
+    assert_int_equal(r.audio_index, 1);
+    assert_string_equal(r.media_lines[0], "video 0 RTP/AVP 96");
+
+    const char *bad[] = {
+        /* port 0 */
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 0 RTP/AVP "
+        "0\r\n",
+        /* no audio */
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n"
+        "m=video 6000 RTP/AVP 96\r\n",
+        /* no codec of ours */
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n"
+        "m=audio 5000 RTP/AVP 9 18\r\n",
+        /* secure RTP only */
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n"
+        "m=audio 5000 RTP/SAVP 0\r\n",
+        /* IPv6 */
+        "v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n",
+        /* no c= at all */
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n",
+        /* bad port */
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n"
+        "m=audio 70000 RTP/AVP 0\r\n",
+        "garbage",
+        "",
+        "v=0\r\nm=audio",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (sdp_parse_offer(bad[i], &r) == 0)
+            fail_msg("accepted bad offer %zu", i);
+    assert_int_equal(sdp_parse_offer(NULL, &r), -1);
+}
+
+static void test_sdp_answer(void **state)
+{
+    struct sdp_offer_result r;
+    char out[1024];
+    assert_int_equal(sdp_parse_offer(OFFER, &r), 0);
+    int n = sdp_build_answer(&r, "127.0.0.1", 50000, 7, 1, out, sizeof(out));
+    assert_true(n > 0);
+    assert_int_equal((size_t)n, strlen(out));
+    assert_string_equal(out, "v=0\r\n"
+                             "o=conferenced 7 1 IN IP4 127.0.0.1\r\n"
+                             "s=conferenced\r\n"
+                             "c=IN IP4 127.0.0.1\r\n"
+                             "t=0 0\r\n"
+                             "m=audio 50000 RTP/AVP 8 101\r\n"
+                             "a=rtpmap:8 PCMA/8000\r\n"
+                             "a=rtpmap:101 telephone-event/8000\r\n"
+                             "a=fmtp:101 0-16\r\n"
+                             "a=ptime:20\r\n"
+                             "a=sendrecv\r\n");
+    /* our answer reads back as the same stream */
+    struct sdp_offer_result back;
+    assert_int_equal(sdp_parse_offer(out, &back), 0);
+    assert_int_equal(back.codec, SDP_PCMA);
+    assert_int_equal(back.remote_port, 50000);
+    /* too small */
+    assert_int_equal(sdp_build_answer(&r, "127.0.0.1", 50000, 7, 1, out, 40), -1);
+    /* directions */
+    r.remote_sendonly = true;
+    assert_true(sdp_build_answer(&r, "127.0.0.1", 50000, 7, 1, out, sizeof(out)) > 0);
+    assert_non_null(strstr(out, "a=recvonly\r\n"));
+    r.remote_sendonly = false;
+    r.remote_recvonly = true;
+    assert_true(sdp_build_answer(&r, "127.0.0.1", 50000, 7, 1, out, sizeof(out)) > 0);
+    assert_non_null(strstr(out, "a=sendonly\r\n"));
+    /* other m= lines are kept, rejected, in their order; PCMU without telephone-event */
+    const char *e = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n"
+                    "m=video 6000 RTP/AVP 96\r\nm=audio 5010 RTP/AVP 0\r\n"
+                    "m=text 7000 RTP/AVP 98\r\n";
+    assert_int_equal(sdp_parse_offer(e, &r), 0);
+    assert_true(sdp_build_answer(&r, "10.1.1.1", 40002, 9, 3, out, sizeof(out)) > 0);
+    assert_non_null(strstr(out, "t=0 0\r\nm=video 0 RTP/AVP 96\r\nm=audio 40002 RTP/AVP 0\r\n"
+                                "a=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n"
+                                "m=text 0 RTP/AVP 98\r\n"));
+    /* a hand-made result (no media lines) gives one audio line */
+    struct sdp_offer_result z = {.codec = SDP_PCMU, .dtmf_pt = -1};
+    assert_true(sdp_build_answer(&z, "10.1.1.1", 40002, 9, 3, out, sizeof(out)) > 0);
+    assert_non_null(strstr(out, "m=audio 40002 RTP/AVP 0\r\n"));
+    assert_int_equal(sdp_build_answer(&z, "not-an-ip", 40002, 9, 3, out, sizeof(out)), -1);
+
+    /* re-offer: same codec, address, port and session, version + 1, direction of the offer */
+    char first[1024], again[1024];
+    assert_int_equal(sdp_parse_offer(OFFER, &r), 0);
+    assert_true(sdp_build_answer(&r, "127.0.0.1", 50000, 7, 1, first, sizeof(first)) > 0);
+    const char *hold = "v=0\r\no=a 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
+                       "m=audio 40000 RTP/AVP 0 8\r\na=sendonly\r\n";
+    assert_true(sdp_build_reanswer(hold, first, again, sizeof(again)) > 0);
+    assert_non_null(strstr(again, "o=conferenced 7 2 IN IP4 127.0.0.1\r\n"));
+    assert_non_null(strstr(again, "m=audio 50000 RTP/AVP 8\r\n"));
+    assert_non_null(strstr(again, "a=recvonly\r\n"));
+    const char *pcmu_only = "v=0\r\no=a 1 3 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n"
+                            "m=audio 40000 RTP/AVP 0\r\n";
+    assert_int_equal(sdp_build_reanswer(pcmu_only, first, again, sizeof(again)), -1);
+    assert_int_equal(sdp_build_reanswer("garbage", first, again, sizeof(again)), -1);
+}
+
+int main(void)
+{
+    log_set_level(LOG_LEVEL_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_invite_answer_ack_bye),
+        cmocka_unit_test(test_2xx_retransmitted_until_ack),
+        cmocka_unit_test(test_no_ack_bye_and_ended),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_reinvite),
+        cmocka_unit_test(test_options_and_methods),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_local_bye),
+        cmocka_unit_test(test_reject),
+        cmocka_unit_test(test_max_dialogs),
+        cmocka_unit_test(test_destroy_sends_bye),
+        cmocka_unit_test(test_sdp_parse),
+        cmocka_unit_test(test_sdp_answer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
