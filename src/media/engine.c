@@ -122,6 +122,7 @@ struct media_thread {
     size_t n_legs, cap_legs;
     struct media_room **rooms;
     size_t n_rooms, cap_rooms;
+    uint64_t tick_count;
     struct ev *pending; /* events that did not fit the ring, retried each tick */
     size_t n_pending, cap_pending;
     bool events_pushed;
@@ -309,54 +310,80 @@ static void apply(struct media_thread *t, const struct cmd *c)
     }
 }
 
-/* Reads what arrived on a leg's sockets: RTP into the jitter buffer, telephone events into key
- * presses; latches the reply address to the sender (symmetric RTP). */
-static void drain_leg(struct media_thread *t, struct media_leg *l, int64_t now)
+/* One received datagram of a leg. */
+static void take_packet(struct media_thread *t, struct media_leg *l, const uint8_t *buf, size_t n,
+                        const struct sockaddr_in *from, int64_t now)
 {
     struct media_engine *e = t->e;
-    uint8_t buf[RTP_MAX_PACKET];
-    for (int i = 0; i < MAX_RX_PER_TICK; i++) {
-        struct sockaddr_in from;
-        socklen_t flen = sizeof(from);
-        ssize_t n =
-            recvfrom(l->fd_rtp, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
-        if (n < 0)
-            break;
-        struct rtp_packet p;
-        if (rtp_parse(buf, (size_t)n, &p) < 0) {
-            atomic_fetch_add_explicit(&e->bad_packets, 1, memory_order_relaxed);
-            continue;
-        }
-        bool same = from.sin_addr.s_addr == l->remote.sin_addr.s_addr &&
-                    from.sin_port == l->remote.sin_port;
-        if (!l->latched || (!same && now - l->latched_rx_ns > RELATCH_NS)) {
-            l->remote = from;
-            l->remote_set = true;
-            l->latched = true;
-            same = true;
-        }
-        if (!same) {
-            atomic_fetch_add_explicit(&e->bad_packets, 1, memory_order_relaxed);
-            continue;
-        }
-        l->latched_rx_ns = now;
-        l->last_rx_ns = now;
-        atomic_fetch_add_explicit(&e->packets_in, 1, memory_order_relaxed);
-        if (p.payload_type == l->audio_pt) {
-            jb_put(l->jb, &p, now / 1000);
-        } else if (l->dtmf_pt >= 0 && p.payload_type == l->dtmf_pt) {
-            struct rtp_dtmf d;
-            if (rtp_dtmf_parse(p.payload, p.payload_len, &d) == 0) {
-                char key = dtmf_tracker_feed(&l->dtmf, &p, &d);
-                if (key)
-                    emit_public(t, MEDIA_LEG_DTMF, l, key);
-            }
+    struct rtp_packet p;
+    if (rtp_parse(buf, n, &p) < 0) {
+        atomic_fetch_add_explicit(&e->bad_packets, 1, memory_order_relaxed);
+        return;
+    }
+    bool same =
+        from->sin_addr.s_addr == l->remote.sin_addr.s_addr && from->sin_port == l->remote.sin_port;
+    if (!l->latched || (!same && now - l->latched_rx_ns > RELATCH_NS)) {
+        l->remote = *from;
+        l->remote_set = true;
+        l->latched = true;
+        same = true;
+    }
+    if (!same) {
+        atomic_fetch_add_explicit(&e->bad_packets, 1, memory_order_relaxed);
+        return;
+    }
+    l->latched_rx_ns = now;
+    l->last_rx_ns = now;
+    atomic_fetch_add_explicit(&e->packets_in, 1, memory_order_relaxed);
+    if (p.payload_type == l->audio_pt) {
+        jb_put(l->jb, &p, now / 1000);
+    } else if (l->dtmf_pt >= 0 && p.payload_type == l->dtmf_pt) {
+        struct rtp_dtmf d;
+        if (rtp_dtmf_parse(p.payload, p.payload_len, &d) == 0) {
+            char key = dtmf_tracker_feed(&l->dtmf, &p, &d);
+            if (key)
+                emit_public(t, MEDIA_LEG_DTMF, l, key);
         }
     }
-    /* RTCP: read and drop (reports are not used yet). */
-    for (int i = 0; i < 4; i++)
-        if (recv(l->fd_rtcp, buf, sizeof(buf), MSG_DONTWAIT) < 0)
+}
+
+#define RX_BATCH 4
+
+/* Reads what arrived on a leg's sockets: RTP into the jitter buffer, telephone events into key
+ * presses; latches the reply address to the sender (symmetric RTP). One recvmmsg() per leg per
+ * tick takes everything that is normally waiting (one packet per 20 ms), so an idle socket costs
+ * one system call, not a read that only returns EAGAIN after the data. */
+static void drain_leg(struct media_thread *t, struct media_leg *l, int64_t now, bool rtcp_too)
+{
+    struct media_engine *e = t->e;
+    static __thread uint8_t bufs[RX_BATCH][RTP_MAX_PACKET];
+    struct sockaddr_in from[RX_BATCH];
+    struct iovec iov[RX_BATCH];
+    struct mmsghdr msgs[RX_BATCH];
+    for (int rounds = 0; rounds < MAX_RX_PER_TICK / RX_BATCH; rounds++) {
+        for (int i = 0; i < RX_BATCH; i++) {
+            iov[i].iov_base = bufs[i];
+            iov[i].iov_len = sizeof(bufs[i]);
+            memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+            msgs[i].msg_hdr.msg_name = &from[i];
+            msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        int got = recvmmsg(l->fd_rtp, msgs, RX_BATCH, MSG_DONTWAIT, NULL);
+        if (got <= 0)
             break;
+        for (int i = 0; i < got; i++)
+            take_packet(t, l, bufs[i], msgs[i].msg_len, &from[i], now);
+        if (got < RX_BATCH)
+            break;
+    }
+    (void)e;
+    /* RTCP: read and drop (reports are not used yet), once a second rather than every tick. */
+    if (rtcp_too)
+        for (int i = 0; i < 8; i++)
+            if (recv(l->fd_rtcp, bufs[0], sizeof(bufs[0]), MSG_DONTWAIT) < 0)
+                break;
 }
 
 /* The leg's contribution to this tick: a decoded frame, a concealed one, or nothing. */
@@ -395,8 +422,9 @@ static void send_output(struct media_thread *t, struct media_leg *l)
 static void tick(struct media_thread *t, int64_t now)
 {
     struct media_engine *e = t->e;
+    bool rtcp_too = (t->tick_count++ % 50) == 0;
     for (size_t i = 0; i < t->n_legs; i++)
-        drain_leg(t, t->legs[i], now);
+        drain_leg(t, t->legs[i], now, rtcp_too);
     for (size_t i = 0; i < t->n_rooms; i++) {
         struct media_room *r = t->rooms[i];
         if (r->mix.n == 0)

@@ -65,32 +65,26 @@ int16_t mix_limit(int32_t s)
 
 void mix_vad_init(struct mix_vad *v)
 {
-    v->noise_floor = 64;
+    v->noise_floor = 0;
     v->hangover = 0;
 }
 
-#define VAD_MIN_LEVEL 48 /* mean |x| below this is silence (about -57 dBov) */
-#define VAD_RATIO 4      /* speech is this many times above the noise floor */
+#define VAD_LEVEL 20     /* mean |x| above this is sound (about -64 dBov) */
 #define VAD_HANGOVER 15  /* 300 ms */
 
-/* Energy detector with an adaptive floor: cheap (one pass of |x|) and robust enough to decide
- * who needs an own mix. A false "talking" costs only an extra mix; a false "silent" would drop
- * audio, so the hangover errs on the side of talking. */
+/* Why an absolute level and no adaptive noise floor: talk detection here decides only who needs
+ * an own mix (a talker must not hear itself) and what goes into the sum. A floor that follows
+ * the signal would, after a few seconds, classify any steady sound (a held note, a tone, music)
+ * as noise and silence it, and quiet speech in a large room must still be heard. Digital silence
+ * and the quantisation noise of G.711 stay below the level; anything audible is mixed. */
 static bool vad_update(struct mix_vad *v, const int16_t *x)
 {
     uint32_t acc = 0;
     for (int i = 0; i < MIX_FRAME; i++)
         acc += (uint32_t)(x[i] < 0 ? -x[i] : x[i]);
     uint32_t level = acc / MIX_FRAME;
-    bool loud = level > VAD_MIN_LEVEL && level > v->noise_floor * VAD_RATIO;
-    /* The floor follows quiet frames quickly and loud ones slowly. */
-    if (level < v->noise_floor)
-        v->noise_floor = (v->noise_floor * 7 + level) / 8;
-    else
-        v->noise_floor += (level - v->noise_floor) / 256 + 1;
-    if (v->noise_floor < 16)
-        v->noise_floor = 16;
-    if (loud)
+    v->noise_floor = level; /* the last frame's level, for statistics */
+    if (level > VAD_LEVEL)
         v->hangover = VAD_HANGOVER;
     else if (v->hangover > 0)
         v->hangover--;

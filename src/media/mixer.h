@@ -14,9 +14,9 @@
 
 enum mix_codec { MIX_PCMU = 0, MIX_PCMA = 1, MIX_CODECS };
 
-/* Talk detection state: energy above a threshold, held for a short hangover. */
+/* Talk detection state: a level above an absolute threshold, held for a short hangover. */
 struct mix_vad {
-    uint32_t noise_floor; /* slow estimate of the background level (mean |x|) */
+    uint32_t noise_floor; /* level (mean |x|) of the last frame */
     int hangover;         /* frames left before "talking" drops */
 };
 

@@ -30,8 +30,9 @@ struct sip_callbacks {
     void (*on_invite)(void *ctx, struct sip_dialog *d, const struct sip_invite *inv);
     /* The ACK for our 2xx arrived: the call is up. */
     void (*on_established)(void *ctx, struct sip_dialog *d);
-    /* The dialog ended: BYE from the peer (remote=true), CANCEL before the answer (remote=true,
-     * cancelled=true), no ACK for our 2xx (timeout), or our own BYE completed (remote=false).
+    /* The dialog ended: BYE from the peer (remote=true), CANCEL (or BYE) before the answer
+     * (remote=true, cancelled=true), no ACK for our 2xx within 64*T1 (we sent a BYE; remote=true
+     * unless the application had asked to hang up), or our own BYE completed (remote=false).
      * The dialog is freed right after this returns. */
     void (*on_ended)(void *ctx, struct sip_dialog *d, bool remote, bool cancelled);
 };
@@ -40,7 +41,7 @@ struct sip_config {
     const char *addr; /* IPv4 listen address */
     int port;         /* 0 picks a free port */
     const char *user_agent;
-    int max_dialogs; /* above this, new INVITEs get 503 */
+    int max_dialogs; /* above this, new INVITEs get 503 (0: 1000) */
     int t1_ms;       /* RFC 3261 T1 (RTT estimate); 0 means 500. Tests shorten it: every timer
                         (retransmissions, 64*T1 time-outs, T2 = 8*T1, T4 = 10*T1) scales with it */
 };
@@ -48,8 +49,9 @@ struct sip_config {
 /* Binds the UDP socket and starts. Returns NULL with a message in err. */
 struct sip_stack *sip_create(uv_loop_t *loop, const struct sip_config *cfg,
                              const struct sip_callbacks *cb, char *err, size_t errlen);
-/* Sends BYE on every established dialog, then frees everything (callbacks are not called).
- * NULL is a no-op. Run the loop afterwards so handles close. */
+/* Sends BYE on every established dialog (503 on ringing ones), then frees everything (callbacks
+ * are not called). NULL is a no-op. Not from inside a callback. Run the loop afterwards so
+ * handles close. */
 void sip_destroy(struct sip_stack *s);
 int sip_port(const struct sip_stack *s);
 /* Handles one datagram as if it had arrived on the socket from ip:port (fuzzing and tests). */

@@ -207,7 +207,8 @@ static void remember_totag(struct fx *f, const char *msg)
 }
 
 /* Sends a request: head lines end in \n (made \r\n here), then Content-Length and the body. */
-static void send_req(struct fx *f, const char *body, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void send_req(struct fx *f, const char *body,
+                                                           const char *fmt, ...)
 {
     char head[4096], out[8192];
     va_list ap;
@@ -462,25 +463,30 @@ static void test_reinvite(void **state)
     fx_free(f);
 }
 
+/* A request outside any dialog: method, port, Via port, branch, port, Call-ID, CSeq method. */
+#define OUT_OF_DIALOG                                                                              \
+    "%s sip:127.0.0.1:%d SIP/2.0\n"                                                                \
+    "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKopt%d\n"                                          \
+    "From: <sip:probe@127.0.0.1>;tag=p1\n"                                                         \
+    "To: <sip:127.0.0.1:%d>\n"                                                                     \
+    "Call-ID: opt%d@test\n"                                                                        \
+    "CSeq: 7 %s\n"
+
 static void test_options_and_methods(void **state)
 {
     struct fx *f = fx_new(0, 10);
-    const char *fmt = "%s sip:127.0.0.1:%d SIP/2.0\n"
-                      "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKopt%d\n"
-                      "From: <sip:probe@127.0.0.1>;tag=p1\n"
-                      "To: <sip:127.0.0.1:%d>\n"
-                      "Call-ID: opt%d@test\n"
-                      "CSeq: 7 %s\n";
-    send_req(f, NULL, fmt, "OPTIONS", f->port, f->my_port, 1, f->port, 1, "OPTIONS");
+
+    send_req(f, NULL, OUT_OF_DIALOG, "OPTIONS", f->port, f->my_port, 1, f->port, 1, "OPTIONS");
     const char *m = expect(f, "SIP/2.0 200 OK", 1000);
     char h[256];
     assert_string_equal(hdr(m, "Allow", h, sizeof(h)), "INVITE, ACK, BYE, CANCEL, OPTIONS");
     assert_string_equal(hdr(m, "CSeq", h, sizeof(h)), "7 OPTIONS");
     assert_non_null(strstr(hdr(m, "To", h, sizeof(h)), ";tag="));
-    send_req(f, NULL, fmt, "REGISTER", f->port, f->my_port, 2, f->port, 2, "REGISTER");
+    send_req(f, NULL, OUT_OF_DIALOG, "REGISTER", f->port, f->my_port, 2, f->port, 2, "REGISTER");
     m = expect(f, "SIP/2.0 405", 1000);
     assert_string_equal(hdr(m, "Allow", h, sizeof(h)), "INVITE, ACK, BYE, CANCEL, OPTIONS");
-    send_req(f, NULL, fmt, "FROBNICATE", f->port, f->my_port, 3, f->port, 3, "FROBNICATE");
+    send_req(f, NULL, OUT_OF_DIALOG, "FROBNICATE", f->port, f->my_port, 3, f->port, 3,
+             "FROBNICATE");
     expect(f, "SIP/2.0 501", 1000);
     /* BYE for a dialog that does not exist */
     send_in_dialog(f, "BYE", 2, "nosuchcall@test", "nosuchtag", NULL);
@@ -489,7 +495,7 @@ static void test_options_and_methods(void **state)
     send_in_dialog(f, "ACK", 1, "nosuchcall@test", "nosuchtag", NULL);
     expect_nothing(f, 50);
     /* CSeq method differs from the request method: 400 */
-    send_req(f, NULL, fmt, "OPTIONS", f->port, f->my_port, 4, f->port, 4, "INVITE");
+    send_req(f, NULL, OUT_OF_DIALOG, "OPTIONS", f->port, f->my_port, 4, f->port, 4, "INVITE");
     expect(f, "SIP/2.0 400", 1000);
     fx_free(f);
 }
@@ -501,8 +507,8 @@ static void test_garbage(void **state)
         "hello world, this is not SIP at all",
         "\r\n\r\n",
         "INVITE sip:x SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n",
-        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKnone\r\nCSeq: 1 BYE\r\n"
-        "Call-ID: x\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nContent-Length: 0\r\n\r\n",
+        ("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKnone\r\nCSeq: 1 BYE\r\n"
+         "Call-ID: x\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nContent-Length: 0\r\n\r\n"),
         "INVITE sip:x@y SIP/2.0\r\nVia: \r\nFrom: <>\r\nTo: <>\r\nCall-ID: \r\nCSeq: x\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
