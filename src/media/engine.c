@@ -99,6 +99,7 @@ struct media_leg {
     struct dtmf_tracker dtmf;
     struct sockaddr_in remote;
     bool remote_set, latched;
+    bool connected; /* fd_rtp is connected to remote */
     int64_t latched_rx_ns;
     int audio_pt, dtmf_pt;
     uint16_t seq;
@@ -285,6 +286,11 @@ static void apply(struct media_thread *t, const struct cmd *c)
         l->remote = c->remote;
         l->remote_set = true;
         l->latched = false;
+        if (l->connected) {
+            struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+            connect(l->fd_rtp, &unspec, sizeof(unspec));
+            l->connected = false;
+        }
         l->audio_pt = c->codec == MIX_PCMA ? 8 : 0;
         l->mp.codec = (enum mix_codec)c->codec;
         l->dtmf_pt = c->dtmf_pt;
@@ -327,6 +333,11 @@ static void take_packet(struct media_thread *t, struct media_leg *l, const uint8
         l->remote_set = true;
         l->latched = true;
         same = true;
+        /* A connected socket sends without a route lookup per packet and the kernel drops
+         * other sources before they reach us; re-latching later connects anew. */
+        struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+        connect(l->fd_rtp, &unspec, sizeof(unspec));
+        l->connected = connect(l->fd_rtp, (const struct sockaddr *)from, sizeof(*from)) == 0;
     }
     if (!same) {
         atomic_fetch_add_explicit(&e->bad_packets, 1, memory_order_relaxed);
@@ -414,8 +425,10 @@ static void send_output(struct media_thread *t, struct media_leg *l)
     size_t n = rtp_build(pkt, sizeof(pkt), (uint8_t)l->audio_pt, false, l->seq++, l->ts, l->ssrc,
                          l->mp.out, MIX_FRAME);
     l->ts += MIX_FRAME;
-    if (sendto(l->fd_rtp, pkt, n, MSG_DONTWAIT, (struct sockaddr *)&l->remote, sizeof(l->remote)) >=
-        0)
+    ssize_t sent = l->connected ? send(l->fd_rtp, pkt, n, MSG_DONTWAIT)
+                                : sendto(l->fd_rtp, pkt, n, MSG_DONTWAIT,
+                                         (struct sockaddr *)&l->remote, sizeof(l->remote));
+    if (sent >= 0)
         atomic_fetch_add_explicit(&t->e->packets_out, 1, memory_order_relaxed);
 }
 
@@ -438,6 +451,12 @@ static void tick(struct media_thread *t, int64_t now)
     int64_t timeout = (int64_t)e->cfg.rtp_timeout_ms * 1000000;
     for (size_t i = 0; i < t->n_legs; i++) {
         struct media_leg *l = t->legs[i];
+        if (l->connected && now - l->latched_rx_ns > RELATCH_NS) {
+            /* Silent for a while: accept another source again (a NAT may have moved it). */
+            struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+            connect(l->fd_rtp, &unspec, sizeof(unspec));
+            l->connected = false;
+        }
         if (!l->timed_out && now - l->last_rx_ns > timeout) {
             l->timed_out = true;
             emit_public(t, MEDIA_LEG_TIMEOUT, l, 0);
