@@ -672,6 +672,13 @@ void media_engine_destroy(struct media_engine *e)
 {
     if (!e)
         return;
+    struct media_stats st;
+    media_engine_stats(e, &st);
+    log_info("msg=\"media stats\" ticks=%llu late_ticks=%llu max_tick_us=%llu packets_in=%llu "
+             "packets_out=%llu bad_packets=%llu",
+             (unsigned long long)st.ticks, (unsigned long long)st.late_ticks,
+             (unsigned long long)st.max_tick_us, (unsigned long long)st.packets_in,
+             (unsigned long long)st.packets_out, (unsigned long long)st.bad_packets);
     for (int i = 0; i < e->n_threads; i++) {
         struct cmd stop = {.type = CMD_STOP};
         send_cmd(&e->threads[i], &stop);

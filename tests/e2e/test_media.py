@@ -96,3 +96,45 @@ def test_direct_uri_answers(server, customer):
     assert code == 488
     err(customer.api.get("/v1.0/calls/00000000-0000-4000-8000-000000000000"), 404, "NOT_FOUND",
         "CALL_NOT_FOUND")
+
+
+def test_sip_flood_keeps_rooms_on_time(server_factory, tmp_path):
+    """Garbage datagrams and INVITEs for unknown conferences while a call is in a room: the
+    server answers or drops them, never crashes, and the media clock never runs late."""
+    import random
+    import re
+    import socket
+
+    srv = server_factory("flood")
+    cust = srv.new_customer()
+    conf = cust.create_conference(name="flooded")
+    wav = tmp_path / "tone.wav"
+    make_tone(wav, 500, seconds=30)
+    phone = Phone(tmp_path, "flooded", wav).dial(f"sip:{conf['direct_hash']}@127.0.0.1:{srv.sip_port}")
+    try:
+        wait_until(lambda: len(_joined(cust.api, conf["id"])) == 1, 15, what="the phone joined")
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rnd = random.Random(7)
+        for i in range(6000):
+            if i % 3 == 0:
+                msg = bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(1, 600)))
+            elif i % 3 == 1:
+                msg = (f"INVITE sip:direct.{i:012x}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;"
+                       f"branch=z9hG4bK{i}\r\nFrom: <sip:x@y>;tag={i}\r\nTo: <sip:a@b>\r\n"
+                       f"Call-ID: flood{i}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n").encode()
+            else:
+                msg = b"BYE sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\n\r\n" + b"A" * rnd.randrange(0, 2000)
+            s.sendto(msg, ("127.0.0.1", srv.sip_port))
+        s.close()
+        time.sleep(1)
+        assert srv.alive()
+        assert len(_joined(cust.api, conf["id"])) == 1  # the call is still in its room
+    finally:
+        phone.stop()
+    rc = srv.stop()
+    assert rc == 0
+    stats = [l for l in srv.all_logs().splitlines() if "media stats" in l]
+    assert stats, "no media stats line at shutdown"
+    late = int(re.search(r"late_ticks=(\d+)", stats[-1]).group(1))
+    ticks = int(re.search(r" ticks=(\d+)", stats[-1]).group(1))
+    assert ticks > 50 and late == 0, stats[-1]
