@@ -67,6 +67,7 @@ static int mkdir_p(const char *path)
  * domain timers (they publish events), then the event consumers and the HTTP server. */
 static void finish(struct server *s)
 {
+    call_mgr_shutdown(s->calls);
     sip_destroy(s->sip); /* BYE to every established call */
     s->sip = NULL;
     conference_mgr_destroy(s->conferences);

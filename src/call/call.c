@@ -436,6 +436,21 @@ void call_mgr_set_media(struct call_mgr *m, struct media_engine *media)
     m->d.media = media;
 }
 
+void call_mgr_shutdown(struct call_mgr *m)
+{
+    size_t it = 0;
+    void *v;
+    while (idmap_next(&m->live, &it, NULL, &v)) {
+        struct live_call *lc = v;
+        set_status(m, lc, CALL_HANGUP, "local", "normal", NULL);
+        if (lc->dialog)
+            sip_dialog_set_data(lc->dialog, NULL);
+        free(lc);
+    }
+    idmap_fini(&m->live);
+    idmap_init(&m->live);
+}
+
 int call_mgr_recover(struct call_mgr *m)
 {
     struct call *list = NULL;

@@ -32,6 +32,9 @@ void call_mgr_destroy(struct call_mgr *m);
 void call_mgr_set_conferences(struct call_mgr *m, struct conference_mgr *conferences);
 void call_mgr_set_sip(struct call_mgr *m, struct sip_stack *sip);
 void call_mgr_set_media(struct call_mgr *m, struct media_engine *media);
+/* Shutdown, before the SIP stack sends its BYEs: every live call is recorded as hung up by us
+ * (reason normal) and forgotten. */
+void call_mgr_shutdown(struct call_mgr *m);
 /* Start-up: calls left up by a previous run are marked hung up (reason failed). */
 int call_mgr_recover(struct call_mgr *m);
 

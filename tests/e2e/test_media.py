@@ -138,3 +138,46 @@ def test_sip_flood_keeps_rooms_on_time(server_factory, tmp_path):
     late = int(re.search(r"late_ticks=(\d+)", stats[-1]).group(1))
     ticks = int(re.search(r" ticks=(\d+)", stats[-1]).group(1))
     assert ticks > 50 and late == 0, stats[-1]
+
+
+def test_shutdown_hangs_up_calls(server_factory, tmp_path):
+    """SIGTERM ends established calls with BYE and records them hung up by the server."""
+    import random
+    import socket
+
+    srv = server_factory("shutdown")
+    cust = srv.new_customer()
+    conf = cust.create_conference(name="closing")
+    ruri = f"sip:{conf['direct_hash']}@127.0.0.1:{srv.sip_port}"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(5)
+    lport = s.getsockname()[1]
+    tag = "%08x" % random.getrandbits(32)
+    call_id = "%016x@shutdown" % random.getrandbits(64)
+    sdp = pcmu_offer(lport + 2)
+    head = [f"INVITE {ruri} SIP/2.0", f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bKsd{tag}",
+            "Max-Forwards: 70", f"From: <sip:t@127.0.0.1:{lport}>;tag={tag}", f"To: <{ruri}>",
+            f"Call-ID: {call_id}", "CSeq: 1 INVITE", f"Contact: <sip:t@127.0.0.1:{lport}>",
+            "Content-Type: application/sdp", f"Content-Length: {len(sdp)}"]
+    s.sendto(("\r\n".join(head) + "\r\n\r\n" + sdp).encode(), ("127.0.0.1", srv.sip_port))
+    while True:
+        text = s.recvfrom(65535)[0].decode()
+        if text.startswith("SIP/2.0 200"):
+            break
+    to = next(l for l in text.split("\r\n") if l.lower().startswith("to:"))
+    ack = [f"ACK {ruri} SIP/2.0", f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bKack{tag}",
+           "Max-Forwards: 70", f"From: <sip:t@127.0.0.1:{lport}>;tag={tag}", to,
+           f"Call-ID: {call_id}", "CSeq: 1 ACK", "Content-Length: 0"]
+    s.sendto(("\r\n".join(ack) + "\r\n\r\n").encode(), ("127.0.0.1", srv.sip_port))
+    joined = wait_until(lambda: _joined(cust.api, conf["id"]), 10, what="the caller joined")
+    call_id_api = joined[0]["reference_id"]
+    assert srv.stop() == 0
+    bye = s.recvfrom(65535)[0].decode()
+    assert bye.startswith("BYE "), bye
+    s.close()
+    srv.start()
+    api = srv.api(srv.login(cust.username, cust.password))
+    call = ok(api.get(f"/v1.0/calls/{call_id_api}"))
+    assert call["status"] == "hangup" and call["hangup_by"] == "local", call
+    assert call["hangup_reason"] == "normal", call
