@@ -6,7 +6,9 @@
  * synthesised (bit 2: the bytes then give a sequence step, a timestamp step and flags, and the
  * packet is built with a 160-byte payload so the buffer's logic is reached) or parsed as is.
  * Any crash, UB or leak is a finding; the buffer's statistics must stay within their bounds. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
