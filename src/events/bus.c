@@ -44,7 +44,7 @@ void events_publish(struct event_bus *bus, const char *type, const char *custome
         return;
     }
     char resource[64];
-    const char *us = strrchr(type, '_');
+    const char *us = strchr(type, '_');
     size_t rlen = us ? (size_t)(us - type) : strlen(type);
     if (rlen >= sizeof(resource))
         rlen = sizeof(resource) - 1;

@@ -12,8 +12,8 @@ struct event {
     const char *customer_id; /* owner of the resource */
     const char *resource;    /* "conference", "conferencecall", ...: the WebSocket topic word */
     const char *resource_id;
-    const json_t *data;      /* the resource as the API returns it */
-    const char *payload;     /* {"type":...,"data":...} serialised once, compact */
+    const json_t *data;  /* the resource as the API returns it */
+    const char *payload; /* {"type":...,"data":...} serialised once, compact */
     size_t payload_len;
 };
 
@@ -26,7 +26,8 @@ void events_bus_destroy(struct event_bus *bus);
 /* Adds a subscriber; subscribers are called in the order they were added. */
 void events_subscribe(struct event_bus *bus, event_subscriber fn, void *ctx);
 /* Publishes an event; takes ownership of data. resource is derived from type (the part before the
- * last '_', e.g. "conference" for "conference_updated"). A bus of NULL drops the event. */
+ * first '_', e.g. "conference" for "conference_updated", "call" for "call_dtmf_received"). A bus of
+ * NULL drops the event. */
 void events_publish(struct event_bus *bus, const char *type, const char *customer_id,
                     const char *resource_id, json_t *data);
 

@@ -221,3 +221,93 @@ def pcmu_offer(port=40000):
     return ("v=0\r\no=tester 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
             f"m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
             "a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n")
+
+
+class RawCall:
+    """A minimal SIP caller over a raw UDP socket: INVITE with a PCMU offer, ACK, then it can
+    send RTP/telephone events to the answered media port, wait for the server's BYE, or hang
+    up itself."""
+
+    def __init__(self, sip_port, ruri):
+        import random
+        self.sip_port = sip_port
+        self.ruri = ruri
+        self.sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sip.bind(("127.0.0.1", 0))
+        self.lport = self.sip.getsockname()[1]
+        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rtp.bind(("127.0.0.1", 0))
+        self.tag = "%08x" % random.getrandbits(32)
+        self.call_id = "%016x@raw" % random.getrandbits(64)
+        self.to = None
+        self.remote_media = None
+        self.seq = random.getrandbits(16)
+        self.ts = random.getrandbits(32)
+
+    def _send(self, lines, body=""):
+        lines = lines + [f"Content-Length: {len(body.encode())}"]
+        self.sip.sendto(("\r\n".join(lines) + "\r\n\r\n" + body).encode(), ("127.0.0.1", self.sip_port))
+
+    def _common(self, method, cseq, branch):
+        return [f"{method} {self.ruri} SIP/2.0",
+                f"Via: SIP/2.0/UDP 127.0.0.1:{self.lport};branch=z9hG4bK{branch}{self.tag}",
+                "Max-Forwards: 70", f"From: <sip:raw@127.0.0.1:{self.lport}>;tag={self.tag}",
+                self.to or f"To: <{self.ruri}>", f"Call-ID: {self.call_id}", f"CSeq: {cseq} {method}",
+                f"Contact: <sip:raw@127.0.0.1:{self.lport}>"]
+
+    def connect(self, timeout=5.0):
+        """INVITE/200/ACK; returns the final status code."""
+        import re
+        sdp = pcmu_offer(self.rtp.getsockname()[1])
+        self._send(self._common("INVITE", 1, "inv") + ["Content-Type: application/sdp"], sdp)
+        self.sip.settimeout(timeout)
+        while True:
+            text = self.sip.recvfrom(65535)[0].decode()
+            code = int(text.split(" ", 2)[1])
+            if code >= 200:
+                break
+        self.to = next(l for l in text.split("\r\n") if l.lower().startswith("to:"))
+        if code == 200:
+            self.remote_media = int(re.search(r"m=audio (\d+)", text).group(1))
+            self._send(self._common("ACK", 1, "ack"))
+        return code
+
+    def send_rtp(self, pt, payload, marker=False):
+        hdr = bytes([0x80, (0x80 if marker else 0) | pt]) + self.seq.to_bytes(2, "big") + \
+            self.ts.to_bytes(4, "big") + (0x1234).to_bytes(4, "big")
+        self.rtp.sendto(hdr + payload, ("127.0.0.1", self.remote_media))
+        self.seq = (self.seq + 1) & 0xffff
+
+    def send_dtmf(self, event, pt=101):
+        """One key press as RFC 4733 telephone events: 5 updates then 3 end packets."""
+        for i in range(8):
+            end = i >= 5
+            duration = min(i + 1, 6) * 160
+            self.send_rtp(pt, bytes([event, (0x80 if end else 0) | 10]) + duration.to_bytes(2, "big"),
+                          marker=(i == 0))
+            time.sleep(0.02)
+        self.ts = (self.ts + 6 * 160) & 0xffffffff
+
+    def wait_bye(self, timeout):
+        """Waits for the server's BYE and answers it 200; returns True when one came."""
+        self.sip.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                text = self.sip.recvfrom(65535)[0].decode()
+            except socket.timeout:
+                return False
+            if text.startswith("BYE "):
+                headers = [l for l in text.split("\r\n") if l.split(":", 1)[0].lower() in
+                           ("via", "from", "to", "call-id", "cseq", "v", "f", "t", "i")]
+                self.sip.sendto(("SIP/2.0 200 OK\r\n" + "\r\n".join(headers) +
+                                 "\r\nContent-Length: 0\r\n\r\n").encode(), ("127.0.0.1", self.sip_port))
+                return True
+        return False
+
+    def hangup(self):
+        self._send(self._common("BYE", 2, "bye"))
+
+    def close(self):
+        self.sip.close()
+        self.rtp.close()

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from conftest import err, ok, wait_until, ws_connect, ws_collect
-from phones import Phone, have_baresip, make_tone, max_tone_level, pcmu_offer, sip_request
+from phones import (Phone, RawCall, have_baresip, make_tone, max_tone_level, pcmu_offer,
+                    sip_request)
 
 pytestmark = pytest.mark.skipif(not have_baresip(), reason="baresip and sox are needed")
 
@@ -181,3 +182,60 @@ def test_shutdown_hangs_up_calls(server_factory, tmp_path):
     call = ok(api.get(f"/v1.0/calls/{call_id_api}"))
     assert call["status"] == "hangup" and call["hangup_by"] == "local", call
     assert call["hangup_reason"] == "normal", call
+
+
+def test_connect_eject_and_terminate(server, customer):
+    """connect type with real calls: when one hangs up, the other gets a BYE and the conference
+    terminates."""
+    conf = customer.create_conference(type="connect", name="pair")
+    ruri = f"sip:{conf['direct_hash']}@127.0.0.1:{server.sip_port}"
+    a, b, c = RawCall(server.sip_port, ruri), RawCall(server.sip_port, ruri), RawCall(server.sip_port, ruri)
+    try:
+        assert a.connect() == 200 and b.connect() == 200
+        wait_until(lambda: len(_joined(customer.api, conf["id"])) == 2, 10, what="two joined")
+        assert c.connect() == 486  # a third is refused: the pair is complete
+        a.hangup()
+        assert b.wait_bye(10), "the other party was not hung up"
+        wait_until(lambda: ok(customer.api.get(f"/v1.0/conferences/{conf['id']}"))["status"] == "terminated",
+                   10, what="connect conference terminated")
+    finally:
+        for x in (a, b, c):
+            x.close()
+
+
+def test_rtp_inactivity_hangs_up(server_factory):
+    srv = server_factory("quiet", extra_args=("--rtp-timeout-ms", "1500"))
+    cust = srv.new_customer()
+    conf = cust.create_conference(name="quiet")
+    call = RawCall(srv.sip_port, f"sip:{conf['direct_hash']}@127.0.0.1:{srv.sip_port}")
+    try:
+        assert call.connect() == 200
+        assert call.wait_bye(6), "no BYE after the RTP timeout"
+        calls = ok(cust.api.get("/v1.0/calls"))["result"]
+        assert calls[0]["status"] in ("terminating", "hangup")
+        wait_until(lambda: ok(cust.api.get(f"/v1.0/calls/{calls[0]['id']}"))["hangup_reason"] == "timeout",
+                   5, what="hangup reason timeout")
+    finally:
+        call.close()
+
+
+def test_dtmf_events(server, customer):
+    conf = customer.create_conference(name="keys")
+    ws = ws_connect(server, customer.token)
+    ws.send('{"type":"subscribe","topics":["customer_id:%s:call"]}' % customer.id)
+    call = RawCall(server.sip_port, f"sip:{conf['direct_hash']}@127.0.0.1:{server.sip_port}")
+    try:
+        assert call.connect() == 200
+        for _ in range(5):  # some audio first, so the media path is latched
+            call.send_rtp(0, b"\xff" * 160)
+            call.ts = (call.ts + 160) & 0xffffffff
+            time.sleep(0.02)
+        call.send_dtmf(5)
+        call.send_dtmf(11)  # '#'
+        frames = ws_collect(ws, 1.5)
+        digits = [f["data"]["digit"] for f in frames if f["type"] == "call_dtmf_received"]
+        assert digits == ["5", "#"], frames
+        call.hangup()
+    finally:
+        ws.close()
+        call.close()
