@@ -198,9 +198,46 @@ def test_connect_eject_and_terminate(server, customer):
         assert b.wait_bye(10), "the other party was not hung up"
         wait_until(lambda: ok(customer.api.get(f"/v1.0/conferences/{conf['id']}"))["status"] == "terminated",
                    10, what="connect conference terminated")
+        # the conference is over but not deleted: its URI now answers 403
+        code, _ = sip_request(server.sip_port, "INVITE", ruri, pcmu_offer())
+        assert code == 403
     finally:
         for x in (a, b, c):
             x.close()
+
+
+def test_call_hangup_and_delete_endpoints(server, customer):
+    conf = customer.create_conference(name="api-hangup")
+    ruri = f"sip:{conf['direct_hash']}@127.0.0.1:{server.sip_port}"
+    a, b = RawCall(server.sip_port, ruri), RawCall(server.sip_port, ruri)
+    try:
+        assert a.connect() == 200 and b.connect() == 200
+        joined = wait_until(lambda: (lambda j: j if len(j) == 2 else None)(_joined(customer.api, conf["id"])),
+                            10, what="two joined")
+        call_a = joined[0]["reference_id"]
+        call_b = joined[1]["reference_id"]
+        r = ok(customer.api.post(f"/v1.0/calls/{call_a}/hangup"))
+        assert r["status"] in ("terminating", "hangup")
+        assert a.wait_bye(5) or b.wait_bye(0.1)
+        wait_until(lambda: ok(customer.api.get(f"/v1.0/calls/{call_a}"))["status"] == "hangup", 5,
+                   what="hung up")
+        got = ok(customer.api.get(f"/v1.0/calls/{call_a}"))
+        assert got["hangup_by"] == "local" and got["hangup_reason"] == "normal"
+        # a second hangup changes nothing
+        assert ok(customer.api.post(f"/v1.0/calls/{call_a}/hangup"))["status"] == "hangup"
+        # DELETE hangs up a live call and removes it from the list
+        d = ok(customer.api.delete(f"/v1.0/calls/{call_b}"))
+        assert d["tm_delete"] != "9999-01-01 00:00:00.000000"
+        listed = [c["id"] for c in ok(customer.api.get("/v1.0/calls"))["result"]]
+        assert call_b not in listed and call_a in listed
+        # another customer sees neither
+        other = server.new_customer()
+        err(other.api.get(f"/v1.0/calls/{call_a}"), 404, "NOT_FOUND", "CALL_NOT_FOUND")
+        err(other.api.post(f"/v1.0/calls/{call_a}/hangup"), 404, "NOT_FOUND", "CALL_NOT_FOUND")
+        err(customer.api.get("/v1.0/calls/not-a-uuid"), 400, "INVALID_ARGUMENT", "INVALID_ID")
+    finally:
+        a.close()
+        b.close()
 
 
 def test_rtp_inactivity_hangs_up(server_factory):
