@@ -1,5 +1,6 @@
 #include "core/mem.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,5 +57,18 @@ int str_copy(char *dst, size_t cap, const char *src)
         return -1;
     }
     memcpy(dst, src, len + 1);
+    return 0;
+}
+
+int str_to_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = v;
     return 0;
 }

@@ -3,6 +3,7 @@
 #define CONFERENCED_MEM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Any thread. Never returns NULL. */
 void *xmalloc(size_t n);
@@ -14,5 +15,8 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* Any thread. Copies src into dst of size cap, always terminated; returns -1 if truncated. */
 int str_copy(char *dst, size_t cap, const char *src);
+/* Any thread. Reads a decimal number of at most max: digits only (no sign, no spaces, nothing
+ * after). Returns 0, or -1 (out untouched). */
+int str_to_u64(const char *s, uint64_t max, uint64_t *out);
 
 #endif

@@ -26,20 +26,6 @@ struct sdp_info {
     uint64_t sess_id, sess_version;
 };
 
-/* Reads a decimal number of at most max; no sign, no spaces, no trailing text. */
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-    if (!s || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* "name/rate[/channels]" of the a=rtpmap line for pt in media m, or NULL. */
 static const char *rtpmap_of(sdp_media_t *m, uint64_t pt)
 {
@@ -104,7 +90,7 @@ static int read_codecs(sdp_media_t *m, struct sdp_info *info)
     info->r.dtmf_pt = -1;
     for (int i = 0; !osip_list_eol(&m->m_payloads, i); i++) {
         uint64_t pt;
-        if (parse_u64(osip_list_get(&m->m_payloads, i), 127, &pt) < 0)
+        if (str_to_u64(osip_list_get(&m->m_payloads, i), 127, &pt) < 0)
             continue;
         const char *map = rtpmap_of(m, pt);
         int codec = -1;
@@ -163,9 +149,9 @@ static int parse_sdp(const char *text, struct sdp_info *info)
     if (sdp_message_parse(sdp, copy) != 0)
         goto done;
     uint64_t v;
-    if (parse_u64(sdp->o_sess_id, UINT64_MAX, &v) == 0)
+    if (str_to_u64(sdp->o_sess_id, UINT64_MAX, &v) == 0)
         info->sess_id = v;
-    if (parse_u64(sdp->o_sess_version, UINT64_MAX, &v) == 0)
+    if (str_to_u64(sdp->o_sess_version, UINT64_MAX, &v) == 0)
         info->sess_version = v;
     int chosen = -1;
     for (int i = 0; !osip_list_eol(&sdp->m_medias, i); i++) {
@@ -184,7 +170,7 @@ static int parse_sdp(const char *text, struct sdp_info *info)
         /* The first RTP/AVP audio stream that is not rejected (port 0) is ours: without a codec
          * or an address we support, the offer is unusable. */
         uint64_t port;
-        if (parse_u64(m->m_port, 65535, &port) < 0)
+        if (str_to_u64(m->m_port, 65535, &port) < 0)
             goto done;
         if (port == 0)
             continue;

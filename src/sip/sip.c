@@ -142,12 +142,8 @@ static const char *logsafe(const char *in, char *buf, size_t cap)
 
 static int parse_u32(const char *s, uint32_t max, uint32_t *out)
 {
-    if (!s || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v > max)
+    uint64_t v;
+    if (str_to_u64(s, max, &v) < 0)
         return -1;
     *out = (uint32_t)v;
     return 0;
