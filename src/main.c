@@ -19,9 +19,12 @@
 #include "events/bus.h"
 #include "events/webhook.h"
 #include "events/ws.h"
+#include "flow/activeflow.h"
+#include "flow/flow.h"
 #include "identity/identity.h"
 #include "media/engine.h"
 #include "sip/sip.h"
+#include "speech/tts.h"
 #include "store/store.h"
 
 struct server {
@@ -35,6 +38,9 @@ struct server {
     struct ws_hub *ws;
     struct conference_mgr *conferences;
     struct call_mgr *calls;
+    struct flow_mgr *flows;
+    struct af_mgr *afs;
+    struct tts *tts;
     struct media_engine *media;
     struct sip_stack *sip;
     struct api *api;
@@ -63,10 +69,21 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+static bool conference_flow_exists(void *ctx, const char *customer_id, const char *flow_id)
+{
+    return flow_exists(ctx, customer_id, flow_id);
+}
+
 /* Stops everything that runs on the loop, in dependency order, so uv_run() returns: first the
  * domain timers (they publish events), then the event consumers and the HTTP server. */
 static void finish(struct server *s)
 {
+    af_mgr_recover(s->afs); /* records every running activeflow as ended */
+    af_mgr_destroy(s->afs);
+    s->afs = NULL;
+    call_mgr_set_flows(s->calls, s->flows, NULL);
+    tts_destroy(s->tts);
+    s->tts = NULL;
     call_mgr_shutdown(s->calls);
     sip_destroy(s->sip); /* BYE to every established call */
     s->sip = NULL;
@@ -168,7 +185,11 @@ int main(int argc, char **argv)
     /* The media plane: calls own the SIP dialogs and media legs; conferences reach the mix
      * through the calls module's bridge. */
     const char *media_ip = s.cfg.media_ip[0] ? s.cfg.media_ip : s.cfg.sip_addr;
-    struct call_deps calldeps = {.store = s.store, .bus = s.bus, .media_ip = media_ip};
+    struct call_deps calldeps = {.store = s.store,
+                                 .bus = s.bus,
+                                 .sched = s.sched,
+                                 .media_ip = media_ip,
+                                 .ring_timeout_ms = s.cfg.ring_timeout_ms};
     s.calls = call_mgr_create(&calldeps);
     struct media_config mcfg = {.bind_ip = media_ip,
                                 .port_min = s.cfg.rtp_port_min,
@@ -181,14 +202,29 @@ int main(int argc, char **argv)
         return 1;
     }
     call_mgr_set_media(s.calls, s.media);
+    /* Flows run on calls: the activeflows act through the calls module's operations. */
+    s.flows = flow_mgr_create(s.store, s.bus);
+    s.tts = tts_create(s.loop);
+    struct af_deps afdeps = {.loop = s.loop,
+                             .store = s.store,
+                             .bus = s.bus,
+                             .sched = s.sched,
+                             .flows = s.flows,
+                             .tts = s.tts,
+                             .call = call_flow_ops(s.calls)};
+    s.afs = af_mgr_create(&afdeps);
+    call_mgr_set_flows(s.calls, s.flows, s.afs);
     struct conference_deps cdeps = {.store = s.store,
                                     .bus = s.bus,
                                     .sched = s.sched,
                                     .bridge = call_bridge_iface(s.calls),
-                                    .calls = call_conference_iface(s.calls)};
+                                    .calls = call_conference_iface(s.calls),
+                                    .flows = {s.flows, conference_flow_exists}};
     s.conferences = conference_mgr_create(&cdeps);
     call_mgr_set_conferences(s.calls, s.conferences);
-    if (call_mgr_recover(s.calls) < 0 || conference_mgr_recover(s.conferences) < 0) {
+    af_mgr_set_conferences(s.afs, s.conferences);
+    if (call_mgr_recover(s.calls) < 0 || conference_mgr_recover(s.conferences) < 0 ||
+        af_mgr_recover(s.afs) < 0) {
         fprintf(stderr, "conferenced: cannot recover calls and conferences from the store\n");
         return 1;
     }
@@ -206,7 +242,9 @@ int main(int argc, char **argv)
     struct api_deps adeps = {.store = s.store,
                              .identity = s.identity,
                              .conferences = s.conferences,
-                             .calls = s.calls};
+                             .calls = s.calls,
+                             .flows = s.flows,
+                             .activeflows = s.afs};
     s.api = api_create(&adeps);
     s.http = http_start(s.loop, s.cfg.http_addr, s.cfg.http_port, s.api, s.ws, err, sizeof(err));
     if (!s.http) {
@@ -241,6 +279,7 @@ int main(int argc, char **argv)
     uv_run(s.loop, UV_RUN_DEFAULT); /* returns once finish() has closed every handle */
 
     call_mgr_destroy(s.calls);
+    flow_mgr_destroy(s.flows);
     api_destroy(s.api);
     identity_destroy(s.identity);
     events_bus_destroy(s.bus);

@@ -40,12 +40,16 @@ struct api_response {
 };
 
 struct call_mgr;
+struct flow_mgr;
+struct af_mgr;
 
 struct api_deps {
     struct store *store;
     struct identity *identity;
     struct conference_mgr *conferences;
-    struct call_mgr *calls; /* NULL: the calls endpoints answer 503 */
+    struct call_mgr *calls;       /* NULL: the calls endpoints answer 503 */
+    struct flow_mgr *flows;       /* NULL: flows and numbers answer 503 */
+    struct af_mgr *activeflows;   /* NULL: activeflows answer 503 */
 };
 
 struct api;

@@ -3,6 +3,7 @@
 
 #include "api/internal.h"
 #include "call/call.h"
+#include "core/jsonutil.h"
 
 #define CALL_PERMS (PERM_CUSTOMER_ADMIN | PERM_CUSTOMER_MANAGER)
 
@@ -71,4 +72,35 @@ int api_calls_delete(struct api_call *c)
     struct error e;
     int rc = call_delete(c->api->d.calls, c->who.customer_id, c->id, &call, &e);
     return reply_call(c, rc, &call, &e);
+}
+
+int api_calls_create(struct api_call *c)
+{
+    if (api_require(c, CALL_PERMS) < 0 || unavailable(c) < 0)
+        return 0;
+    json_t *body;
+    if (api_body(c, &body) < 0)
+        return 0;
+    struct error e;
+    id_t_ flow_id;
+    int rc = jfield_uuid(body, "flow_id", flow_id, &e);
+    if (rc >= 0) {
+        struct call_dial_req req = {
+            .source = json_object_get(body, "source"),
+            .destinations = json_object_get(body, "destinations"),
+            .flow_id = rc == 1 && !id_is_nil(flow_id) ? flow_id : NULL,
+            .actions = json_object_get(body, "actions"),
+            .variables = json_object_get(body, "variables"),
+        };
+        if (json_is_null(req.actions))
+            req.actions = NULL;
+        json_t *calls = NULL;
+        rc = call_dial(c->api->d.calls, c->who.customer_id, &req, &calls, &e);
+        if (rc == 0)
+            api_reply(c, json_pack("{s:o,s:[]}", "calls", calls, "groupcalls"));
+    }
+    if (rc < 0)
+        api_reply_error(c, &e);
+    json_decref(body);
+    return 0;
 }

@@ -70,6 +70,21 @@ int api_calls_list(struct api_call *c);
 int api_calls_get(struct api_call *c);
 int api_calls_hangup(struct api_call *c);
 int api_calls_delete(struct api_call *c);
+int api_calls_create(struct api_call *c);
+int api_flows_list(struct api_call *c);
+int api_flows_create(struct api_call *c);
+int api_flows_get(struct api_call *c);
+int api_flows_put(struct api_call *c);
+int api_flows_delete(struct api_call *c);
+int api_numbers_list(struct api_call *c);
+int api_numbers_create(struct api_call *c);
+int api_numbers_get(struct api_call *c);
+int api_numbers_put(struct api_call *c);
+int api_numbers_delete(struct api_call *c);
+int api_activeflows_list(struct api_call *c);
+int api_activeflows_get(struct api_call *c);
+int api_activeflows_stop(struct api_call *c);
+int api_activeflows_delete(struct api_call *c);
 
 /* Pending completions copy what they need into one of these. */
 struct api_pending {

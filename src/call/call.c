@@ -9,27 +9,38 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/timeutil.h"
+#include "flow/action.h"
+
+#define MAX_DESTINATIONS 10
+#define ADDRESS_TARGET_MAX 256
 
 enum media_state { MEDIA_NONE = 0, MEDIA_JOINING, MEDIA_JOINED, MEDIA_LEAVING };
 
-/* A call that is not hung up yet: its dialog, its media leg and where its flow stands. */
+/* A call that is not hung up yet: its dialog, its media leg and its activeflow. */
 struct live_call {
+    struct call_mgr *m;
     id_t_ id;
     id_t_ customer_id;
+    id_t_ activeflow_id;
     struct sip_dialog *dialog;
     struct media_leg *leg;
-    id_t_ conference_id; /* the conference_join target of the built-in direct flow */
-    id_t_ cc_id;         /* its participant, while in the conference */
-    bool in_conference;
-    enum media_state media;
+    enum call_direction direction;
     enum call_status status;
+    bool answered;   /* incoming: our 200 went out; outgoing: the peer's 200 came */
     bool hanging_up;
+    const char *cancel_reason; /* outgoing, cancelled before the answer: "cancel"/"noanswer" */
+    struct sdp_offer_result offer; /* incoming: the offer, answered when the flow answers */
+    struct sched_timer *ring_timer;
+    id_t_ cc_id; /* the participant whose audio is in (or going to) a room */
+    enum media_state media;
 };
 
 struct call_mgr {
     struct call_deps d;
     struct conference_mgr *conferences;
     struct sip_stack *sip;
+    struct flow_mgr *flows;
+    struct af_mgr *afs;
     struct idmap live;  /* call id -> struct live_call */
     struct idmap rooms; /* conference id -> struct media_room */
     char media_ip[64];
@@ -48,7 +59,7 @@ static void publish(struct call_mgr *m, const char *type, const struct call *c)
 
 /* Writes a status change of a live call to its record and publishes call_<status>. */
 static void set_status(struct call_mgr *m, struct live_call *lc, enum call_status st,
-                       const char *hangup_by, const char *reason, const char *action)
+                       const char *hangup_by, const char *reason)
 {
     struct call c;
     if (store_call_get(m->d.store, NULL, lc->id, &c) != 0)
@@ -66,10 +77,6 @@ static void set_status(struct call_mgr *m, struct live_call *lc, enum call_statu
         str_copy(c.hangup_by, sizeof(c.hangup_by), hangup_by);
     if (reason && !c.hangup_reason[0])
         str_copy(c.hangup_reason, sizeof(c.hangup_reason), reason);
-    if (action) {
-        free(c.action);
-        c.action = xstrdup(action);
-    }
     c.tm_update = now;
     if (store_call_update(m->d.store, &c) == 0) {
         char type[32];
@@ -79,7 +86,7 @@ static void set_status(struct call_mgr *m, struct live_call *lc, enum call_statu
     call_fini(&c);
 }
 
-static char *address_json(const char *type, const char *target, const char *target_name)
+static char *address_text(const char *type, const char *target, const char *target_name)
 {
     json_t *a = json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", type, "target", target ? target : "",
                           "target_name", target_name ? target_name : "", "name", "", "detail", "");
@@ -91,164 +98,233 @@ static char *address_json(const char *type, const char *target, const char *targ
     return s;
 }
 
-static char *action_json(const char *type, const char *conference_id)
-{
-    json_t *a =
-        json_pack("{s:s,s:s,s:s,s:{}}", "id", ID_NIL, "next_id", ID_NIL, "type", type, "option");
-    if (conference_id)
-        json_object_set_new(json_object_get(a, "option"), "conference_id",
-                            json_string(conference_id));
-    char *s = json_dump_compact(a);
-    json_decref(a);
-    return s;
-}
-
 static void live_free(struct call_mgr *m, struct live_call *lc)
 {
+    if (lc->ring_timer)
+        sched_cancel(m->d.sched, lc->ring_timer);
     idmap_del(&m->live, lc->id);
     free(lc);
 }
 
-/* Ends a live call from our side: BYE, then on_ended finishes it. */
+/* The call is over: record it, end its flow (which takes it out of its conference) and forget
+ * it. The dialog, if any, is already gone or about to be freed by the SIP stack. */
+static void finish_call(struct call_mgr *m, struct live_call *lc, const char *by,
+                        const char *reason)
+{
+    if (lc->dialog)
+        sip_dialog_set_data(lc->dialog, NULL);
+    lc->dialog = NULL;
+    if (lc->leg) {
+        media_leg_destroy(m->d.media, lc->leg); /* out of the room at once, no event */
+        lc->leg = NULL;
+    }
+    lc->media = MEDIA_NONE;
+    set_status(m, lc, CALL_HANGUP, by, reason);
+    log_info("msg=\"call ended\" call_id=%s by=%s reason=%s", lc->id, by, reason);
+    if (m->afs)
+        af_on_call_ended(m->afs, lc->activeflow_id);
+    live_free(m, lc);
+}
+
+/* SIP codes for refusing an incoming call that was never answered. */
+static int reject_code(const char *reason)
+{
+    if (!strcmp(reason, "busy"))
+        return 486;
+    if (!strcmp(reason, "noanswer"))
+        return 480;
+    return 603;
+}
+
+/* Ends a live call from our side: BYE (answered), a refusal (incoming, not answered) or CANCEL
+ * (outgoing, not answered). */
 static void hangup_live(struct call_mgr *m, struct live_call *lc, const char *reason)
 {
     if (lc->hanging_up)
         return;
     lc->hanging_up = true;
     log_info("msg=\"call hangup\" call_id=%s reason=%s", lc->id, reason);
-    set_status(m, lc, CALL_TERMINATING, "local", reason, NULL);
-    if (!lc->dialog || sip_dialog_bye(lc->dialog) < 0) {
-        /* No dialog to end: finish here. */
-        if (lc->leg) {
-            media_leg_destroy(m->d.media, lc->leg);
-            lc->leg = NULL;
-        }
-        set_status(m, lc, CALL_HANGUP, "local", reason, NULL);
-        if (lc->dialog)
-            sip_dialog_set_data(lc->dialog, NULL);
-        live_free(m, lc);
+    if (lc->dialog && !lc->answered && lc->direction == CALL_OUTGOING) {
+        lc->cancel_reason = !strcmp(reason, "noanswer") ? "noanswer" : "cancel";
+        set_status(m, lc, CALL_CANCELING, "local", NULL);
+        if (sip_dialog_cancel(lc->dialog) == 0)
+            return; /* on_failed(487) finishes it */
+        finish_call(m, lc, "local", lc->cancel_reason);
+        return;
     }
+    if (lc->dialog && !lc->answered) {
+        sip_dialog_reject(lc->dialog, reject_code(reason), NULL); /* frees the dialog */
+        lc->dialog = NULL;
+        finish_call(m, lc, "local", reason);
+        return;
+    }
+    set_status(m, lc, CALL_TERMINATING, "local", reason);
+    if (!lc->dialog || sip_dialog_bye(lc->dialog) < 0)
+        finish_call(m, lc, "local", reason); /* no dialog to end */
 }
 
-/* ---- SIP ---- */
+static struct live_call *live_new(struct call_mgr *m, const struct call *c,
+                                  struct sip_dialog *d, struct media_leg *leg)
+{
+    struct live_call *lc = xcalloc(1, sizeof(*lc));
+    lc->m = m;
+    memcpy(lc->id, c->id, sizeof(lc->id));
+    memcpy(lc->customer_id, c->customer_id, sizeof(lc->customer_id));
+    memcpy(lc->activeflow_id, c->activeflow_id, sizeof(lc->activeflow_id));
+    lc->direction = c->direction;
+    lc->status = c->status;
+    lc->dialog = d;
+    lc->leg = leg;
+    idmap_put(&m->live, lc->id, lc);
+    if (d)
+        sip_dialog_set_data(d, lc);
+    return lc;
+}
+
+static void call_record_init(struct call *c, const char *customer_id, const char *type)
+{
+    memset(c, 0, sizeof(*c));
+    id_new(c->id);
+    memcpy(c->customer_id, customer_id, ID_LEN + 1);
+    memcpy(c->owner_id, ID_NIL, ID_LEN + 1);
+    memcpy(c->flow_id, ID_NIL, ID_LEN + 1);
+    memcpy(c->activeflow_id, ID_NIL, ID_LEN + 1);
+    memcpy(c->master_call_id, ID_NIL, ID_LEN + 1);
+    str_copy(c->type, sizeof(c->type), type);
+    c->action = xstrdup("{}");
+    c->metadata = xstrdup("{}");
+    c->tm_create = c->tm_update = tm_unique_us();
+    c->tm_delete = TM_NEVER;
+}
+
+/* ---- incoming calls ---- */
+
+/* The built-in flow of a direct-hash call: answer, then join the conference. */
+static json_t *direct_flow(const char *conference_id)
+{
+    json_t *in = json_pack("[{s:s},{s:s,s:{s:s}}]", "type", "answer", "type", "conference_join",
+                           "option", "conference_id", conference_id);
+    json_t *out = NULL;
+    struct error e;
+    if (action_list_validate(in, &out, &e) < 0)
+        out = json_array();
+    json_decref(in);
+    return out;
+}
+
+/* Where an incoming call goes: a conference's direct hash or a number's call flow. Returns the
+ * SIP code to refuse with, or 0 with the customer, flow and (for direct calls) actions. */
+static int route(struct call_mgr *m, const char *user, id_t_ customer_id, id_t_ flow_id,
+                 json_t **actions, const char **type)
+{
+    struct error e;
+    *actions = NULL;
+    if (!strncmp(user, "direct.", 7)) {
+        struct conference conf;
+        if (!m->conferences || conference_find_by_hash(m->conferences, user, &conf, &e) < 0)
+            return 404;
+        int code = 0;
+        if (conf.status != CONFERENCE_PROGRESSING)
+            code = 403;
+        else if (conf.type == CONFERENCE_TYPE_CONNECT && conf.n_call_ids >= 2)
+            code = 486;
+        if (!code) {
+            memcpy(customer_id, conf.customer_id, ID_LEN + 1);
+            memcpy(flow_id, ID_NIL, ID_LEN + 1);
+            *actions = direct_flow(conf.id);
+            *type = "conference";
+        }
+        conference_fini(&conf);
+        return code;
+    }
+    struct number num;
+    if (!m->flows || number_route(m->flows, user, &num, &e) < 0)
+        return 404;
+    int code = 0;
+    if (id_is_nil(num.call_flow_id) || !flow_exists(m->flows, num.customer_id, num.call_flow_id))
+        code = 404;
+    memcpy(customer_id, num.customer_id, ID_LEN + 1);
+    memcpy(flow_id, num.call_flow_id, ID_LEN + 1);
+    *type = "flow";
+    number_fini(&num);
+    return code;
+}
 
 static void on_invite(void *ctx, struct sip_dialog *d, const struct sip_invite *inv)
 {
     struct call_mgr *m = ctx;
     const char *user = inv->request_user ? inv->request_user : "";
-    if (strncmp(user, "direct.", 7) != 0) {
-        sip_dialog_reject(d, 404, "Not Found");
-        return;
-    }
-    struct conference conf;
-    struct error e;
-    if (!m->conferences || conference_find_by_hash(m->conferences, user, &conf, &e) < 0) {
-        log_info("msg=\"direct call refused\" reason=unknown_hash call_id=%s", inv->call_id);
-        sip_dialog_reject(d, 404, "Not Found");
-        return;
-    }
-    if (conf.status != CONFERENCE_PROGRESSING) {
-        conference_fini(&conf);
-        sip_dialog_reject(d, 403, "Forbidden");
-        return;
-    }
-    if (conf.type == CONFERENCE_TYPE_CONNECT && conf.n_call_ids >= 2) {
-        conference_fini(&conf);
-        sip_dialog_reject(d, 486, "Busy Here");
+    id_t_ customer_id, flow_id;
+    json_t *actions = NULL;
+    const char *type = "flow";
+    int code = route(m, user, customer_id, flow_id, &actions, &type);
+    if (code) {
+        log_info("msg=\"incoming call refused\" user=\"%.64s\" code=%d sip_call_id=%s", user,
+                 code, inv->call_id);
+        sip_dialog_reject(d, code, NULL);
         return;
     }
     struct sdp_offer_result offer;
     if (!inv->sdp || sdp_parse_offer(inv->sdp, &offer) < 0) {
-        conference_fini(&conf);
+        json_decref(actions);
         sip_dialog_reject(d, 488, "Not Acceptable Here");
         return;
     }
-    char err[128];
     struct call c;
-    memset(&c, 0, sizeof(c));
-    id_new(c.id);
+    call_record_init(&c, customer_id, type);
+    char err[128];
     struct media_leg *leg = media_leg_create(m->d.media, c.id, err, sizeof(err));
     if (!leg) {
-        log_warn("msg=\"no media port\" call_id=%s error=\"%s\"", inv->call_id, err);
-        conference_fini(&conf);
-        sip_dialog_reject(d, 503, "Service Unavailable");
-        return;
+        log_warn("msg=\"no media port\" sip_call_id=%s error=\"%s\"", inv->call_id, err);
+        goto fail_503;
     }
-    memcpy(c.customer_id, conf.customer_id, ID_LEN + 1);
-    memcpy(c.owner_id, ID_NIL, ID_LEN + 1);
-    memcpy(c.flow_id, ID_NIL, ID_LEN + 1);
-    memcpy(c.activeflow_id, ID_NIL, ID_LEN + 1);
-    memcpy(c.master_call_id, ID_NIL, ID_LEN + 1);
-    str_copy(c.type, sizeof(c.type), "conference");
-    c.source = address_json("sip", inv->from_uri, inv->from_display);
-    c.destination = address_json("sip", inv->request_uri, NULL);
+    memcpy(c.flow_id, flow_id, ID_LEN + 1);
+    c.source = address_text("sip", inv->from_uri, inv->from_display);
+    c.destination = address_text("sip", inv->request_uri, NULL);
     c.status = CALL_RINGING;
-    c.action = action_json("answer", NULL);
     c.direction = CALL_INCOMING;
-    c.metadata = xstrdup("{}");
-    c.tm_create = c.tm_update = c.tm_ringing = tm_unique_us();
-    c.tm_delete = TM_NEVER;
+    c.tm_ringing = c.tm_create;
+    struct af_call_info info = {.call_id = c.id,
+                                .source_target = inv->from_uri,
+                                .source_name = inv->from_display,
+                                .destination_target = user,
+                                .direction = "incoming"};
+    struct error e;
+    if (!m->afs ||
+        af_create(m->afs, customer_id, flow_id, actions, &info, NULL, c.activeflow_id, &e) < 0) {
+        media_leg_destroy(m->d.media, leg);
+        goto fail_503;
+    }
+    json_decref(actions);
+    actions = NULL;
     if (store_call_insert(m->d.store, &c) != 0) {
         media_leg_destroy(m->d.media, leg);
+        af_on_call_ended(m->afs, c.activeflow_id);
         call_fini(&c);
-        conference_fini(&conf);
-        sip_dialog_reject(d, 500, "Server Internal Error");
+        sip_dialog_reject(d, 500, NULL);
         return;
     }
-    struct live_call *lc = xcalloc(1, sizeof(*lc));
-    memcpy(lc->id, c.id, sizeof(lc->id));
-    memcpy(lc->customer_id, c.customer_id, sizeof(lc->customer_id));
-    memcpy(lc->conference_id, conf.id, sizeof(lc->conference_id));
-    lc->dialog = d;
-    lc->leg = leg;
-    lc->status = CALL_RINGING;
-    idmap_put(&m->live, lc->id, lc);
-    sip_dialog_set_data(d, lc);
-    log_info("msg=\"call created\" call_id=%s sip_call_id=%s conference_id=%s port=%d", c.id,
-             inv->call_id, conf.id, media_leg_port(leg));
+    struct live_call *lc = live_new(m, &c, d, leg);
+    lc->offer = offer;
+    log_info("msg=\"call created\" call_id=%s sip_call_id=%s user=\"%.64s\" activeflow_id=%s "
+             "port=%d",
+             c.id, inv->call_id, user, c.activeflow_id, media_leg_port(leg));
     publish(m, "call_created", &c);
     call_fini(&c);
-    conference_fini(&conf);
-
     media_leg_set_remote(m->d.media, leg, offer.remote_ip, offer.remote_port,
                          offer.codec == SDP_PCMA ? MIX_PCMA : MIX_PCMU, offer.dtmf_pt);
-    char sdp[2048];
-    uint64_t session = (uint64_t)tm_now_us();
-    if (sdp_build_answer(&offer, m->media_ip, media_leg_port(leg), session, session, sdp,
-                         sizeof(sdp)) < 0 ||
-        sip_dialog_answer(d, sdp) < 0) {
-        hangup_live(m, lc, "failed");
-        return;
-    }
-    char *action = action_json("conference_join", lc->conference_id);
-    set_status(m, lc, CALL_PROGRESSING, NULL, NULL, action);
-    free(action);
-}
-
-/* The built-in direct flow: answer (done) → conference_join → nothing left: hang up. */
-static void run_conference_join(struct call_mgr *m, struct live_call *lc)
-{
-    struct conferencecall cc;
-    struct error e;
-    if (conference_join(m->conferences, lc->conference_id, CC_REFERENCE_CALL, lc->id, NULL, &cc,
-                        &e) < 0) {
-        log_info("msg=\"join refused\" call_id=%s reason=%s", lc->id, e.reason);
-        hangup_live(m, lc, "normal");
-        return;
-    }
-    memcpy(lc->cc_id, cc.id, sizeof(lc->cc_id));
-    lc->in_conference = true;
-    if (conference_connect(m->conferences, cc.id, &e) < 0)
-        log_warn("msg=\"connect failed\" call_id=%s reason=%s", lc->id, e.reason);
+    af_run(m->afs, lc->activeflow_id);
+    return;
+fail_503:
+    json_decref(actions);
+    call_fini(&c);
+    sip_dialog_reject(d, 503, "Service Unavailable");
 }
 
 static void on_established(void *ctx, struct sip_dialog *d)
 {
-    struct call_mgr *m = ctx;
-    struct live_call *lc = sip_dialog_data(d);
-    if (!lc || lc->hanging_up)
-        return;
-    run_conference_join(m, lc);
+    (void)ctx;
+    (void)d; /* the call counts as up from our 200; the ACK changes nothing */
 }
 
 static void on_ended(void *ctx, struct sip_dialog *d, bool remote, bool cancelled)
@@ -258,22 +334,90 @@ static void on_ended(void *ctx, struct sip_dialog *d, bool remote, bool cancelle
     if (!lc)
         return;
     lc->dialog = NULL;
-    if (lc->leg) {
-        media_leg_destroy(m->d.media, lc->leg); /* out of the room at once, no event */
-        lc->leg = NULL;
+    finish_call(m, lc, remote ? "remote" : "local", cancelled ? "cancel" : "normal");
+}
+
+/* ---- outgoing calls ---- */
+
+static void on_progress(void *ctx, struct sip_dialog *d, int code)
+{
+    struct call_mgr *m = ctx;
+    struct live_call *lc = sip_dialog_data(d);
+    (void)code;
+    if (lc && lc->status == CALL_DIALING)
+        set_status(m, lc, CALL_RINGING, NULL, NULL);
+}
+
+static void on_answered(void *ctx, struct sip_dialog *d, const char *sdp)
+{
+    struct call_mgr *m = ctx;
+    struct live_call *lc = sip_dialog_data(d);
+    if (!lc)
+        return;
+    if (lc->ring_timer) {
+        sched_cancel(m->d.sched, lc->ring_timer);
+        lc->ring_timer = NULL;
     }
-    lc->media = MEDIA_NONE;
-    const char *reason = cancelled ? "cancel" : "normal";
-    set_status(m, lc, CALL_HANGUP, remote ? "remote" : "local", reason, NULL);
-    log_info("msg=\"call ended\" call_id=%s by=%s", lc->id, remote ? "remote" : "local");
-    if (lc->in_conference)
-        conference_leave(m->conferences, lc->cc_id); /* the kick finds no leg: leaves at once */
-    live_free(m, lc);
+    lc->answered = true;
+    if (lc->hanging_up) { /* our CANCEL crossed the 200 */
+        lc->hanging_up = false;
+        hangup_live(m, lc, lc->cancel_reason ? lc->cancel_reason : "cancel");
+        return;
+    }
+    struct sdp_offer_result ans;
+    if (!sdp || sdp_parse_answer(sdp, &ans) < 0) {
+        log_warn("msg=\"unusable SDP answer\" call_id=%s", lc->id);
+        hangup_live(m, lc, "failed");
+        return;
+    }
+    media_leg_set_remote(m->d.media, lc->leg, ans.remote_ip, ans.remote_port,
+                         ans.codec == SDP_PCMA ? MIX_PCMA : MIX_PCMU, ans.dtmf_pt);
+    set_status(m, lc, CALL_PROGRESSING, NULL, NULL);
+    if (m->afs)
+        af_run(m->afs, lc->activeflow_id); /* outgoing calls start their flow when answered */
+}
+
+static void on_failed(void *ctx, struct sip_dialog *d, int code)
+{
+    struct call_mgr *m = ctx;
+    struct live_call *lc = sip_dialog_data(d);
+    if (!lc)
+        return;
+    lc->dialog = NULL;
+    const char *reason, *by = "remote";
+    if (code == 487 && lc->cancel_reason) {
+        reason = lc->cancel_reason;
+        by = "local";
+    } else if (code == 486 || code == 600 || code == 603) {
+        reason = "busy";
+    } else if (code == 480) {
+        reason = "noanswer";
+    } else {
+        reason = "failed";
+    }
+    log_info("msg=\"outgoing call failed\" call_id=%s code=%d", lc->id, code);
+    finish_call(m, lc, by, reason);
+}
+
+static void on_ring_timeout(void *arg)
+{
+    struct live_call *lc = arg;
+    lc->ring_timer = NULL;
+    log_info("msg=\"no answer\" call_id=%s", lc->id);
+    hangup_live(lc->m, lc, "noanswer");
 }
 
 struct sip_callbacks call_sip_callbacks(struct call_mgr *m)
 {
-    struct sip_callbacks cb = {m, on_invite, on_established, on_ended};
+    struct sip_callbacks cb = {
+        .ctx = m,
+        .on_invite = on_invite,
+        .on_established = on_established,
+        .on_ended = on_ended,
+        .on_progress = on_progress,
+        .on_answered = on_answered,
+        .on_failed = on_failed,
+    };
     return cb;
 }
 
@@ -294,24 +438,28 @@ void call_on_media_event(void *ctx, const struct media_event *ev)
     switch (ev->type) {
     case MEDIA_LEG_JOINED:
         lc->media = MEDIA_JOINED;
-        if (lc->in_conference)
-            conference_on_joined(m->conferences, lc->cc_id);
+        conference_on_joined(m->conferences, lc->cc_id);
         break;
     case MEDIA_LEG_LEFT:
         lc->media = MEDIA_NONE;
-        if (lc->in_conference)
-            conference_on_leaved(m->conferences, lc->cc_id);
+        conference_on_leaved(m->conferences, lc->cc_id);
         break;
     case MEDIA_LEG_DTMF: {
         log_info("msg=dtmf call_id=%s digit=%c", lc->id, ev->digit);
         char digit[2] = {ev->digit, 0};
         events_publish(m->d.bus, "call_dtmf_received", lc->customer_id, lc->id,
                        json_pack("{s:s,s:s}", "call_id", lc->id, "digit", digit));
+        if (m->afs)
+            af_on_dtmf(m->afs, lc->activeflow_id, ev->digit);
         break;
     }
     case MEDIA_LEG_TIMEOUT:
         log_info("msg=\"rtp timeout\" call_id=%s", lc->id);
         hangup_live(m, lc, "timeout");
+        break;
+    case MEDIA_LEG_PLAY_DONE:
+        if (m->afs)
+            af_on_play_done(m->afs, lc->activeflow_id, ev->play_id, ev->stopped);
         break;
     }
 }
@@ -346,8 +494,9 @@ static int bridge_join(void *ctx, const struct conferencecall *cc)
 {
     struct call_mgr *m = ctx;
     struct live_call *lc = idmap_get(&m->live, cc->reference_id);
-    if (!lc || !lc->leg || lc->hanging_up)
+    if (!lc || !lc->leg || lc->hanging_up || lc->media != MEDIA_NONE)
         return -1;
+    memcpy(lc->cc_id, cc->id, sizeof(lc->cc_id));
     lc->media = MEDIA_JOINING;
     media_leg_join(m->d.media, lc->leg, room_for(m, cc->conference_id));
     return 0;
@@ -357,7 +506,7 @@ static void bridge_kick(void *ctx, const struct conferencecall *cc)
 {
     struct call_mgr *m = ctx;
     struct live_call *lc = idmap_get(&m->live, cc->reference_id);
-    if (lc && lc->leg && lc->media != MEDIA_NONE) {
+    if (lc && lc->leg && lc->media != MEDIA_NONE && !strcmp(lc->cc_id, cc->id)) {
         lc->media = MEDIA_LEAVING;
         media_leg_leave(m->d.media, lc->leg); /* MEDIA_LEG_LEFT follows */
         return;
@@ -382,18 +531,297 @@ static void calls_left(void *ctx, const struct conferencecall *cc, const struct 
 {
     struct call_mgr *m = ctx;
     struct live_call *lc = idmap_get(&m->live, cc->reference_id);
-    if (!lc || strcmp(lc->cc_id, cc->id) != 0)
-        return;
-    lc->in_conference = false;
-    /* The built-in direct flow has nothing after conference_join. */
-    if (lc->status == CALL_PROGRESSING)
-        hangup_live(m, lc, "normal");
+    if (lc && !strcmp(lc->cc_id, cc->id))
+        lc->cc_id[0] = '\0';
+    if (m->afs)
+        af_on_conference_left(m->afs, cc->activeflow_id, cc, c); /* the flow goes on */
 }
 
 struct conference_calls call_conference_iface(struct call_mgr *m)
 {
     struct conference_calls c = {m, calls_is_progressing, calls_left};
     return c;
+}
+
+/* ---- what flows ask of calls ---- */
+
+static int op_answer(void *ctx, const char *call_id)
+{
+    struct call_mgr *m = ctx;
+    struct live_call *lc = idmap_get(&m->live, call_id);
+    if (!lc || lc->hanging_up)
+        return -1;
+    if (lc->answered || lc->direction == CALL_OUTGOING)
+        return 0;
+    char sdp[2048];
+    uint64_t session = (uint64_t)tm_now_us();
+    if (!lc->dialog ||
+        sdp_build_answer(&lc->offer, m->media_ip, media_leg_port(lc->leg), session, session, sdp,
+                         sizeof(sdp)) < 0 ||
+        sip_dialog_answer(lc->dialog, sdp) < 0)
+        return -1;
+    lc->answered = true;
+    set_status(m, lc, CALL_PROGRESSING, NULL, NULL);
+    return 0;
+}
+
+static int op_play(void *ctx, const char *call_id, struct media_clip *clip, uint32_t play_id)
+{
+    struct call_mgr *m = ctx;
+    struct live_call *lc = idmap_get(&m->live, call_id);
+    if (!lc || !lc->leg || lc->hanging_up || !lc->answered)
+        return -1;
+    media_leg_play(m->d.media, lc->leg, clip, play_id);
+    return 0;
+}
+
+static void op_play_stop(void *ctx, const char *call_id)
+{
+    struct call_mgr *m = ctx;
+    struct live_call *lc = idmap_get(&m->live, call_id);
+    if (lc && lc->leg)
+        media_leg_play_stop(m->d.media, lc->leg);
+}
+
+static void op_hangup(void *ctx, const char *call_id, const char *reason)
+{
+    struct call_mgr *m = ctx;
+    struct live_call *lc = idmap_get(&m->live, call_id);
+    if (lc)
+        hangup_live(m, lc, reason);
+}
+
+struct flow_call_ops call_flow_ops(struct call_mgr *m)
+{
+    struct flow_call_ops ops = {m, op_answer, op_play, op_play_stop, op_hangup};
+    return ops;
+}
+
+/* ---- POST /calls ---- */
+
+struct dest {
+    char uri[ADDRESS_TARGET_MAX + 8];
+    json_t *address;
+};
+
+/* "sip:user@host[:port]" or "user@host[:port]" -> a SIP URI. */
+static int dest_uri(const char *target, char *out, size_t cap)
+{
+    const char *t = strncmp(target, "sip:", 4) == 0 ? target + 4 : target;
+    const char *at = strchr(t, '@');
+    if (!at || at == t || !at[1] || strpbrk(t, " <>\"\r\n;?"))
+        return -1;
+    return snprintf(out, cap, "sip:%s", t) < (int)cap ? 0 : -1;
+}
+
+static int check_address(json_t *a, const char *field, size_t i, struct error *e)
+{
+    if (!json_is_object(a))
+        return error_set(e, ERR_INVALID_ARGUMENT, "INVALID_ADDRESS",
+                         "\"%s\"[%zu] must be an address object {\"type\",\"target\"}.", field,
+                         i);
+    const char *keys[] = {"type", "target", "target_name", "name", "detail"};
+    for (size_t k = 0; k < 5; k++) {
+        json_t *v = json_object_get(a, keys[k]);
+        if (v && !json_is_null(v) && (!json_is_string(v) || json_string_length(v) > 256))
+            return error_set(e, ERR_INVALID_ARGUMENT, "INVALID_ADDRESS",
+                             "\"%s\"[%zu].%s must be a string of at most 256 bytes.", field, i,
+                             keys[k]);
+    }
+    return 0;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static json_t *address_copy(json_t *a)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", jstr(a, "type"), "target",
+                     jstr(a, "target"), "target_name", jstr(a, "target_name"), "name",
+                     jstr(a, "name"), "detail", jstr(a, "detail"));
+}
+
+/* Dials one destination; returns the call's JSON, or NULL (logged) when it could not start. */
+static json_t *dial_one(struct call_mgr *m, const char *customer_id, const struct call_dial_req *r,
+                        json_t *actions, json_t *source, const char *from_uri,
+                        const struct dest *dst, struct error *e)
+{
+    struct call c;
+    call_record_init(&c, customer_id, "flow");
+    char err[160];
+    struct media_leg *leg = media_leg_create(m->d.media, c.id, err, sizeof(err));
+    if (!leg) {
+        call_fini(&c);
+        error_set(e, ERR_UNAVAILABLE, "NO_MEDIA_PORT", "No RTP port is free: %s", err);
+        return NULL;
+    }
+    if (r->flow_id)
+        memcpy(c.flow_id, r->flow_id, ID_LEN + 1);
+    c.source = json_dump_compact(source);
+    c.destination = json_dump_compact(dst->address);
+    c.status = CALL_DIALING;
+    c.direction = CALL_OUTGOING;
+    struct af_call_info info = {.call_id = c.id,
+                                .source_target = jstr(source, "target"),
+                                .source_name = jstr(source, "target_name"),
+                                .destination_target = jstr(dst->address, "target"),
+                                .direction = "outgoing"};
+    if (af_create(m->afs, customer_id, r->flow_id, actions, &info, r->variables, c.activeflow_id,
+                  e) < 0) {
+        media_leg_destroy(m->d.media, leg);
+        call_fini(&c);
+        return NULL;
+    }
+    char sdp[1024];
+    uint64_t session = (uint64_t)tm_now_us();
+    struct sip_outgoing o = {.request_uri = dst->uri, .from_uri = from_uri, .sdp = sdp};
+    struct sip_dialog *d = NULL;
+    if (sdp_build_offer(m->media_ip, media_leg_port(leg), session, session, sdp, sizeof(sdp)) >= 0)
+        d = sip_dialog_invite(m->sip, &o, NULL, err, sizeof(err));
+    if (!d) {
+        media_leg_destroy(m->d.media, leg);
+        af_on_call_ended(m->afs, c.activeflow_id);
+        call_fini(&c);
+        error_set(e, ERR_UNAVAILABLE, "DIAL_FAILED", "The call to %s could not start: %s",
+                  dst->uri, err);
+        return NULL;
+    }
+    if (store_call_insert(m->d.store, &c) != 0) {
+        sip_dialog_cancel(d);
+        sip_dialog_set_data(d, NULL);
+        media_leg_destroy(m->d.media, leg);
+        af_on_call_ended(m->afs, c.activeflow_id);
+        call_fini(&c);
+        error_set(e, ERR_INTERNAL, "INTERNAL", "The call could not be stored.");
+        return NULL;
+    }
+    struct live_call *lc = live_new(m, &c, d, leg);
+    int ring_ms = m->d.ring_timeout_ms > 0 ? m->d.ring_timeout_ms : 60000;
+    lc->ring_timer =
+        sched_at(m->d.sched, sched_now(m->d.sched) + (int64_t)ring_ms * 1000, on_ring_timeout, lc);
+    log_info("msg=\"call dialled\" call_id=%s to=\"%s\" activeflow_id=%s port=%d", c.id, dst->uri,
+             c.activeflow_id, media_leg_port(leg));
+    publish(m, "call_created", &c);
+    publish(m, "call_dialing", &c);
+    json_t *v = call_to_json(&c);
+    call_fini(&c);
+    return v;
+}
+
+int call_dial(struct call_mgr *m, const char *customer_id, const struct call_dial_req *r,
+              json_t **out, struct error *e)
+{
+    if (!m->sip || !m->afs)
+        return error_set(e, ERR_UNAVAILABLE, "CALLS_UNAVAILABLE",
+                         "Outgoing calls are not available on this server.");
+    json_t *dsts = r->destinations;
+    if (!json_is_array(dsts) || json_array_size(dsts) == 0)
+        return error_set(e, ERR_INVALID_ARGUMENT, "INVALID_DESTINATION",
+                         "\"destinations\" must be an array of 1 to %d addresses, e.g. "
+                         "[{\"type\":\"sip\",\"target\":\"sip:alice@192.0.2.10:5060\"}].",
+                         MAX_DESTINATIONS);
+    size_t n = json_array_size(dsts);
+    if (n > MAX_DESTINATIONS)
+        return error_set(e, ERR_INVALID_ARGUMENT, "INVALID_DESTINATION",
+                         "At most %d destinations per request; this one has %zu.",
+                         MAX_DESTINATIONS, n);
+    if (r->source && !json_is_null(r->source) && check_address(r->source, "source", 0, e) < 0)
+        return -ERR_INVALID_ARGUMENT;
+    bool has_flow = r->flow_id && !id_is_nil(r->flow_id);
+    if (!has_flow && !r->actions)
+        return error_set(e, ERR_INVALID_ARGUMENT, "INVALID_FLOW",
+                         "Give \"flow_id\" (a flow of yours) or \"actions\" (the flow to run "
+                         "when the call is answered).");
+    if (has_flow && !flow_exists(m->flows, customer_id, r->flow_id))
+        return error_set(e, ERR_INVALID_ARGUMENT, "INVALID_FLOW_ID",
+                         "No flow with id %s exists for this customer.", r->flow_id);
+    if (r->variables && !json_is_null(r->variables)) {
+        if (!json_is_object(r->variables) || json_object_size(r->variables) > 100)
+            return error_set(e, ERR_INVALID_ARGUMENT, "INVALID_VARIABLES",
+                             "\"variables\" must be an object of at most 100 string values.");
+        const char *k;
+        json_t *v;
+        json_object_foreach(r->variables, k, v)
+        {
+            if (!json_is_string(v) || strlen(k) > 128 || json_string_length(v) > 4096)
+                return error_set(e, ERR_INVALID_ARGUMENT, "INVALID_VARIABLES",
+                                 "Variable \"%.64s\" must be a string (names up to 128 bytes, "
+                                 "values up to 4096).",
+                                 k);
+        }
+    }
+    struct dest *list = xcalloc(n, sizeof(*list));
+    json_t *actions = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_t *a = json_array_get(dsts, i);
+        if ((rc = check_address(a, "destinations", i, e)) < 0)
+            break;
+        const char *type = jstr(a, "type");
+        if (strcmp(type, "sip") != 0) {
+            rc = error_set(e, ERR_INVALID_ARGUMENT, "INVALID_DESTINATION",
+                           "destinations[%zu] has type \"%.32s\"; this server dials \"sip\" "
+                           "addresses only.",
+                           i, type);
+            break;
+        }
+        if (dest_uri(jstr(a, "target"), list[i].uri, sizeof(list[i].uri)) < 0) {
+            rc = error_set(e, ERR_INVALID_ARGUMENT, "INVALID_DESTINATION",
+                           "destinations[%zu].target must be a SIP address such as "
+                           "\"sip:alice@192.0.2.10:5060\".",
+                           i);
+            break;
+        }
+        list[i].address = address_copy(a);
+    }
+    if (rc == 0 && !has_flow && (rc = action_list_validate(r->actions, &actions, e)) < 0)
+        actions = NULL;
+    json_t *source = NULL;
+    char from_uri[ADDRESS_TARGET_MAX + 80];
+    if (rc == 0) {
+        source = r->source && json_is_object(r->source)
+                     ? address_copy(r->source)
+                     : json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", "sip", "target", "", "target_name",
+                                 "", "name", "", "detail", "");
+        const char *st = jstr(source, "target");
+        char user[ADDRESS_TARGET_MAX + 1];
+        if (!strncmp(st, "sip:", 4) && dest_uri(st, from_uri, sizeof(from_uri)) == 0) {
+            /* a full SIP address: used as it is */
+        } else {
+            size_t k = 0;
+            for (const char *p = st; *p && k < sizeof(user) - 1; p++)
+                if ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+                    (*p >= 'A' && *p <= 'Z') || strchr("+-_.", *p))
+                    user[k++] = *p;
+            user[k] = '\0';
+            snprintf(from_uri, sizeof(from_uri), "sip:%s@%s", k ? user : "conferenced",
+                     m->media_ip);
+        }
+    }
+    json_t *calls = json_array();
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_t *v = dial_one(m, customer_id, r, actions, source, from_uri, &list[i], e);
+        if (!v) {
+            if (i == 0)
+                rc = -(int)e->status;
+            break; /* the calls already dialled stand */
+        }
+        json_array_append_new(calls, v);
+    }
+    for (size_t i = 0; i < n; i++)
+        json_decref(list[i].address);
+    free(list);
+    json_decref(actions);
+    json_decref(source);
+    if (rc < 0) {
+        json_decref(calls);
+        return rc;
+    }
+    *out = calls;
+    return 0;
 }
 
 /* ---- lifecycle and API ---- */
@@ -414,8 +842,12 @@ void call_mgr_destroy(struct call_mgr *m)
         return;
     size_t it = 0;
     void *v;
-    while (idmap_next(&m->live, &it, NULL, &v))
-        free(v);
+    while (idmap_next(&m->live, &it, NULL, &v)) {
+        struct live_call *lc = v;
+        if (lc->ring_timer)
+            sched_cancel(m->d.sched, lc->ring_timer);
+        free(lc);
+    }
     idmap_fini(&m->live);
     idmap_fini(&m->rooms);
     free(m);
@@ -436,15 +868,23 @@ void call_mgr_set_media(struct call_mgr *m, struct media_engine *media)
     m->d.media = media;
 }
 
+void call_mgr_set_flows(struct call_mgr *m, struct flow_mgr *flows, struct af_mgr *activeflows)
+{
+    m->flows = flows;
+    m->afs = activeflows;
+}
+
 void call_mgr_shutdown(struct call_mgr *m)
 {
     size_t it = 0;
     void *v;
     while (idmap_next(&m->live, &it, NULL, &v)) {
         struct live_call *lc = v;
-        set_status(m, lc, CALL_HANGUP, "local", "normal", NULL);
+        set_status(m, lc, CALL_HANGUP, "local", "normal");
         if (lc->dialog)
             sip_dialog_set_data(lc->dialog, NULL);
+        if (lc->ring_timer)
+            sched_cancel(m->d.sched, lc->ring_timer);
         free(lc);
     }
     idmap_fini(&m->live);

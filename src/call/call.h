@@ -7,7 +7,12 @@
 
 #include <stdbool.h>
 
+#include <jansson.h>
+
 #include "conference/conference.h"
+#include "core/sched.h"
+#include "flow/activeflow.h"
+#include "flow/flow.h"
 #include "core/error.h"
 #include "events/bus.h"
 #include "media/engine.h"
@@ -21,7 +26,9 @@ struct call_deps {
     struct store *store;
     struct event_bus *bus;
     struct media_engine *media;
-    const char *media_ip; /* announced in SDP answers */
+    struct sched *sched;
+    const char *media_ip; /* announced in SDP and used in our SIP URIs */
+    int ring_timeout_ms;  /* outgoing calls not answered in this time: noanswer (0: 60,000) */
 };
 
 struct call_mgr *call_mgr_create(const struct call_deps *deps);
@@ -32,6 +39,7 @@ void call_mgr_destroy(struct call_mgr *m);
 void call_mgr_set_conferences(struct call_mgr *m, struct conference_mgr *conferences);
 void call_mgr_set_sip(struct call_mgr *m, struct sip_stack *sip);
 void call_mgr_set_media(struct call_mgr *m, struct media_engine *media);
+void call_mgr_set_flows(struct call_mgr *m, struct flow_mgr *flows, struct af_mgr *activeflows);
 /* Shutdown, before the SIP stack sends its BYEs: every live call is recorded as hung up by us
  * (reason normal) and forgotten. */
 void call_mgr_shutdown(struct call_mgr *m);
@@ -42,6 +50,7 @@ int call_mgr_recover(struct call_mgr *m);
 struct sip_callbacks call_sip_callbacks(struct call_mgr *m);
 struct conference_bridge call_bridge_iface(struct call_mgr *m);
 struct conference_calls call_conference_iface(struct call_mgr *m);
+struct flow_call_ops call_flow_ops(struct call_mgr *m);
 /* Media engine event handler (ctx = the call manager). */
 void call_on_media_event(void *ctx, const struct media_event *ev);
 
@@ -55,6 +64,18 @@ int call_hangup(struct call_mgr *m, const char *customer_id, const char *id, str
 /* Hangs up if live, then marks the record deleted. */
 int call_delete(struct call_mgr *m, const char *customer_id, const char *id, struct call *out,
                 struct error *e);
+/* POST /calls: one outgoing call per destination (sip addresses), each running flow_id (a flow
+ * of the customer) or the inline actions once answered. On success *out is a JSON array of the
+ * calls (caller decrefs). Everything is checked before the first call is dialled. */
+struct call_dial_req {
+    json_t *source;       /* Address object, or NULL */
+    json_t *destinations; /* array of Address objects */
+    const char *flow_id;  /* normalised UUID, or NULL */
+    json_t *actions;      /* action array (validated here), or NULL */
+    json_t *variables;    /* object of strings, or NULL */
+};
+int call_dial(struct call_mgr *m, const char *customer_id, const struct call_dial_req *req,
+              json_t **out, struct error *e);
 /* Number of live calls. */
 size_t call_mgr_live(const struct call_mgr *m);
 

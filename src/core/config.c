@@ -33,6 +33,7 @@ static const struct option_row {
     {"media_threads", "CONFERENCED_MEDIA_THREADS", "--media-threads", 1},
     {"media_ip", "CONFERENCED_MEDIA_IP", "--media-ip", 1},
     {"rtp_timeout_ms", "CONFERENCED_RTP_TIMEOUT_MS", "--rtp-timeout-ms", 1},
+    {"ring_timeout_ms", "CONFERENCED_RING_TIMEOUT_MS", "--ring-timeout-ms", 1},
 };
 
 const char *config_usage(void)
@@ -51,6 +52,7 @@ const char *config_usage(void)
            "  --media-threads N           mixing threads (default 2)\n"
            "  --media-ip ADDR             address announced in SDP (default: the SIP address)\n"
            "  --rtp-timeout-ms MS         hang up a call after this long without RTP (default 30000)\n"
+           "  --ring-timeout-ms MS        cancel an outgoing call not answered in this time (default 60000)\n"
            "  --help, --version\n"
            "Environment: CONFERENCED_HTTP, CONFERENCED_DATA, CONFERENCED_LOG_LEVEL,\n"
            "  CONFERENCED_CONFIG, CONFERENCED_ADMIN_USERNAME, CONFERENCED_ADMIN_PASSWORD,\n"
@@ -76,6 +78,7 @@ void config_defaults(struct config *cfg)
     cfg->rtp_port_max = 20000;
     cfg->media_threads = 2;
     cfg->rtp_timeout_ms = 30000;
+    cfg->ring_timeout_ms = 60000;
 }
 
 static int parse_bool(const char *v, bool *out)
@@ -209,6 +212,8 @@ int config_set(struct config *cfg, const char *key, const char *value, char *err
               str_copy(cfg->media_ip, sizeof(cfg->media_ip), value) < 0;
     } else if (!strcmp(key, "rtp_timeout_ms")) {
         bad = parse_int(value, 1000, 3600000, &cfg->rtp_timeout_ms) < 0;
+    } else if (!strcmp(key, "ring_timeout_ms")) {
+        bad = parse_int(value, 1000, 600000, &cfg->ring_timeout_ms) < 0;
     } else {
         snprintf(err, errlen, "unknown setting '%s'", key);
         return -1;

@@ -25,6 +25,7 @@ struct config {
     int media_threads;
     char media_ip[64]; /* announced in SDP; defaults to the SIP address */
     int rtp_timeout_ms;
+    int ring_timeout_ms; /* an outgoing call not answered in this time: noanswer */
 };
 
 /* Control thread. Fills cfg from every source. Returns 0, 1 when the caller should exit

@@ -40,6 +40,8 @@ enum cmd_type {
     CMD_LEG_JOIN,
     CMD_LEG_LEAVE,
     CMD_LEG_DETACH,
+    CMD_LEG_PLAY,
+    CMD_LEG_PLAY_STOP,
     CMD_STOP,
 };
 
@@ -51,6 +53,8 @@ struct cmd {
     int codec, dtmf_pt;
     struct mix_participant **array; /* CMD_ROOM_RESIZE */
     size_t cap;
+    struct media_clip *clip; /* CMD_LEG_PLAY: a reference the command carries */
+    uint32_t play_id;
 };
 
 enum ev_type {
@@ -65,7 +69,13 @@ struct ev {
     enum ev_type type;
     struct media_event pub;
     struct media_room *room;
-    void *ptr;
+    void *ptr; /* EV_FREE_ARRAY: the array; EV_PUBLIC: a clip reference to drop, or NULL */
+};
+
+struct media_clip {
+    atomic_size_t refs;
+    size_t n;
+    int16_t samples[];
 };
 
 struct media_thread;
@@ -76,6 +86,7 @@ struct media_room {
     size_t reserved; /* legs joined or joining, as the control thread counts them */
     size_t cap;      /* capacity of the arrays the control thread last handed over */
     bool gone;       /* the media thread has dropped it: freed once no leg counts it */
+    bool destroyed;  /* media_room_destroy() was called (legs on their way do not join) */
     /* media-owned */
     size_t media_cap;
     struct mix_room mix;
@@ -89,8 +100,11 @@ struct media_leg {
     int port;
     int fd_rtp, fd_rtcp;
     struct media_thread *thread;
-    struct media_room *ctl_room; /* the room it was last asked to join (capacity accounting) */
-    bool moving;                 /* detached from one thread, not yet attached to the next */
+    struct media_room *ctl_room;  /* the room it was last asked to join (capacity accounting) */
+    bool moving;                  /* detached from one thread, not yet attached to the next */
+    struct media_room *move_room; /* where it is moving to (counted in its reserved) */
+    struct cmd *deferred;         /* commands given while moving, sent once it has arrived */
+    size_t n_deferred, cap_deferred;
     bool destroying;
     /* media-owned */
     struct mix_participant mp;
@@ -108,7 +122,11 @@ struct media_leg {
     bool timed_out;
     struct media_room *room;
     size_t room_index;
-    size_t index; /* in the thread's leg list */
+    size_t index;            /* in the thread's leg list */
+    struct media_clip *clip; /* playing (outside a room): the engine's reference */
+    size_t clip_pos;         /* next sample to send */
+    uint32_t play_id;
+    bool play_first; /* the next frame starts the play (marker bit) */
 };
 
 struct media_thread {
@@ -172,6 +190,20 @@ static void emit_public(struct media_thread *t, enum media_event_type type, stru
     emit(t, &ev);
 }
 
+/* Ends the leg's playback, if any: the event carries the clip reference back to the control
+ * thread, which drops it (a clip is never freed inside the tick). */
+static void play_end(struct media_thread *t, struct media_leg *l, bool stopped)
+{
+    if (!l->clip)
+        return;
+    struct ev ev = {
+        .type = EV_PUBLIC,
+        .pub = {.type = MEDIA_LEG_PLAY_DONE, .leg = l, .play_id = l->play_id, .stopped = stopped},
+        .ptr = l->clip};
+    l->clip = NULL;
+    emit(t, &ev);
+}
+
 static void flush_pending(struct media_thread *t)
 {
     size_t i = 0;
@@ -216,6 +248,7 @@ static void leg_leave(struct media_thread *t, struct media_leg *l, bool notify)
 
 static void leg_join(struct media_thread *t, struct media_leg *l, struct media_room *r)
 {
+    play_end(t, l, true);
     if (l->room == r) {
         emit_public(t, MEDIA_LEG_JOINED, l, 0);
         return;
@@ -305,12 +338,40 @@ static void apply(struct media_thread *t, const struct cmd *c)
             emit_public(t, MEDIA_LEG_LEFT, l, 0);
         break;
     case CMD_LEG_DETACH: {
+        play_end(t, l, true); /* it joins a room: the event leaves before the leg does */
         leg_leave(t, l, false);
         thread_unlink_leg(t, l);
         struct ev ev = {.type = EV_LEG_DETACHED, .pub = {.leg = l}, .room = r};
         emit(t, &ev);
         break;
     }
+    case CMD_LEG_PLAY:
+        play_end(t, l, true);
+        if (l->room) { /* joined since the play was asked for: nothing to play to */
+            struct ev ev = {.type = EV_PUBLIC,
+                            .pub = {.type = MEDIA_LEG_PLAY_DONE,
+                                    .leg = l,
+                                    .play_id = c->play_id,
+                                    .stopped = true},
+                            .ptr = c->clip};
+            emit(t, &ev);
+            break;
+        }
+        if (c->clip->n == 0) { /* nothing to send: done at once */
+            struct ev ev = {.type = EV_PUBLIC,
+                            .pub = {.type = MEDIA_LEG_PLAY_DONE, .leg = l, .play_id = c->play_id},
+                            .ptr = c->clip};
+            emit(t, &ev);
+            break;
+        }
+        l->clip = c->clip;
+        l->clip_pos = 0;
+        l->play_id = c->play_id;
+        l->play_first = true;
+        break;
+    case CMD_LEG_PLAY_STOP:
+        play_end(t, l, true);
+        break;
     case CMD_STOP:
         break;
     }
@@ -417,19 +478,54 @@ static void fill_input(struct media_leg *l)
     }
 }
 
-static void send_output(struct media_thread *t, struct media_leg *l)
+/* Sends one encoded 20 ms frame; sequence and timestamp are the leg's whoever made the frame. */
+static void send_frame(struct media_thread *t, struct media_leg *l, const uint8_t *payload,
+                       bool marker)
 {
-    if (!l->mp.out || !l->remote_set)
-        return;
     uint8_t pkt[RTP_HEADER_MIN + MIX_FRAME];
-    size_t n = rtp_build(pkt, sizeof(pkt), (uint8_t)l->audio_pt, false, l->seq++, l->ts, l->ssrc,
-                         l->mp.out, MIX_FRAME);
+    size_t n = rtp_build(pkt, sizeof(pkt), (uint8_t)l->audio_pt, marker, l->seq++, l->ts, l->ssrc,
+                         payload, MIX_FRAME);
     l->ts += MIX_FRAME;
     ssize_t sent = l->connected ? send(l->fd_rtp, pkt, n, MSG_DONTWAIT)
                                 : sendto(l->fd_rtp, pkt, n, MSG_DONTWAIT,
                                          (struct sockaddr *)&l->remote, sizeof(l->remote));
     if (sent >= 0)
         atomic_fetch_add_explicit(&t->e->packets_out, 1, memory_order_relaxed);
+}
+
+static void send_output(struct media_thread *t, struct media_leg *l)
+{
+    if (!l->mp.out || !l->remote_set)
+        return;
+    send_frame(t, l, l->mp.out, false);
+}
+
+/* A leg outside a room: its received audio is dropped as it comes due (so the jitter buffer stays
+ * current for a later join instead of holding the call's first seconds), and it is sent the next
+ * frame of its clip, if it plays one. While nothing is sent the timestamp still follows the clock,
+ * as RFC 3550 wants; the marker bit then starts the next play. */
+static void idle_leg_tick(struct media_thread *t, struct media_leg *l)
+{
+    uint8_t enc[MIX_FRAME];
+    (void)jb_get(l->jb, enc);
+    if (!l->clip) {
+        l->ts += MIX_FRAME;
+        return;
+    }
+    const struct media_clip *c = l->clip;
+    size_t left = c->n - l->clip_pos, take = left < MIX_FRAME ? left : MIX_FRAME;
+    int16_t pcm[MIX_FRAME];
+    memcpy(pcm, c->samples + l->clip_pos, take * sizeof(*pcm));
+    memset(pcm + take, 0, (MIX_FRAME - take) * sizeof(*pcm));
+    l->clip_pos += take;
+    mix_encode(l->mp.codec, pcm, enc, MIX_FRAME);
+    if (l->remote_set)
+        send_frame(t, l, enc, l->play_first);
+    else
+        l->ts += MIX_FRAME;
+    l->play_first = false;
+    if (l->clip_pos >= c->n)
+        play_end(t, l, false);
 }
 
 static void tick(struct media_thread *t, int64_t now)
@@ -451,6 +547,8 @@ static void tick(struct media_thread *t, int64_t now)
     int64_t timeout = (int64_t)e->cfg.rtp_timeout_ms * 1000000;
     for (size_t i = 0; i < t->n_legs; i++) {
         struct media_leg *l = t->legs[i];
+        if (!l->room)
+            idle_leg_tick(t, l);
         if (l->connected && now - l->latched_rx_ns > RELATCH_NS) {
             /* Silent for a while: accept another source again (a NAT may have moved it). */
             struct sockaddr unspec = {.sa_family = AF_UNSPEC};
@@ -541,12 +639,25 @@ static void send_cmd(struct media_thread *t, const struct cmd *c)
     (void)w;
 }
 
+static void room_release_ptr(struct media_room *r);
+
+/* The media threads are done with the leg: what it still holds (a clip it was playing, commands
+ * it did not get to) goes with it. */
 static void free_leg(struct media_leg *l)
 {
     close(l->fd_rtp);
     close(l->fd_rtcp);
     jb_destroy(l->jb);
     plc_free(l->plc);
+    media_clip_unref(l->clip);
+    for (size_t i = 0; i < l->n_deferred; i++)
+        if (l->deferred[i].type == CMD_LEG_PLAY)
+            media_clip_unref(l->deferred[i].clip);
+    free(l->deferred);
+    if (l->move_room) {
+        room_release_ptr(l->move_room);
+        l->move_room = NULL;
+    }
     free(l);
 }
 
@@ -554,6 +665,37 @@ static void free_room(struct media_room *r)
 {
     free(r->mix.p);
     free(r);
+}
+
+static void leg_send(struct media_leg *l, const struct cmd *c);
+
+/* Second half of a move: attach the leg to its room's thread, join there (unless the room was
+ * destroyed meanwhile: then it just leaves, MEDIA_LEG_LEFT), then send what was asked of it on the
+ * way, in order. */
+static void leg_arrive(struct media_leg *l)
+{
+    struct media_room *r = l->move_room;
+    l->moving = false;
+    if (l->destroying) { /* destroyed on the way */
+        free_leg(l);
+        return;
+    }
+    l->move_room = NULL;
+    l->thread = r->thread;
+    struct cmd add = {.type = CMD_LEG_ADD, .leg = l};
+    send_cmd(l->thread, &add);
+    /* Asked to leave or go elsewhere on the way: it leaves (MEDIA_LEG_LEFT) rather than join. */
+    bool join = !r->destroyed && l->ctl_room == r;
+    struct cmd jc = {.type = join ? CMD_LEG_JOIN : CMD_LEG_LEAVE, .leg = l, .room = r};
+    send_cmd(l->thread, &jc);
+    room_release_ptr(r);
+    struct cmd *d = l->deferred;
+    size_t n = l->n_deferred;
+    l->deferred = NULL;
+    l->n_deferred = l->cap_deferred = 0;
+    for (size_t i = 0; i < n; i++)
+        leg_send(l, &d[i]); /* a join among them may start another move */
+    free(d);
 }
 
 static void on_async(uv_async_t *h)
@@ -567,6 +709,7 @@ static void on_async(uv_async_t *h)
             case EV_PUBLIC:
                 if (!ev.pub.leg->destroying)
                     e->cb(e->ctx, &ev.pub);
+                media_clip_unref(ev.ptr);
                 break;
             case EV_LEG_REMOVED:
                 free_leg(ev.pub.leg);
@@ -579,22 +722,9 @@ static void on_async(uv_async_t *h)
             case EV_FREE_ARRAY:
                 free(ev.ptr);
                 break;
-            case EV_LEG_DETACHED: {
-                /* Second half of a move: attach to the room's thread and join there. */
-                struct media_leg *l = ev.pub.leg;
-                struct media_room *r = ev.room;
-                l->moving = false;
-                if (l->destroying) { /* destroyed on the way */
-                    free_leg(l);
-                    break;
-                }
-                l->thread = r->thread;
-                struct cmd add = {.type = CMD_LEG_ADD, .leg = l};
-                send_cmd(l->thread, &add);
-                struct cmd join = {.type = CMD_LEG_JOIN, .leg = l, .room = r};
-                send_cmd(l->thread, &join);
+            case EV_LEG_DETACHED:
+                leg_arrive(ev.pub.leg);
                 break;
-            }
             }
         }
     }
@@ -666,6 +796,28 @@ static void final_free_leg(struct media_leg *l)
     free_leg(l);
 }
 
+/* An event left over at shutdown: frees what it hands back, tells no one. */
+static void drop_event(struct ev *ev)
+{
+    switch (ev->type) {
+    case EV_PUBLIC:
+        media_clip_unref(ev->ptr);
+        break;
+    case EV_LEG_REMOVED:
+    case EV_LEG_DETACHED:
+        final_free_leg(ev->pub.leg);
+        break;
+    case EV_ROOM_REMOVED:
+        ev->room->gone = true;
+        if (ev->room->reserved == 0)
+            free_room(ev->room);
+        break;
+    case EV_FREE_ARRAY:
+        free(ev->ptr);
+        break;
+    }
+}
+
 /* Frees everything the stopped threads still hold or handed back, legs first (releasing the rooms
  * they count), then the rooms still listed. */
 void media_engine_destroy(struct media_engine *e)
@@ -688,23 +840,19 @@ void media_engine_destroy(struct media_engine *e)
     for (int i = 0; i < e->n_threads; i++) {
         struct media_thread *t = &e->threads[i];
         struct ev ev;
-        while (spsc_pop(&t->events, &ev)) {
-            if (ev.type == EV_LEG_REMOVED || ev.type == EV_LEG_DETACHED) {
-                final_free_leg(ev.pub.leg);
-            } else if (ev.type == EV_ROOM_REMOVED) {
-                ev.room->gone = true;
-                if (ev.room->reserved == 0)
-                    free_room(ev.room);
-            } else if (ev.type == EV_FREE_ARRAY) {
-                free(ev.ptr);
-            }
-        }
+        while (spsc_pop(&t->events, &ev))
+            drop_event(&ev);
+        for (size_t k = 0; k < t->n_pending; k++) /* events that never made it to the ring */
+            drop_event(&t->pending[k]);
+        t->n_pending = 0;
         struct cmd c;
         while (spsc_pop(&t->cmds, &c)) { /* commands never applied */
             if (c.type == CMD_LEG_ADD)
                 final_free_leg(c.leg);
             else if (c.type == CMD_ROOM_RESIZE)
                 free(c.array);
+            else if (c.type == CMD_LEG_PLAY)
+                media_clip_unref(c.clip);
         }
     }
     for (int i = 0; i < e->n_threads; i++) {
@@ -747,6 +895,7 @@ void media_room_destroy(struct media_engine *e, struct media_room *r)
 {
     if (!r)
         return;
+    r->destroyed = true;
     struct cmd c = {.type = CMD_ROOM_REMOVE, .room = r};
     send_cmd(r->thread, &c);
     e->n_rooms--;
@@ -829,7 +978,13 @@ void media_leg_set_remote(struct media_engine *e, struct media_leg *l, const cha
     c.remote.sin_port = htons((uint16_t)port);
     if (inet_pton(AF_INET, ip, &c.remote.sin_addr) != 1)
         c.remote.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    send_cmd(l->thread, &c);
+    leg_send(l, &c);
+}
+
+static void room_release_ptr(struct media_room *r)
+{
+    if (--r->reserved == 0 && r->gone)
+        free_room(r);
 }
 
 static void room_release(struct media_leg *l)
@@ -838,8 +993,7 @@ static void room_release(struct media_leg *l)
     if (!r)
         return;
     l->ctl_room = NULL;
-    if (--r->reserved == 0 && r->gone)
-        free_room(r);
+    room_release_ptr(r);
 }
 
 /* Makes sure the room's arrays can take one more leg before the join reaches the thread. */
@@ -859,25 +1013,91 @@ static void room_reserve(struct media_leg *l, struct media_room *r)
     send_cmd(r->thread, &c);
 }
 
+/* Sends a command to the leg's thread. A leg on its way to another thread has none: what is asked
+ * of it meanwhile waits in order and is sent when it arrives (leg_arrive). A join to a room on
+ * another thread starts a move: detach here, attach there (the room is counted until then, so it
+ * outlives the move whatever happens to it). */
+static void leg_send(struct media_leg *l, const struct cmd *c)
+{
+    if (l->moving) {
+        if (l->n_deferred == l->cap_deferred) {
+            l->cap_deferred = l->cap_deferred ? 2 * l->cap_deferred : 4;
+            l->deferred = xrealloc(l->deferred, l->cap_deferred * sizeof(*l->deferred));
+        }
+        l->deferred[l->n_deferred++] = *c;
+        return;
+    }
+    if (c->type == CMD_LEG_JOIN && c->room->thread != l->thread) {
+        l->moving = true;
+        l->move_room = c->room;
+        c->room->reserved++;
+        struct cmd d = {.type = CMD_LEG_DETACH, .leg = l, .room = c->room};
+        send_cmd(l->thread, &d);
+        return;
+    }
+    send_cmd(l->thread, c);
+}
+
 void media_leg_join(struct media_engine *e, struct media_leg *l, struct media_room *r)
 {
     room_reserve(l, r);
-    if (l->thread == r->thread) {
-        struct cmd c = {.type = CMD_LEG_JOIN, .leg = l, .room = r};
-        send_cmd(l->thread, &c);
-        return;
-    }
-    /* The leg moves to the room's thread: detach here, attach there (see on_async). */
-    l->moving = true;
-    struct cmd c = {.type = CMD_LEG_DETACH, .leg = l, .room = r};
-    send_cmd(l->thread, &c);
+    struct cmd c = {.type = CMD_LEG_JOIN, .leg = l, .room = r};
+    leg_send(l, &c);
 }
 
 void media_leg_leave(struct media_engine *e, struct media_leg *l)
 {
     room_release(l);
     struct cmd c = {.type = CMD_LEG_LEAVE, .leg = l};
-    send_cmd(l->thread, &c);
+    leg_send(l, &c);
+}
+
+void media_leg_play(struct media_engine *e, struct media_leg *l, struct media_clip *clip,
+                    uint32_t play_id)
+{
+    struct cmd c = {
+        .type = CMD_LEG_PLAY, .leg = l, .clip = media_clip_ref(clip), .play_id = play_id};
+    leg_send(l, &c);
+}
+
+void media_leg_play_stop(struct media_engine *e, struct media_leg *l)
+{
+    struct cmd c = {.type = CMD_LEG_PLAY_STOP, .leg = l};
+    leg_send(l, &c);
+}
+
+struct media_clip *media_clip_create(const int16_t *samples, size_t n)
+{
+    if (n > (SIZE_MAX - sizeof(struct media_clip)) / sizeof(int16_t))
+        die("clip of %zu samples is too large", n);
+    struct media_clip *c = xmalloc(sizeof(*c) + n * sizeof(int16_t));
+    atomic_init(&c->refs, 1);
+    c->n = n;
+    if (n)
+        memcpy(c->samples, samples, n * sizeof(int16_t));
+    return c;
+}
+
+struct media_clip *media_clip_ref(struct media_clip *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+void media_clip_unref(struct media_clip *c)
+{
+    if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+        free(c);
+}
+
+size_t media_clip_samples(const struct media_clip *c)
+{
+    return c->n;
+}
+
+const int16_t *media_clip_data(const struct media_clip *c)
+{
+    return c->samples;
 }
 
 void media_leg_destroy(struct media_engine *e, struct media_leg *l)

@@ -3,6 +3,8 @@
  * an RTP/RTCP socket pair from the port range) and rooms (a conference's mix), and joins legs to
  * rooms; commands reach the media threads through lock-free queues and events come back the same
  * way. Inside the tick nothing allocates, blocks, or takes a lock the control thread holds.
+ * A leg outside a room hears nothing unless it is played a clip (media_leg_play); what it sends
+ * is dropped as it comes due.
  *
  * Functions here are for the control thread unless marked otherwise. */
 #ifndef CONFERENCED_ENGINE_H
@@ -25,12 +27,15 @@ enum media_event_type {
     MEDIA_LEG_LEFT,       /* the leg's audio is out of its room */
     MEDIA_LEG_DTMF,       /* a telephone-event key press (RFC 4733) */
     MEDIA_LEG_TIMEOUT,    /* no RTP for the configured inactivity time */
+    MEDIA_LEG_PLAY_DONE,  /* a clip played to the end (stopped=false) or was cut short (true) */
 };
 
 struct media_event {
     enum media_event_type type;
     struct media_leg *leg;
     char digit;
+    uint32_t play_id; /* MEDIA_LEG_PLAY_DONE: the id given to media_leg_play() */
+    bool stopped;     /* MEDIA_LEG_PLAY_DONE: cut short rather than played to the end */
 };
 
 /* Called on the control thread for every event. */
@@ -69,6 +74,31 @@ void media_leg_join(struct media_engine *e, struct media_leg *l, struct media_ro
 void media_leg_leave(struct media_engine *e, struct media_leg *l);
 /* Closes the sockets and frees the leg (leaving its room first, without an event). */
 void media_leg_destroy(struct media_engine *e, struct media_leg *l);
+
+/* Audio to play: 8 kHz mono 16-bit samples, immutable once created and shared by reference count
+ * (any thread may take or drop a reference). */
+struct media_clip;
+/* Any thread. Copies samples[0..n); the caller holds the one reference. */
+struct media_clip *media_clip_create(const int16_t *samples, size_t n);
+/* Any thread. Takes another reference; returns c. */
+struct media_clip *media_clip_ref(struct media_clip *c);
+/* Any thread. Drops a reference and frees the clip at zero; NULL is a no-op. */
+void media_clip_unref(struct media_clip *c);
+/* Any thread, while holding a reference. */
+size_t media_clip_samples(const struct media_clip *c);
+const int16_t *media_clip_data(const struct media_clip *c);
+
+/* Plays a clip to a leg that is not in a room, from its start, in the leg's codec, one 20 ms frame
+ * per tick (the last frame padded with silence); the engine takes its own reference (the caller
+ * keeps its own). MEDIA_LEG_PLAY_DONE with play_id follows when the clip has been sent entirely
+ * (stopped=false) or was cut short (stopped=true: media_leg_play_stop(), another media_leg_play()
+ * on the leg, the leg joining a room, or the leg being in a room when the play reaches it). A
+ * destroyed leg gives no event. RTP sequence numbers and timestamps run on across plays and mixes
+ * (one SSRC); the first packet of a play carries the marker bit. */
+void media_leg_play(struct media_engine *e, struct media_leg *l, struct media_clip *clip,
+                    uint32_t play_id);
+/* Cuts the leg's playback short (MEDIA_LEG_PLAY_DONE, stopped=true); nothing when idle. */
+void media_leg_play_stop(struct media_engine *e, struct media_leg *l);
 
 /* Counters for tests and benchmarks (read from any thread; approximate while running). */
 struct media_stats {

@@ -15,6 +15,7 @@ static const char *const cc_reference_types[] = {"call", "line"};
 static const char *const call_statuses[] = {"dialing",     "ringing",   "progressing",
                                             "terminating", "canceling", "hangup"};
 static const char *const call_directions[] = {"incoming", "outgoing"};
+static const char *const activeflow_statuses[] = {"running", "ended"};
 
 static int parse_name(const char *const *names, int n, const char *s, int *out)
 {
@@ -345,5 +346,105 @@ json_t *call_to_json(const struct call *c)
     set(o, "tm_create", json_tm(c->tm_create));
     set(o, "tm_update", json_tm(c->tm_update));
     set(o, "tm_delete", json_tm(c->tm_delete));
+    return o;
+}
+
+const char *activeflow_status_name(enum activeflow_status s)
+{
+    return activeflow_statuses[s];
+}
+
+int activeflow_status_parse(const char *s, enum activeflow_status *out)
+{
+    int v;
+    if (parse_name(activeflow_statuses, 2, s, &v) < 0)
+        return -1;
+    *out = (enum activeflow_status)v;
+    return 0;
+}
+
+void flow_fini(struct flow *f)
+{
+    if (!f)
+        return;
+    free(f->name);
+    free(f->detail);
+    free(f->actions);
+    f->name = f->detail = f->actions = NULL;
+}
+
+void number_fini(struct number *n)
+{
+    if (!n)
+        return;
+    free(n->name);
+    free(n->detail);
+    n->name = n->detail = NULL;
+}
+
+void activeflow_fini(struct activeflow *a)
+{
+    if (!a)
+        return;
+    free(a->current_action);
+    free(a->executed_actions);
+    a->current_action = a->executed_actions = NULL;
+}
+
+json_t *flow_to_json(const struct flow *f)
+{
+    json_t *o = json_object();
+    set(o, "id", json_string(f->id));
+    set(o, "customer_id", json_string(f->customer_id));
+    set(o, "type", json_string(f->type));
+    set(o, "name", str_or_empty(f->name));
+    set(o, "detail", str_or_empty(f->detail));
+    set(o, "actions", stored_json(f->actions, json_array()));
+    set(o, "on_complete_flow_id", json_string(f->on_complete_flow_id));
+    set(o, "tm_create", json_tm(f->tm_create));
+    set(o, "tm_update", json_tm(f->tm_update));
+    set(o, "tm_delete", json_tm(f->tm_delete));
+    return o;
+}
+
+json_t *number_to_json(const struct number *n)
+{
+    json_t *o = json_object();
+    set(o, "id", json_string(n->id));
+    set(o, "customer_id", json_string(n->customer_id));
+    set(o, "number", json_string(n->number));
+    set(o, "type", json_string(n->type));
+    set(o, "call_flow_id", json_string(n->call_flow_id));
+    set(o, "message_flow_id", json_string(n->message_flow_id));
+    set(o, "name", str_or_empty(n->name));
+    set(o, "detail", str_or_empty(n->detail));
+    set(o, "status", json_string(n->status));
+    set(o, "t38_enabled", json_false());
+    set(o, "emergency_enabled", json_false());
+    set(o, "tm_purchase", json_tm(n->tm_purchase));
+    set(o, "tm_renew", json_tm(n->tm_renew));
+    set(o, "tm_create", json_tm(n->tm_create));
+    set(o, "tm_update", json_tm(n->tm_update));
+    set(o, "tm_delete", json_tm(n->tm_delete));
+    return o;
+}
+
+json_t *activeflow_to_json(const struct activeflow *a)
+{
+    json_t *o = json_object();
+    set(o, "id", json_string(a->id));
+    set(o, "customer_id", json_string(a->customer_id));
+    set(o, "flow_id", json_string(a->flow_id));
+    set(o, "status", json_string(activeflow_status_name(a->status)));
+    set(o, "reference_type", json_string(a->reference_type));
+    set(o, "reference_id", json_string(a->reference_id));
+    set(o, "reference_activeflow_id", json_string(ID_NIL));
+    set(o, "on_complete_flow_id", json_string(a->on_complete_flow_id));
+    set(o, "current_action", stored_json(a->current_action, json_object()));
+    set(o, "forward_action_id", json_string(a->forward_action_id));
+    set(o, "executed_actions", stored_json(a->executed_actions, json_array()));
+    set(o, "tm_create", json_tm(a->tm_create));
+    set(o, "tm_update", json_tm(a->tm_update));
+    set(o, "tm_delete", json_tm(a->tm_delete));
     return o;
 }

@@ -150,6 +150,63 @@ struct call {
     int64_t tm_create, tm_update, tm_delete;
 };
 
+/* A flow: a named list of actions (SPEC §4, the VoIPBIN Flow object). actions is the canonical
+ * JSON array text (every action with its id). Owns its heap strings; flow_fini() frees them. */
+struct flow {
+    id_t_ id;
+    id_t_ customer_id;
+    char type[16]; /* "flow" */
+    char *name;
+    char *detail;
+    char *actions; /* JSON array text */
+    id_t_ on_complete_flow_id;
+    int64_t tm_create, tm_update, tm_delete;
+};
+
+#define NUMBER_MAX_LEN 32
+
+/* A number: a SIP user part routed to a call flow (the VoIPBIN Number object). */
+struct number {
+    id_t_ id;
+    id_t_ customer_id;
+    char number[NUMBER_MAX_LEN + 1];
+    char type[16]; /* "normal" */
+    id_t_ call_flow_id;
+    id_t_ message_flow_id;
+    char *name;
+    char *detail;
+    char status[16]; /* "active", "deleted" */
+    int64_t tm_purchase, tm_renew;
+    int64_t tm_create, tm_update, tm_delete;
+};
+
+enum activeflow_status { ACTIVEFLOW_RUNNING = 0, ACTIVEFLOW_ENDED };
+const char *activeflow_status_name(enum activeflow_status s);
+int activeflow_status_parse(const char *s, enum activeflow_status *out);
+
+/* A flow running on a call (the VoIPBIN Activeflow object). */
+struct activeflow {
+    id_t_ id;
+    id_t_ customer_id;
+    id_t_ flow_id;
+    enum activeflow_status status;
+    char reference_type[16]; /* "call" */
+    id_t_ reference_id;
+    id_t_ on_complete_flow_id;
+    char *current_action;   /* JSON Action text */
+    id_t_ forward_action_id;
+    char *executed_actions; /* JSON array text (the latest ACTIVEFLOW_MAX_EXECUTED) */
+    int64_t tm_create, tm_update, tm_delete;
+};
+#define ACTIVEFLOW_MAX_EXECUTED 100
+
+void flow_fini(struct flow *f);
+void number_fini(struct number *n);
+void activeflow_fini(struct activeflow *a);
+json_t *flow_to_json(const struct flow *f);
+json_t *number_to_json(const struct number *n);
+json_t *activeflow_to_json(const struct activeflow *a);
+
 void call_fini(struct call *c);
 json_t *call_to_json(const struct call *c);
 

@@ -266,3 +266,38 @@ int sdp_build_reanswer(const char *offer, const char *prev_answer, char *out, si
     return sdp_build_answer(&now.r, before.r.remote_ip, before.r.remote_port, before.sess_id,
                             before.sess_version + 1, out, cap);
 }
+
+int sdp_build_offer(const char *local_ip, int local_port, uint64_t session_id, uint64_t version,
+                    char *out, size_t cap)
+{
+    struct in_addr a;
+    if (!local_ip || inet_pton(AF_INET, local_ip, &a) != 1 || local_port <= 0 ||
+        local_port > 65535 || !out || cap == 0)
+        return -1;
+    int len = 0;
+    put(out, cap, &len, "v=0\r\no=conferenced %llu %llu IN IP4 %s\r\ns=conferenced\r\n",
+        (unsigned long long)session_id, (unsigned long long)version, local_ip);
+    put(out, cap, &len, "c=IN IP4 %s\r\nt=0 0\r\n", local_ip);
+    put(out, cap, &len,
+        "m=audio %d RTP/AVP 0 8 101\r\n"
+        "a=rtpmap:0 PCMU/8000\r\n"
+        "a=rtpmap:8 PCMA/8000\r\n"
+        "a=rtpmap:101 telephone-event/8000\r\n"
+        "a=fmtp:101 0-16\r\n"
+        "a=ptime:20\r\n"
+        "a=sendrecv\r\n",
+        local_port);
+    return len;
+}
+
+/* What we need from an answer is what we read from an offer (RFC 3264 6): the first audio stream
+ * not rejected, the first of our codecs on it (the peer lists the one it chose first), its
+ * telephone-event type, address, port and direction. */
+int sdp_parse_answer(const char *sdp, struct sdp_offer_result *out)
+{
+    struct sdp_info info;
+    if (parse_sdp(sdp, &info) < 0)
+        return -1;
+    *out = info.r;
+    return 0;
+}

@@ -1,5 +1,6 @@
 /* SIP over UDP: the socket and one timer on the libuv loop, libosip2's transaction state machines
- * (INVITE/non-INVITE server, non-INVITE client for our BYE), and our own dialog layer on top.
+ * (INVITE/non-INVITE server; INVITE client for our outgoing calls, non-INVITE client for our BYE
+ * and CANCEL), and our own dialog layer on top.
  *
  * How it runs: every datagram is parsed by osip_parse(); a message that belongs to a live
  * transaction goes to it (osip_find_transaction_and_add_event); a new request is answered here:
@@ -7,19 +8,27 @@
  * response on it, so libosip2 sends, retransmits and absorbs. After every input, timer tick or
  * application call, pump() runs libosip2's timers and state machines, our 2xx retransmissions,
  * frees the transactions libosip2 declared dead, and only then calls the application back (from a
- * queue), so the application may call any sip_dialog_* function from its callbacks. */
+ * queue), so the application may call any sip_dialog_* function from its callbacks.
+ *
+ * Outgoing calls (UAC): the INVITE goes through an ICT (retransmissions, Timer B, the ACK of a
+ * non-2xx final answer); its 2xx ends the ICT, so the ACK for it is ours (RFC 3261 13.2.2.4) and
+ * is re-sent for every retransmitted 2xx, which no transaction takes any more. A host name in the
+ * Request-URI is resolved on libuv's thread pool (uv_getaddrinfo), bounded by 64*T1. */
 #include "sip/sip.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <osip2/osip.h>
 #include <osipparser2/osip_parser.h>
@@ -35,6 +44,9 @@
 #define SIP_ALLOW "INVITE, ACK, BYE, CANCEL, OPTIONS"
 #define SIP_DEFAULT_MAX_DIALOGS 1000
 #define SIP_MAX_TIMER_MS 3600000u
+#define SIP_MAX_URI 1024   /* request_uri and from_uri of an outgoing call */
+#define SIP_MAX_DISPLAY 64 /* its display name, cut beyond */
+#define SIP_RING_T1 360    /* an outgoing call rings at most 360*T1 (3 min), then CANCEL, 408 */
 
 enum dlg_state {
     DLG_EARLY,     /* INVITE received, no final answer yet */
@@ -42,12 +54,16 @@ enum dlg_state {
     DLG_CONFIRMED, /* ACK received */
     DLG_BYE_SENT,  /* our BYE in flight */
     DLG_ENDED,     /* waiting in the note queue to be freed */
+    DLG_RESOLVING, /* outgoing: looking up the host of the Request-URI */
+    DLG_CALLING,   /* outgoing: INVITE sent, no final answer yet (then DLG_CONFIRMED) */
 };
+
+struct resolve;
 
 /* Our data on every transaction (libosip2's "your_instance"). */
 struct txinfo {
     struct sip_stack *s;
-    struct sip_dialog *d; /* the dialog whose d->ist or d->bye_tr this is, else NULL */
+    struct sip_dialog *d; /* the dialog whose d->ist, d->ict or d->bye_tr this is, else NULL */
     struct sockaddr_in peer;
 };
 
@@ -62,7 +78,7 @@ struct sip_dialog {
     osip_message_t *invite;     /* copy of the INVITE: From, To, Contact, Record-Route */
     osip_transaction_t *ist;    /* the INVITE server transaction while it lives */
     osip_transaction_t *bye_tr; /* our BYE while it lives */
-    char *answer_sdp;
+    char *answer_sdp;   /* our SDP in the call (outgoing calls: our offer narrowed by the answer) */
     osip_message_t *ok; /* our last 2xx to an INVITE, for retransmission */
     uint32_t ok_cseq;
     bool rtx, bye_pending, announced;
@@ -73,22 +89,51 @@ struct sip_dialog {
     int peer_port;
     char local_host[INET_ADDRSTRLEN];
     void *data;
+    /* Outgoing calls only (uac): d->invite is then our INVITE (its top Via once sent). */
+    bool uac, provisional, cancel_sent;
+    int cancel_code;           /* 487: the application cancelled; 408: rang too long; else 0 */
+    osip_transaction_t *ict;   /* our INVITE client transaction while it decides the call */
+    struct resolve *res;       /* the name lookup in flight */
+    struct sockaddr_in origin; /* where the Request-URI resolved to */
+    osip_message_t *ack;       /* our ACK for the 2xx, re-sent for its retransmissions */
+    osip_uri_t *target;        /* remote target: the Contact of the 2xx */
+    osip_list_t routes;        /* route set: the Record-Route of the 2xx, reversed */
+    uint64_t deadline;         /* ms on the monotonic clock, 0: none (see run_deadlines) */
 };
 
-enum note_kind { NOTE_INVITE, NOTE_ESTABLISHED, NOTE_ENDED, NOTE_FREE };
+/* A name lookup for an outgoing call; d is NULL once the call is gone (the lookup still owns
+ * this and one reference to the stack until its callback). */
+struct resolve {
+    uv_getaddrinfo_t req;
+    struct sip_stack *s;
+    struct sip_dialog *d;
+    int port;
+};
+
+enum note_kind {
+    NOTE_INVITE,
+    NOTE_ESTABLISHED,
+    NOTE_ENDED,
+    NOTE_FREE,
+    NOTE_PROGRESS,
+    NOTE_ANSWERED,
+    NOTE_FAILED,
+};
 
 struct note {
     struct note *next;
     enum note_kind kind;
     struct sip_dialog *d;
     bool remote, cancelled;
+    int code;  /* NOTE_PROGRESS, NOTE_FAILED */
+    char *sdp; /* NOTE_ANSWERED (owned) */
 };
 
 struct sip_stack {
     uv_loop_t *loop;
     uv_udp_t udp;
     uv_timer_t timer;
-    int open_handles;
+    int open_handles; /* the socket, the timer and every name lookup in flight */
     bool closing, pumping, again;
     osip_t *osip;
     struct sip_callbacks cb;
@@ -99,7 +144,7 @@ struct sip_stack {
     unsigned t1, t2, t4;
     struct sip_dialog *buckets[SIP_BUCKETS];
     struct sip_dialog *dialogs;
-    size_t n_dialogs, n_tx, n_rtx;
+    size_t n_dialogs, n_tx, n_rtx, n_deadline;
     osip_transaction_t **dead;
     size_t n_dead, cap_dead;
     struct note *notes_head, *notes_tail;
@@ -244,6 +289,11 @@ static int from_clone(void *a, void **b)
     return osip_from_clone(a, (osip_from_t **)b);
 }
 
+static void route_free(void *r)
+{
+    osip_from_free(r);
+}
+
 /* The first body when it is SDP. *bad: 415 (not SDP), 413 (too large), else 0. */
 static const char *sdp_body(const osip_message_t *m, int *bad)
 {
@@ -306,8 +356,10 @@ static int send_msg(struct sip_stack *s, osip_message_t *m, const struct sockadd
 }
 
 /* libosip2's transport: every transaction sends to the address its request came from (or, for
- * our BYE, to where the INVITE came from). Why not the Via or Contact host: they may be names
- * (a DNS lookup would block the loop) or addresses behind a NAT; the source address is neither. */
+ * our BYE, to where the INVITE came from; for our INVITE and CANCEL, to the address of the
+ * Request-URI, resolved before the transaction starts). Why not the Via or Contact host: they may
+ * be names (a DNS lookup would block the loop) or addresses behind a NAT; the source address is
+ * neither. */
 static int osip_send_cb(osip_transaction_t *tr, osip_message_t *m, char *host, int port, int sock)
 {
     struct txinfo *info = tr ? osip_transaction_get_your_instance(tr) : NULL;
@@ -376,16 +428,85 @@ static void set_sdp(osip_message_t *m, const char *sdp)
     osip_message_set_body(m, sdp, strlen(sdp));
 }
 
+/* Our Via with a fresh branch (RFC 3261 8.1.1.7). */
+static void set_our_via(struct sip_dialog *d, osip_message_t *m)
+{
+    char branch[25], via[INET_ADDRSTRLEN + 96];
+    random_hex(branch, 12);
+    snprintf(via, sizeof(via), "SIP/2.0/UDP %s:%d;rport;branch=z9hG4bK%s", d->local_host,
+             d->s->port, branch);
+    osip_message_set_via(m, via);
+}
+
+static osip_message_t *new_request(const char *method)
+{
+    osip_message_t *m = NULL;
+    if (osip_message_init(&m) != 0)
+        die("out of memory in osip_message_init");
+    osip_message_set_method(m, osip_strdup(method));
+    osip_message_set_version(m, osip_strdup("SIP/2.0"));
+    return m;
+}
+
+/* A request in our outgoing dialog d (RFC 3261 12.2.1.1): Request-URI = target (NULL: our
+ * INVITE's), Route = routes, From = our INVITE's From (our tag), To = its To with remote_tag. */
+static osip_message_t *uac_request(struct sip_dialog *d, const char *method, uint32_t cseq,
+                                   const char *remote_tag, const osip_uri_t *target,
+                                   const osip_list_t *routes)
+{
+    osip_message_t *inv = d->invite, *r = new_request(method);
+    osip_uri_t *uri = NULL;
+    if (osip_uri_clone(target ? target : inv->req_uri, &uri) != 0 || !uri)
+        die("out of memory in osip_uri_clone");
+    osip_message_set_uri(r, uri);
+    set_our_via(d, r);
+    osip_from_clone(inv->from, &r->from);
+    osip_to_clone(inv->to, &r->to);
+    if (r->to && remote_tag && *remote_tag)
+        osip_to_set_tag(r->to, osip_strdup(remote_tag));
+    osip_call_id_clone(inv->call_id, &r->call_id);
+    char cs[48];
+    snprintf(cs, sizeof(cs), "%u %s", (unsigned)cseq, method);
+    osip_message_set_cseq(r, cs);
+    if (routes)
+        osip_list_clone(routes, &r->routes, from_clone);
+    osip_message_set_header(r, "Max-Forwards", "70");
+    osip_message_set_header(r, "User-Agent", d->s->user_agent);
+    return r;
+}
+
+/* The CANCEL of our INVITE (RFC 3261 9.1): its Request-URI, top Via (same branch), Route, From,
+ * To (no tag), Call-ID and CSeq number, with the method CANCEL. */
+static osip_message_t *make_cancel(struct sip_dialog *d)
+{
+    osip_message_t *inv = d->invite, *c = new_request("CANCEL");
+    osip_uri_t *uri = NULL;
+    if (osip_uri_clone(inv->req_uri, &uri) != 0 || !uri)
+        die("out of memory in osip_uri_clone");
+    osip_message_set_uri(c, uri);
+    osip_via_t *v = osip_list_get(&inv->vias, 0), *copy = NULL;
+    if (v && osip_via_clone(v, &copy) == 0)
+        osip_list_add(&c->vias, copy, -1);
+    osip_from_clone(inv->from, &c->from);
+    osip_to_clone(inv->to, &c->to);
+    osip_call_id_clone(inv->call_id, &c->call_id);
+    char cs[32];
+    snprintf(cs, sizeof(cs), "%u CANCEL", (unsigned)d->invite_cseq);
+    osip_message_set_cseq(c, cs);
+    osip_list_clone(&inv->routes, &c->routes, from_clone);
+    osip_message_set_header(c, "Max-Forwards", "70");
+    osip_message_set_header(c, "User-Agent", d->s->user_agent);
+    return c;
+}
+
 /* A BYE in dialog d (RFC 3261 12.2.1.1): Request-URI = the remote target (Contact of the INVITE),
- * Route = its Record-Route set, From = the INVITE's To with our tag, To = its From. */
+ * Route = its Record-Route set, From = the INVITE's To with our tag, To = its From. In our
+ * outgoing dialogs: see uac_request. */
 static osip_message_t *make_bye(struct sip_dialog *d)
 {
-    struct sip_stack *s = d->s;
-    osip_message_t *inv = d->invite, *b = NULL;
-    if (osip_message_init(&b) != 0)
-        die("out of memory in osip_message_init");
-    osip_message_set_method(b, osip_strdup("BYE"));
-    osip_message_set_version(b, osip_strdup("SIP/2.0"));
+    if (d->uac)
+        return uac_request(d, "BYE", ++d->local_cseq, d->remote_tag, d->target, &d->routes);
+    osip_message_t *inv = d->invite, *b = new_request("BYE");
     osip_contact_t *c = osip_list_get(&inv->contacts, 0);
     osip_uri_t *target = c && c->url && c->url->host ? c->url : NULL;
     if (!target && inv->from->url && inv->from->url->host)
@@ -404,21 +525,18 @@ static osip_message_t *make_bye(struct sip_dialog *d)
     if (!uri)
         die("cannot build a Request-URI for BYE");
     osip_message_set_uri(b, uri);
-    char branch[33], via[INET_ADDRSTRLEN + 96], cseq[32];
-    random_hex(branch, 12);
-    snprintf(via, sizeof(via), "SIP/2.0/UDP %s:%d;rport;branch=z9hG4bK%s", d->local_host, s->port,
-             branch);
-    osip_message_set_via(b, via);
+    set_our_via(d, b);
     osip_from_clone(inv->to, &b->from);
     if (b->from && !tag_of(b->from))
         osip_from_set_tag(b->from, osip_strdup(d->local_tag));
     osip_to_clone(inv->from, &b->to);
     osip_call_id_clone(inv->call_id, &b->call_id);
+    char cseq[32];
     snprintf(cseq, sizeof(cseq), "%u BYE", (unsigned)++d->local_cseq);
     osip_message_set_cseq(b, cseq);
     osip_list_clone(&inv->record_routes, &b->routes, from_clone);
     osip_message_set_header(b, "Max-Forwards", "70");
-    osip_message_set_header(b, "User-Agent", s->user_agent);
+    osip_message_set_header(b, "User-Agent", d->s->user_agent);
     return b;
 }
 
@@ -449,6 +567,17 @@ static void tx_set_timers(struct sip_stack *s, osip_transaction_t *tr)
     } else if (tr->ctx_type == NIST && tr->nist_context) {
         if (tr->nist_context->timer_j_length > 0)
             tr->nist_context->timer_j_length = 64 * t1;
+    } else if (tr->ctx_type == ICT && tr->ict_context) {
+        /* Timer A starts at T1 and doubles without the T2 cap (RFC 3261 17.1.1.2); B = 64*T1;
+         * D (absorbing retransmitted final answers) 32 s at the default T1. */
+        if (tr->ict_context->timer_a_length > 0) {
+            tr->ict_context->timer_a_length = t1;
+            tv_in(&tr->ict_context->timer_a_start, s->t1);
+        }
+        if (tr->ict_context->timer_d_length > 0)
+            tr->ict_context->timer_d_length = 64 * t1;
+        tr->ict_context->timer_b_length = 64 * t1;
+        tv_in(&tr->ict_context->timer_b_start, 64 * s->t1);
     } else if (tr->ctx_type == NICT && tr->nict_context) {
         if (tr->nict_context->timer_e_length > 0)
             tr->nict_context->timer_e_length = t1;
@@ -535,11 +664,17 @@ static size_t bucket_of(const char *call_id)
     return h % SIP_BUCKETS;
 }
 
+/* An outgoing call becomes a dialog requests can reach with its 2xx (no early-dialog requests). */
+static bool reachable(const struct sip_dialog *d)
+{
+    return d->state != DLG_ENDED && d->state != DLG_RESOLVING && d->state != DLG_CALLING;
+}
+
 static struct sip_dialog *find_dialog(struct sip_stack *s, const char *call_id,
                                       const char *local_tag, const char *remote_tag)
 {
     for (struct sip_dialog *d = s->buckets[bucket_of(call_id)]; d; d = d->hnext)
-        if (d->state != DLG_ENDED && strcmp(d->call_id, call_id) == 0 &&
+        if (reachable(d) && strcmp(d->call_id, call_id) == 0 &&
             strcmp(d->local_tag, local_tag) == 0 && strcmp(d->remote_tag, remote_tag) == 0)
             return d;
     return NULL;
@@ -550,10 +685,34 @@ static struct sip_dialog *find_by_invite(struct sip_stack *s, const char *call_i
                                          const char *remote_tag, uint32_t cseq)
 {
     for (struct sip_dialog *d = s->buckets[bucket_of(call_id)]; d; d = d->hnext)
-        if (d->state != DLG_ENDED && d->invite_cseq == cseq && strcmp(d->call_id, call_id) == 0 &&
-            strcmp(d->remote_tag, remote_tag) == 0)
+        if (!d->uac && d->state != DLG_ENDED && d->invite_cseq == cseq &&
+            strcmp(d->call_id, call_id) == 0 && strcmp(d->remote_tag, remote_tag) == 0)
             return d;
     return NULL;
+}
+
+/* A dialog in the table: the parts both directions share. Takes invite. */
+static struct sip_dialog *dialog_add(struct sip_stack *s, osip_message_t *invite,
+                                     const char *call_id, const char *local_tag,
+                                     const char *remote_tag)
+{
+    struct sip_dialog *d = xcalloc(1, sizeof(*d));
+    d->s = s;
+    d->invite = invite;
+    d->call_id = xstrdup(call_id);
+    d->local_tag = xstrdup(local_tag);
+    d->remote_tag = xstrdup(remote_tag);
+    osip_list_init(&d->routes);
+    logsafe(call_id, d->log_id, sizeof(d->log_id));
+    size_t b = bucket_of(call_id);
+    d->hnext = s->buckets[b];
+    s->buckets[b] = d;
+    d->next = s->dialogs;
+    if (s->dialogs)
+        s->dialogs->prev = d;
+    s->dialogs = d;
+    s->n_dialogs++;
+    return d;
 }
 
 static struct sip_dialog *dialog_new(struct sip_stack *s, osip_message_t *inv, const char *call_id,
@@ -563,16 +722,10 @@ static struct sip_dialog *dialog_new(struct sip_stack *s, osip_message_t *inv, c
     osip_message_t *copy = NULL;
     if (osip_message_clone(inv, &copy) != 0 || !copy)
         return NULL;
-    struct sip_dialog *d = xcalloc(1, sizeof(*d));
-    d->s = s;
-    d->state = DLG_EARLY;
-    d->invite = copy;
-    d->call_id = xstrdup(call_id);
-    d->remote_tag = xstrdup(remote_tag);
     char tag[17];
     random_hex(tag, 8);
-    d->local_tag = xstrdup(tag);
-    logsafe(call_id, d->log_id, sizeof(d->log_id));
+    struct sip_dialog *d = dialog_add(s, copy, call_id, tag, remote_tag);
+    d->state = DLG_EARLY;
     d->invite_cseq = d->remote_cseq = cseq;
     d->peer = *from;
     uv_ip4_name(from, d->peer_ip, sizeof(d->peer_ip));
@@ -582,14 +735,6 @@ static struct sip_dialog *dialog_new(struct sip_stack *s, osip_message_t *inv, c
     if (strcmp(s->addr, "0.0.0.0") == 0 && inv->req_uri && is_ipv4(inv->req_uri->host))
         host = inv->req_uri->host;
     str_copy(d->local_host, sizeof(d->local_host), host);
-    size_t b = bucket_of(call_id);
-    d->hnext = s->buckets[b];
-    s->buckets[b] = d;
-    d->next = s->dialogs;
-    if (s->dialogs)
-        s->dialogs->prev = d;
-    s->dialogs = d;
-    s->n_dialogs++;
     return d;
 }
 
@@ -618,6 +763,30 @@ static void rtx_stop(struct sip_dialog *d)
     d->rtx = false;
 }
 
+static void deadline_set(struct sip_dialog *d, uint64_t at)
+{
+    if (!d->deadline)
+        d->s->n_deadline++;
+    d->deadline = at ? at : 1;
+}
+
+static void deadline_clear(struct sip_dialog *d)
+{
+    if (d->deadline)
+        d->s->n_deadline--;
+    d->deadline = 0;
+}
+
+/* Forgets the name lookup of d; its callback still comes (cancelled or not) and frees it. */
+static void resolve_detach(struct sip_dialog *d)
+{
+    if (!d->res)
+        return;
+    d->res->d = NULL;
+    uv_cancel((uv_req_t *)&d->res->req);
+    d->res = NULL;
+}
+
 static void dialog_free(struct sip_dialog *d)
 {
     struct sip_stack *s = d->s;
@@ -634,9 +803,15 @@ static void dialog_free(struct sip_dialog *d)
         d->next->prev = d->prev;
     detach(d->ist);
     detach(d->bye_tr);
+    detach(d->ict);
     rtx_stop(d);
+    deadline_clear(d);
+    resolve_detach(d);
     osip_message_free(d->invite);
     osip_message_free(d->ok);
+    osip_message_free(d->ack);
+    osip_uri_free(d->target);
+    osip_list_special_free(&d->routes, route_free);
     free(d->answer_sdp);
     free(d->call_id);
     free(d->local_tag);
@@ -645,8 +820,8 @@ static void dialog_free(struct sip_dialog *d)
     s->n_dialogs--;
 }
 
-static void push_note(struct sip_stack *s, enum note_kind kind, struct sip_dialog *d, bool remote,
-                      bool cancelled)
+static struct note *push_note(struct sip_stack *s, enum note_kind kind, struct sip_dialog *d,
+                              bool remote, bool cancelled)
 {
     struct note *n = xcalloc(1, sizeof(*n));
     n->kind = kind;
@@ -659,6 +834,7 @@ static void push_note(struct sip_stack *s, enum note_kind kind, struct sip_dialo
         s->notes_head = n;
     s->notes_tail = n;
     s->again = true;
+    return n;
 }
 
 /* Ends d: the application hears of it (on_ended) from the note queue, then d is freed. */
@@ -687,6 +863,21 @@ static void start_bye(struct sip_dialog *d)
     d->state = DLG_BYE_SENT;
     d->bye_tr = tr;
     tx_send(s, tr, bye);
+}
+
+/* An outgoing call ends before its answer: on_failed(code) from the note queue, then d is freed.
+ * A transaction it still has lives on alone (an ICT absorbing retransmitted final answers). */
+static void dialog_fail(struct sip_dialog *d, int code, const char *why)
+{
+    if (d->state == DLG_ENDED)
+        return;
+    d->state = DLG_ENDED;
+    deadline_clear(d);
+    resolve_detach(d);
+    detach(d->ict);
+    d->ict = NULL;
+    log_info("msg=sip_call_failed call_id=%s code=%d reason=%s", d->log_id, code, why);
+    push_note(d->s, NOTE_FAILED, d, false, false)->code = code;
 }
 
 /* Our BYE got its final response (or timed out): the dialog is over. */
@@ -723,6 +914,11 @@ static void on_kill(int type, osip_transaction_t *tr)
             d->bye_tr = NULL;
             bye_done(d);
         }
+        if (d->ict == tr) { /* ended without deciding the call (it could not build its ACK) */
+            d->ict = NULL;
+            if (d->state == DLG_CALLING)
+                dialog_fail(d, 503, "transaction_ended");
+        }
     }
     push_dead(s, tr);
 }
@@ -742,6 +938,303 @@ static void free_dead(struct sip_stack *s)
         s->n_tx--;
     }
     s->n_dead = 0;
+}
+
+/* ---- outgoing calls ---- */
+
+/* host:port of a SIP URI when the host is an IPv4 literal (no lookup on the loop); -1 else. */
+static int uri_addr(const osip_uri_t *u, struct sockaddr_in *out)
+{
+    uint32_t port = 5060;
+    if (!u || !is_ipv4(u->host) || (u->port && (parse_u32(u->port, 65535, &port) < 0 || !port)))
+        return -1;
+    return uv_ip4_addr(u->host, (int)port, out) == 0 ? 0 : -1;
+}
+
+static void set_peer(struct sip_dialog *d, const struct sockaddr_in *a)
+{
+    d->peer = *a;
+    uv_ip4_name(a, d->peer_ip, sizeof(d->peer_ip));
+    d->peer_port = ntohs(a->sin_port);
+}
+
+/* Our address as seen on the way to `to`: the listen address, or when bound to every interface
+ * the one the kernel picks for that route (connect() on a UDP socket sends nothing). */
+static void local_host_for(struct sip_stack *s, const struct sockaddr_in *to, char *out, size_t cap)
+{
+    str_copy(out, cap, s->addr);
+    if (strcmp(s->addr, "0.0.0.0") != 0)
+        return;
+    str_copy(out, cap, "127.0.0.1");
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    if (connect(fd, (const struct sockaddr *)to, sizeof(*to)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0 && a.sin_family == AF_INET &&
+        a.sin_addr.s_addr != htonl(INADDR_ANY))
+        uv_ip4_name(&a, out, cap);
+    close(fd);
+}
+
+/* Drops a transaction that would otherwise wait forever (an ICT in Proceeding has no timer).
+ * Only from pump(), after the state machines ran. */
+static void tx_abandon(struct sip_stack *s, osip_transaction_t *tr)
+{
+    detach(tr);
+    osip_remove_transaction(s->osip, tr);
+    push_dead(s, tr);
+}
+
+/* CANCEL through its own NICT; the INVITE gets its final answer (487) within 64*T1 or we give
+ * up on it (RFC 3261 9.1). */
+static void send_cancel(struct sip_dialog *d)
+{
+    struct sip_stack *s = d->s;
+    osip_message_t *c = make_cancel(d);
+    osip_transaction_t *tr = tx_new(s, NICT, c, &d->peer, NULL);
+    if (tr) {
+        tx_send(s, tr, c);
+    } else {
+        send_msg(s, c, &d->peer);
+        osip_message_free(c);
+    }
+    d->cancel_sent = true;
+    deadline_set(d, now_ms() + 64 * (uint64_t)s->t1);
+    log_info("msg=sip_cancel_sent call_id=%s", d->log_id);
+}
+
+/* Sends the INVITE of d (to d->peer) through a new ICT. */
+static void start_invite(struct sip_dialog *d)
+{
+    struct sip_stack *s = d->s;
+    local_host_for(s, &d->peer, d->local_host, sizeof(d->local_host));
+    set_our_via(d, d->invite);
+    char contact[INET_ADDRSTRLEN + 32];
+    snprintf(contact, sizeof(contact), "<sip:%s:%d>", d->local_host, s->port);
+    osip_message_set_contact(d->invite, contact);
+    osip_message_t *copy = NULL;
+    osip_transaction_t *tr = NULL;
+    if (osip_message_clone(d->invite, &copy) == 0 && copy)
+        tr = tx_new(s, ICT, copy, &d->peer, d);
+    if (!tr) {
+        osip_message_free(copy);
+        dialog_fail(d, 503, "no_transaction");
+        return;
+    }
+    d->ict = tr;
+    d->state = DLG_CALLING;
+    tx_send(s, tr, copy);
+    log_info("msg=sip_invite_sent call_id=%s dst=%s:%d", d->log_id, d->peer_ip, d->peer_port);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+{
+    struct resolve *r = req->data;
+    struct sip_stack *s = r->s;
+    struct sip_dialog *d = r->d;
+    if (d) {
+        d->res = NULL;
+        const struct addrinfo *p = status == 0 ? ai : NULL;
+        while (p && (p->ai_family != AF_INET || p->ai_addrlen < sizeof(struct sockaddr_in)))
+            p = p->ai_next;
+        if (p) {
+            struct sockaddr_in a = *(const struct sockaddr_in *)p->ai_addr;
+            a.sin_port = htons((uint16_t)r->port);
+            d->origin = a;
+            set_peer(d, &a);
+            deadline_clear(d);
+            start_invite(d);
+        } else {
+            log_info("msg=sip_resolve_failed call_id=%s error=%s", d->log_id,
+                     status ? uv_strerror(status) : "no_ipv4_address");
+            dialog_fail(d, 503, "resolve_failed");
+        }
+        pump(s);
+    }
+    uv_freeaddrinfo(ai);
+    free(r);
+    if (--s->open_handles == 0)
+        free(s);
+}
+
+/* Our side of the session once the peer answered: our offer narrowed to the codec of the answer
+ * (telephone-event only when the answer has it), same address, port, session id and version. A
+ * re-INVITE from the peer is answered from it (sdp_build_reanswer), as for an incoming call.
+ * NULL when either does not parse. */
+static char *session_after_answer(const char *offer, const char *answer)
+{
+    struct sdp_offer_result mine, theirs;
+    if (sdp_parse_offer(offer, &mine) < 0 || sdp_parse_answer(answer, &theirs) < 0)
+        return NULL;
+    uint64_t id = 0, ver = 0;
+    bool found = false;
+    for (const char *p = offer; p && *p && !found;) {
+        if (strncmp(p, "o=", 2) == 0) {
+            char user[64], a[24], b[24];
+            found = sscanf(p, "o=%63s %23s %23s", user, a, b) == 3 &&
+                    str_to_u64(a, UINT64_MAX, &id) == 0 && str_to_u64(b, UINT64_MAX, &ver) == 0;
+            if (!found)
+                return NULL;
+        }
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    if (!found)
+        return NULL;
+    mine.codec = theirs.codec;
+    if (theirs.dtmf_pt < 0)
+        mine.dtmf_pt = -1;
+    /* sdp_build_answer writes the direction that answers the one it is given: give it ours
+     * mirrored so that it writes ours. */
+    bool so = mine.remote_sendonly;
+    mine.remote_sendonly = mine.remote_recvonly;
+    mine.remote_recvonly = so;
+    char buf[4096];
+    if (sdp_build_answer(&mine, mine.remote_ip, mine.remote_port, id, ver, buf, sizeof(buf)) < 0)
+        return NULL;
+    return xstrdup(buf);
+}
+
+static void uac_provisional(struct sip_dialog *d, const osip_message_t *m)
+{
+    struct sip_stack *s = d->s;
+    const char *tag = tag_of(m->to);
+    if (tag && strcmp(tag, d->remote_tag) != 0) { /* an early dialog (RFC 3261 12.1.2) */
+        free(d->remote_tag);
+        d->remote_tag = xstrdup(tag);
+    }
+    if (!d->provisional) {
+        d->provisional = true;
+        if (d->cancel_code && !d->cancel_sent)
+            send_cancel(d); /* it was waiting for this */
+        else if (!d->cancel_sent)
+            deadline_set(d, now_ms() + SIP_RING_T1 * (uint64_t)s->t1);
+    }
+    if (m->status_code > 100) {
+        log_info("msg=sip_call_progress call_id=%s code=%d", d->log_id, m->status_code);
+        push_note(s, NOTE_PROGRESS, d, false, false)->code = m->status_code;
+    }
+}
+
+/* The 2xx to our INVITE: the dialog is confirmed (RFC 3261 12.1.2, 13.2.2.4). */
+static void uac_answered(struct sip_dialog *d, const osip_message_t *m)
+{
+    struct sip_stack *s = d->s;
+    const char *tag = tag_of(m->to);
+    free(d->remote_tag);
+    d->remote_tag = xstrdup(tag ? tag : "");
+    osip_contact_t *c = osip_list_get(&m->contacts, 0);
+    if (c && c->url && c->url->host)
+        osip_uri_clone(c->url, &d->target);
+    for (int i = osip_list_size(&m->record_routes) - 1; i >= 0; i--) {
+        osip_from_t *copy = NULL;
+        if (osip_from_clone(osip_list_get(&m->record_routes, i), &copy) == 0)
+            osip_list_add(&d->routes, copy, -1);
+    }
+    /* In-dialog requests go to the first Route, else the remote target, when it is an IPv4
+     * literal; else where the INVITE went. */
+    const osip_route_t *first = osip_list_get(&d->routes, 0);
+    struct sockaddr_in a;
+    if (uri_addr(first ? first->url : d->target, &a) == 0)
+        set_peer(d, &a);
+    deadline_clear(d);
+    detach(d->ict); /* it ends right after this callback */
+    d->ict = NULL;
+    d->state = DLG_CONFIRMED;
+    d->ack = uac_request(d, "ACK", d->invite_cseq, d->remote_tag, d->target, &d->routes);
+    send_msg(s, d->ack, &d->peer);
+    int bad;
+    const char *sdp = sdp_body(m, &bad);
+    char *sess = sdp ? session_after_answer(d->answer_sdp, sdp) : NULL;
+    if (sess) {
+        free(d->answer_sdp);
+        d->answer_sdp = sess;
+    }
+    log_info("msg=sip_call_answered call_id=%s code=%d", d->log_id, m->status_code);
+    push_note(s, NOTE_ANSWERED, d, false, false)->sdp = xstrdup(sdp);
+}
+
+/* libosip2's ICT: a response to our INVITE, or Timer B. */
+static void on_ict(int type, osip_transaction_t *tr, osip_message_t *m)
+{
+    struct txinfo *info = osip_transaction_get_your_instance(tr);
+    struct sip_dialog *d = info ? info->d : NULL;
+    if (!d || d->ict != tr || d->state != DLG_CALLING)
+        return;
+    if (type == OSIP_ICT_STATUS_TIMEOUT) {
+        dialog_fail(d, d->cancel_code ? d->cancel_code : 408, "timeout");
+        return;
+    }
+    if (!m)
+        return;
+    if (type == OSIP_ICT_STATUS_1XX_RECEIVED)
+        uac_provisional(d, m);
+    else if (type == OSIP_ICT_STATUS_2XX_RECEIVED)
+        uac_answered(d, m);
+    else /* libosip2 has sent the ACK */
+        dialog_fail(d, d->cancel_code ? d->cancel_code : m->status_code, "rejected");
+}
+
+/* A 2xx to one of our INVITEs that no transaction took (the ICT ends with the first one): a
+ * retransmission gets our ACK again; one from another fork of the call (another To tag) is
+ * acknowledged and hung up at once, best effort (RFC 3261 13.2.2.4). */
+static void handle_stray_2xx(struct sip_stack *s, const osip_message_t *m, const char *cid,
+                             uint32_t cseq)
+{
+    const char *ltag = tag_of(m->from), *rtag = tag_of(m->to);
+    if (!MSG_IS_STATUS_2XX(m) || !ltag || strcmp(m->cseq->method, "INVITE") != 0)
+        return;
+    struct sip_dialog *d = s->buckets[bucket_of(cid)];
+    while (d && !(d->uac && d->ack && d->invite_cseq == cseq && strcmp(d->call_id, cid) == 0 &&
+                  strcmp(d->local_tag, ltag) == 0))
+        d = d->hnext;
+    if (!d)
+        return;
+    if (strcmp(d->remote_tag, rtag ? rtag : "") == 0) {
+        send_msg(s, d->ack, &d->peer);
+        return;
+    }
+    osip_contact_t *c = osip_list_get(&m->contacts, 0);
+    const osip_uri_t *target = c && c->url && c->url->host ? c->url : NULL;
+    struct sockaddr_in to = d->origin;
+    if (target)
+        uri_addr(target, &to);
+    log_info("msg=sip_fork_answer_dropped call_id=%s", d->log_id);
+    osip_message_t *ack = uac_request(d, "ACK", cseq, rtag, target, NULL);
+    osip_message_t *bye = uac_request(d, "BYE", cseq + 1, rtag, target, NULL);
+    send_msg(s, ack, &to);
+    send_msg(s, bye, &to);
+    osip_message_free(ack);
+    osip_message_free(bye);
+}
+
+/* Outgoing calls waiting too long: for their name lookup (64*T1: 503), ringing (360*T1: CANCEL,
+ * then 408), or for the final answer after our CANCEL (64*T1: the call is over, RFC 3261 9.1). */
+static void run_deadlines(struct sip_stack *s)
+{
+    if (!s->n_deadline)
+        return;
+    uint64_t now = now_ms();
+    for (struct sip_dialog *d = s->dialogs; d; d = d->next) {
+        if (!d->deadline || now < d->deadline)
+            continue;
+        deadline_clear(d);
+        if (d->state == DLG_RESOLVING) {
+            dialog_fail(d, 503, "resolve_timeout");
+        } else if (d->state == DLG_CALLING && !d->cancel_sent) {
+            log_info("msg=sip_ring_timeout call_id=%s", d->log_id);
+            d->cancel_code = 408;
+            send_cancel(d);
+        } else if (d->state == DLG_CALLING) {
+            if (d->ict)
+                tx_abandon(s, d->ict);
+            d->ict = NULL;
+            dialog_fail(d, d->cancel_code, "cancel_timeout");
+        }
+    }
 }
 
 /* ---- requests ---- */
@@ -1017,6 +1510,7 @@ static void input(struct sip_stack *s, const char *buf, size_t len, const struct
     if (osip_find_transaction_and_add_event(s->osip, evt) == 0) {
         s->again = true;
     } else if (MSG_IS_RESPONSE(m)) {
+        handle_stray_2xx(s, m, cid, cseq);
         osip_event_free(evt); /* a late response to a transaction that is gone */
     } else {
         handle_request(s, evt, from, cid, cseq);
@@ -1096,7 +1590,22 @@ static void run_notes(struct sip_stack *s)
         case NOTE_FREE:
             dialog_free(d);
             break;
+        case NOTE_PROGRESS:
+            if (d->state == DLG_CALLING && s->cb.on_progress)
+                s->cb.on_progress(s->cb.ctx, d, n->code);
+            break;
+        case NOTE_ANSWERED:
+            /* Even when the call ended meanwhile: on_ended follows, and needs this first. */
+            if (s->cb.on_answered)
+                s->cb.on_answered(s->cb.ctx, d, n->sdp);
+            break;
+        case NOTE_FAILED:
+            if (s->cb.on_failed)
+                s->cb.on_failed(s->cb.ctx, d, n->code);
+            dialog_free(d);
+            break;
         }
+        free(n->sdp);
         free(n);
     }
 }
@@ -1144,12 +1653,16 @@ static void rearm(struct sip_stack *s)
     osip_timers_gettimeout(s->osip, &tv);
     uint64_t ms =
         tv.tv_sec < 0 ? 0 : (uint64_t)tv.tv_sec * 1000 + ((uint64_t)tv.tv_usec + 999) / 1000;
-    if (s->n_rtx) {
+    if (s->n_rtx || s->n_deadline) {
         uint64_t now = now_ms();
         for (struct sip_dialog *d = s->dialogs; d; d = d->next) {
-            if (!d->rtx)
+            uint64_t next = UINT64_MAX;
+            if (d->rtx)
+                next = d->rtx_next < d->rtx_end ? d->rtx_next : d->rtx_end;
+            if (d->deadline && d->deadline < next)
+                next = d->deadline;
+            if (next == UINT64_MAX)
                 continue;
-            uint64_t next = d->rtx_next < d->rtx_end ? d->rtx_next : d->rtx_end;
             uint64_t wait = next > now ? next - now : 0;
             if (wait < ms)
                 ms = wait;
@@ -1181,6 +1694,7 @@ static void pump(struct sip_stack *s)
         osip_nict_execute(s->osip);
         osip_nist_execute(s->osip);
         run_rtx(s);
+        run_deadlines(s);
         free_dead(s);
         run_notes(s);
         if (!s->again)
@@ -1289,6 +1803,12 @@ struct sip_stack *sip_create(uv_loop_t *loop, const struct sip_config *cfg,
     osip_set_kill_transaction_callback(s->osip, OSIP_IST_KILL_TRANSACTION, on_kill);
     osip_set_kill_transaction_callback(s->osip, OSIP_NICT_KILL_TRANSACTION, on_kill);
     osip_set_kill_transaction_callback(s->osip, OSIP_NIST_KILL_TRANSACTION, on_kill);
+    static const int ict_events[] = {OSIP_ICT_STATUS_1XX_RECEIVED, OSIP_ICT_STATUS_2XX_RECEIVED,
+                                     OSIP_ICT_STATUS_3XX_RECEIVED, OSIP_ICT_STATUS_4XX_RECEIVED,
+                                     OSIP_ICT_STATUS_5XX_RECEIVED, OSIP_ICT_STATUS_6XX_RECEIVED,
+                                     OSIP_ICT_STATUS_TIMEOUT};
+    for (size_t i = 0; i < sizeof(ict_events) / sizeof(ict_events[0]); i++)
+        osip_set_message_callback(s->osip, ict_events[i], on_ict);
     static const int finals[] = {OSIP_NICT_STATUS_2XX_RECEIVED, OSIP_NICT_STATUS_3XX_RECEIVED,
                                  OSIP_NICT_STATUS_4XX_RECEIVED, OSIP_NICT_STATUS_5XX_RECEIVED,
                                  OSIP_NICT_STATUS_6XX_RECEIVED, OSIP_NICT_STATUS_TIMEOUT};
@@ -1312,16 +1832,20 @@ void sip_destroy(struct sip_stack *s)
     if (!s)
         return;
     s->closing = true;
-    /* Best effort, nothing waits: a BYE for every answered call, a 503 for every ringing one. */
+    /* Best effort, nothing waits: a BYE for every answered call, a 503 for every ringing one, a
+     * CANCEL for every outgoing one that may have one (RFC 3261 9.1: not before a provisional
+     * answer; the others are just dropped). */
     for (struct sip_dialog *d = s->dialogs; d; d = d->next) {
-        if (d->state == DLG_ANSWERED || d->state == DLG_CONFIRMED) {
-            osip_message_t *bye = make_bye(d);
-            send_msg(s, bye, &d->peer);
-            osip_message_free(bye);
-        } else if (d->state == DLG_EARLY && d->ist) {
-            osip_message_t *r = dialog_response(d, d->invite, 503, NULL);
-            send_msg(s, r, &d->peer);
-            osip_message_free(r);
+        osip_message_t *m = NULL;
+        if (d->state == DLG_ANSWERED || d->state == DLG_CONFIRMED)
+            m = make_bye(d);
+        else if (d->state == DLG_EARLY && d->ist)
+            m = dialog_response(d, d->invite, 503, NULL);
+        else if (d->state == DLG_CALLING && d->provisional && !d->cancel_sent)
+            m = make_cancel(d);
+        if (m) {
+            send_msg(s, m, &d->peer);
+            osip_message_free(m);
         }
     }
     while (s->dialogs)
@@ -1329,6 +1853,7 @@ void sip_destroy(struct sip_stack *s)
     struct note *n;
     while ((n = s->notes_head)) {
         s->notes_head = n->next;
+        free(n->sdp);
         free(n);
     }
     free_dead(s);
@@ -1425,6 +1950,194 @@ int sip_dialog_bye(struct sip_dialog *d)
         return -1;
     start_bye(d);
     pump(s);
+    return 0;
+}
+
+/* Runs the engine on the next loop turn rather than now: the API calls whose callbacks must not
+ * run before they return. */
+static void kick(struct sip_stack *s)
+{
+    s->again = true;
+    if (!s->pumping && !s->closing)
+        uv_timer_start(&s->timer, on_timer, 0, 0);
+}
+
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* A URI of ours to send to: bounded, parsed by libosip2. NULL when it does not parse. */
+static osip_uri_t *parse_uri(const char *text)
+{
+    osip_uri_t *u = NULL;
+    if (!text || !*text || strlen(text) > SIP_MAX_URI || osip_uri_init(&u) != 0)
+        return NULL;
+    if (osip_uri_parse(u, text) != 0) {
+        osip_uri_free(u);
+        return NULL;
+    }
+    return u;
+}
+
+/* Checks the Request-URI of an outgoing call: sip: (no TLS, so no sips:), a host that is an
+ * IPv4 literal or a name, a port 1-65535, UDP. *port gets the port. NULL, or the error. */
+static const char *check_request_uri(const osip_uri_t *u, int *port)
+{
+    uint32_t p = 5060;
+    if (!u->scheme || strcasecmp(u->scheme, "sip") != 0)
+        return "the scheme must be sip:";
+    if (!u->host || !*u->host || strlen(u->host) > 253)
+        return "no host";
+    for (const char *c = u->host; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '.' || *c == '-'))
+            return "the host must be an IPv4 address or a name";
+    if (u->port && (parse_u32(u->port, 65535, &p) < 0 || p == 0))
+        return "bad port";
+    osip_uri_param_t *t = NULL;
+    if (osip_uri_uparam_get_byname((osip_uri_t *)u, "transport", &t) == 0 && t && t->gvalue &&
+        strcasecmp(t->gvalue, "udp") != 0)
+        return "only UDP is supported";
+    *port = (int)p;
+    return NULL;
+}
+
+/* Our INVITE but its Via and Contact (added when it leaves, once we know our address). Takes
+ * ruri and furi. */
+static osip_message_t *make_invite(struct sip_stack *s, osip_uri_t *ruri, osip_uri_t *furi,
+                                   const char *display, const char *call_id, const char *local_tag,
+                                   const char *sdp)
+{
+    osip_message_t *m = new_request("INVITE");
+    osip_uri_t *to_uri = NULL;
+    if (osip_uri_clone(ruri, &to_uri) != 0 || !to_uri)
+        die("out of memory in osip_uri_clone");
+    osip_message_set_uri(m, ruri);
+    osip_from_t *from = NULL, *to = NULL;
+    if (osip_from_init(&from) != 0 || osip_to_init(&to) != 0)
+        die("out of memory in osip_from_init");
+    osip_from_set_url(from, furi);
+    if (display && *display) {
+        /* A quoted string (RFC 3261 25.1) without quotes, backslashes or control characters. */
+        char q[SIP_MAX_DISPLAY + 3];
+        size_t n = 0;
+        q[n++] = '"';
+        for (const char *c = display; *c && n < SIP_MAX_DISPLAY + 1; c++)
+            if ((unsigned char)*c >= ' ' && *c != '"' && *c != '\\' && *c != 127)
+                q[n++] = *c;
+        q[n++] = '"';
+        q[n] = '\0';
+        if (n > 2)
+            osip_from_set_displayname(from, osip_strdup(q));
+    }
+    osip_from_set_tag(from, osip_strdup(local_tag));
+    osip_to_set_url(to, to_uri);
+    m->from = from;
+    m->to = to;
+    osip_message_set_call_id(m, call_id);
+    osip_message_set_cseq(m, "1 INVITE");
+    osip_message_set_header(m, "Max-Forwards", "70");
+    osip_message_set_header(m, "User-Agent", s->user_agent);
+    osip_message_set_header(m, "Allow", SIP_ALLOW);
+    set_sdp(m, sdp);
+    return m;
+}
+
+struct sip_dialog *sip_dialog_invite(struct sip_stack *s, const struct sip_outgoing *o, void *data,
+                                     char *err, size_t errlen)
+{
+    if (!s || !o || s->closing) {
+        set_err(err, errlen, "sip: no stack");
+        return NULL;
+    }
+    if (!o->sdp || !*o->sdp || strlen(o->sdp) > SIP_MAX_SDP) {
+        set_err(err, errlen, "sip: an SDP offer of at most %d bytes is required", SIP_MAX_SDP);
+        return NULL;
+    }
+    if (s->n_dialogs >= s->max_dialogs || s->n_tx >= s->max_tx) {
+        set_err(err, errlen, "sip: too many dialogs or transactions (max_dialogs %zu)",
+                s->max_dialogs);
+        return NULL;
+    }
+    osip_uri_t *ruri = parse_uri(o->request_uri);
+    int port = 0;
+    const char *why = ruri ? check_request_uri(ruri, &port) : "not a SIP URI";
+    if (why) {
+        set_err(err, errlen, "sip: bad request URI: %s", why);
+        osip_uri_free(ruri);
+        return NULL;
+    }
+    osip_uri_t *furi = parse_uri(o->from_uri);
+    if (!furi || !furi->scheme || !furi->host || !*furi->host) {
+        set_err(err, errlen, "sip: bad from URI");
+        osip_uri_free(ruri);
+        osip_uri_free(furi);
+        return NULL;
+    }
+    char call_id[33], tag[17], host[256];
+    random_hex(call_id, 16);
+    random_hex(tag, 8);
+    str_copy(host, sizeof(host), ruri->host);
+    osip_message_t *inv = make_invite(s, ruri, furi, o->from_display, call_id, tag, o->sdp);
+    struct sip_dialog *d = dialog_add(s, inv, call_id, tag, "");
+    d->uac = true;
+    d->announced = true;
+    d->invite_cseq = d->local_cseq = 1;
+    d->answer_sdp = xstrdup(o->sdp);
+    d->data = data;
+    char ruri_log[128];
+    log_info("msg=sip_invite_out call_id=%s uri=%s", d->log_id,
+             logsafe(o->request_uri, ruri_log, sizeof(ruri_log)));
+    struct sockaddr_in a;
+    if (uv_ip4_addr(host, port, &a) == 0 && is_ipv4(host)) {
+        d->origin = a;
+        set_peer(d, &a);
+        start_invite(d);
+    } else {
+        d->state = DLG_RESOLVING;
+        struct resolve *r = xcalloc(1, sizeof(*r));
+        r->s = s;
+        r->d = d;
+        r->port = port;
+        r->req.data = r;
+        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_DGRAM};
+        int rc = uv_getaddrinfo(s->loop, &r->req, on_resolved, host, NULL, &hints);
+        if (rc != 0) {
+            free(r);
+            log_info("msg=sip_resolve_failed call_id=%s error=%s", d->log_id, uv_strerror(rc));
+            dialog_fail(d, 503, "resolve_failed");
+        } else {
+            s->open_handles++;
+            d->res = r;
+            deadline_set(d, now_ms() + 64 * (uint64_t)s->t1);
+        }
+    }
+    kick(s);
+    return d;
+}
+
+int sip_dialog_cancel(struct sip_dialog *d)
+{
+    if (!d || !d->uac || (d->state != DLG_RESOLVING && d->state != DLG_CALLING) ||
+        d->cancel_code == 487)
+        return -1;
+    struct sip_stack *s = d->s;
+    bool sent = d->cancel_sent; /* rang too long: our CANCEL is out already */
+    d->cancel_code = 487;
+    log_info("msg=sip_cancel call_id=%s", d->log_id);
+    if (d->state == DLG_RESOLVING)
+        dialog_fail(d, 487, "cancelled");
+    else if (d->provisional && !sent)
+        send_cancel(d);
+    /* else it leaves with the first provisional answer, or Timer B ends the call (RFC 3261 9.1) */
+    kick(s);
     return 0;
 }
 

@@ -1,6 +1,7 @@
-/* SIP over UDP (RFC 3261) for the server side of calls: libosip2 parses messages and runs the
+/* SIP over UDP (RFC 3261) for calls in both directions: libosip2 parses messages and runs the
  * transaction state machines (retransmissions, timers); this module owns the UDP socket on the
- * libuv loop, the dialogs, and the answers. It knows SIP, not conferences. Control thread only. */
+ * libuv loop, the dialogs, the answers to incoming INVITEs and the outgoing INVITEs. It knows SIP,
+ * not conferences. Control thread only. */
 #ifndef CONFERENCED_SIP_H
 #define CONFERENCED_SIP_H
 
@@ -35,6 +36,16 @@ struct sip_callbacks {
      * unless the application had asked to hang up), or our own BYE completed (remote=false).
      * The dialog is freed right after this returns. */
     void (*on_ended)(void *ctx, struct sip_dialog *d, bool remote, bool cancelled);
+    /* Outgoing calls (sip_dialog_invite); any of these may be NULL. */
+    /* An outgoing call got a provisional answer (180 Ringing, 183 Session Progress): code. */
+    void (*on_progress)(void *ctx, struct sip_dialog *d, int code);
+    /* An outgoing call was answered (2xx; we have sent the ACK). sdp: the answer, NULL if none. */
+    void (*on_answered)(void *ctx, struct sip_dialog *d, const char *sdp);
+    /* An outgoing call failed before being answered: the final status (3xx-6xx), 408 when nothing
+     * answered (Timer B, or ringing for longer than 360*T1 = 3 min), 503 when the host could not
+     * be resolved or the request could not be sent, 487 after sip_dialog_cancel(). The dialog is
+     * freed right after this returns. */
+    void (*on_failed)(void *ctx, struct sip_dialog *d, int code);
 };
 
 struct sip_config {
@@ -49,7 +60,8 @@ struct sip_config {
 /* Binds the UDP socket and starts. Returns NULL with a message in err. */
 struct sip_stack *sip_create(uv_loop_t *loop, const struct sip_config *cfg,
                              const struct sip_callbacks *cb, char *err, size_t errlen);
-/* Sends BYE on every established dialog (503 on ringing ones), then frees everything (callbacks
+/* Sends BYE on every established dialog (503 on ringing incoming ones, CANCEL on outgoing ones
+ * that got a provisional answer; the others are dropped), then frees everything (callbacks
  * are not called). NULL is a no-op. Not from inside a callback. Run the loop afterwards so
  * handles close. */
 void sip_destroy(struct sip_stack *s);
@@ -67,6 +79,29 @@ int sip_dialog_reject(struct sip_dialog *d, int code, const char *reason);
  * Answered but not yet acknowledged: the BYE leaves when the ACK arrives or 64*T1 pass (RFC 3261
  * 15). Returns -1 before the answer (use sip_dialog_reject) or when already hanging up. */
 int sip_dialog_bye(struct sip_dialog *d);
+
+/* An outgoing INVITE. */
+struct sip_outgoing {
+    const char *request_uri;  /* "sip:user@host[:port]"; host an IPv4 literal or a name (resolved
+                                 without blocking the loop, uv_getaddrinfo) */
+    const char *from_uri;     /* our identity, e.g. "sip:+15550001111@127.0.0.1" */
+    const char *from_display; /* may be NULL */
+    const char *sdp;          /* our offer (required) */
+};
+/* Starts an outgoing call (UAC INVITE). Returns the dialog (owned by the stack; data set as with
+ * sip_dialog_set_data) or NULL with a message in err (bad URI, too many dialogs). Then
+ * on_progress / on_answered / on_failed follow, never before this returns; once answered it is
+ * an established dialog like an incoming one: sip_dialog_bye() hangs up, a BYE from the peer
+ * gives on_ended(remote=true). Control thread; may be called from a callback. */
+struct sip_dialog *sip_dialog_invite(struct sip_stack *s, const struct sip_outgoing *o, void *data,
+                                     char *err, size_t errlen);
+/* Gives up an outgoing call before its final answer (CANCEL, RFC 3261 9.1; if no provisional
+ * response has arrived yet, the CANCEL waits until one does, or the INVITE transaction times
+ * out). on_failed(487) follows (not before this returns) — or on_answered when a 2xx crossed the
+ * CANCEL, in which case the application hangs up with sip_dialog_bye(). Returns -1 when not an
+ * outgoing call still waiting for its answer, or when already cancelled. */
+int sip_dialog_cancel(struct sip_dialog *d);
+
 /* The application's pointer for this dialog. */
 void sip_dialog_set_data(struct sip_dialog *d, void *data);
 void *sip_dialog_data(const struct sip_dialog *d);
@@ -96,6 +131,16 @@ int sdp_parse_offer(const char *sdp, struct sdp_offer_result *out);
  * come from the caller (o= line). */
 int sdp_build_answer(const struct sdp_offer_result *offer, const char *local_ip, int local_port,
                      uint64_t session_id, uint64_t version, char *out, size_t cap);
+/* Our offer for an outgoing call: PCMU (0), PCMA (8) and telephone-event (101, 0-16), sendrecv,
+ * ptime 20, on local_ip:local_port. Returns the length or -1 when cap is too small (or local_ip
+ * is not an IPv4 address, the port not 1-65535). Any thread. */
+int sdp_build_offer(const char *local_ip, int local_port, uint64_t session_id, uint64_t version,
+                    char *out, size_t cap);
+/* Reads the answer to our offer: the codec the peer chose (the first of PCMU/PCMA in its audio m=
+ * line), its telephone-event payload type, address, port and direction. 0, or -1 when unusable
+ * (audio rejected with port 0, no codec of ours, bad syntax). Fills the same struct as
+ * sdp_parse_offer. Any thread. */
+int sdp_parse_answer(const char *sdp, struct sdp_offer_result *out);
 /* Answers a new offer (re-INVITE) in an established call: the codec, address, port and session id
  * of our previous answer, its version + 1, the direction and telephone-event of the new offer.
  * Returns the length, or -1 when the new offer is unusable or lacks our codec (answer 488). */

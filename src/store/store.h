@@ -104,6 +104,38 @@ struct store_ops {
                      struct call **out, size_t *n);
     /* Calls not hung up, of all customers (start-up recovery). */
     int (*call_list_live)(struct store *s, struct call **out, size_t *n);
+
+    int (*flow_insert)(struct store *s, const struct flow *f);
+    /* customer_id NULL = any customer. Deleted flows are returned too (check tm_delete). */
+    int (*flow_get)(struct store *s, const char *customer_id, const char *id, struct flow *out);
+    /* Writes every column except id, customer_id, tm_create. */
+    int (*flow_update)(struct store *s, const struct flow *f);
+    /* Not deleted only. */
+    int (*flow_list)(struct store *s, const char *customer_id, const struct store_page *p,
+                     struct flow **out, size_t *n);
+
+    /* number is unique among numbers that are not deleted (STORE_CONFLICT). */
+    int (*number_insert)(struct store *s, const struct number *n);
+    int (*number_get)(struct store *s, const char *customer_id, const char *id,
+                      struct number *out);
+    /* Not deleted only. */
+    int (*number_get_by_number)(struct store *s, const char *number, struct number *out);
+    /* Writes call_flow_id, message_flow_id, name, detail, status, tm_renew, tm_update,
+     * tm_delete. */
+    int (*number_update)(struct store *s, const struct number *n);
+    int (*number_list)(struct store *s, const char *customer_id, const struct store_page *p,
+                       struct number **out, size_t *n);
+
+    int (*activeflow_insert)(struct store *s, const struct activeflow *a);
+    int (*activeflow_get)(struct store *s, const char *customer_id, const char *id,
+                          struct activeflow *out);
+    /* Writes status, current_action, forward_action_id, executed_actions, tm_update,
+     * tm_delete. */
+    int (*activeflow_update)(struct store *s, const struct activeflow *a);
+    int (*activeflow_list)(struct store *s, const char *customer_id, const struct store_page *p,
+                           struct activeflow **out, size_t *n);
+    /* Running activeflows of all customers (start-up recovery). */
+    int (*activeflow_list_running)(struct store *s, struct activeflow **out, size_t *n);
 };
 
 struct store {
@@ -164,11 +196,31 @@ static inline int store_call_update(struct store *s, const struct call *c) { ret
 static inline int store_call_list(struct store *s, const char *cid, const struct store_page *p, struct call **o, size_t *n) { return s->ops->call_list(s, cid, p, o, n); }
 static inline int store_call_list_live(struct store *s, struct call **o, size_t *n) { return s->ops->call_list_live(s, o, n); }
 
+static inline int store_flow_insert(struct store *s, const struct flow *f) { return s->ops->flow_insert(s, f); }
+static inline int store_flow_get(struct store *s, const char *cid, const char *id, struct flow *o) { return s->ops->flow_get(s, cid, id, o); }
+static inline int store_flow_update(struct store *s, const struct flow *f) { return s->ops->flow_update(s, f); }
+static inline int store_flow_list(struct store *s, const char *cid, const struct store_page *p, struct flow **o, size_t *n) { return s->ops->flow_list(s, cid, p, o, n); }
+
+static inline int store_number_insert(struct store *s, const struct number *x) { return s->ops->number_insert(s, x); }
+static inline int store_number_get(struct store *s, const char *cid, const char *id, struct number *o) { return s->ops->number_get(s, cid, id, o); }
+static inline int store_number_get_by_number(struct store *s, const char *num, struct number *o) { return s->ops->number_get_by_number(s, num, o); }
+static inline int store_number_update(struct store *s, const struct number *x) { return s->ops->number_update(s, x); }
+static inline int store_number_list(struct store *s, const char *cid, const struct store_page *p, struct number **o, size_t *n) { return s->ops->number_list(s, cid, p, o, n); }
+
+static inline int store_activeflow_insert(struct store *s, const struct activeflow *a) { return s->ops->activeflow_insert(s, a); }
+static inline int store_activeflow_get(struct store *s, const char *cid, const char *id, struct activeflow *o) { return s->ops->activeflow_get(s, cid, id, o); }
+static inline int store_activeflow_update(struct store *s, const struct activeflow *a) { return s->ops->activeflow_update(s, a); }
+static inline int store_activeflow_list(struct store *s, const char *cid, const struct store_page *p, struct activeflow **o, size_t *n) { return s->ops->activeflow_list(s, cid, p, o, n); }
+static inline int store_activeflow_list_running(struct store *s, struct activeflow **o, size_t *n) { return s->ops->activeflow_list_running(s, o, n); }
+
 /* Frees an array returned by a list call (NULL is a no-op). */
 void store_free_customers(struct customer *a, size_t n);
 void store_free_agents(struct agent *a, size_t n);
 void store_free_accesskeys(struct accesskey *a, size_t n);
 void store_free_conferences(struct conference *a, size_t n);
 void store_free_calls(struct call *a, size_t n);
+void store_free_flows(struct flow *a, size_t n);
+void store_free_numbers(struct number *a, size_t n);
+void store_free_activeflows(struct activeflow *a, size_t n);
 
 #endif

@@ -145,6 +145,53 @@ static const char *const migrations[] = {
     "  tm_delete INTEGER NOT NULL);"
     "CREATE INDEX calls_customer ON calls (customer_id, tm_create);"
     "CREATE INDEX calls_live ON calls (tm_create) WHERE status != 'hangup';",
+    /* 3: flows, numbers (SIP user part -> call flow) and activeflows. actions, current_action and
+     * executed_actions are JSON text. */
+    "CREATE TABLE flows ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  customer_id TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  detail TEXT NOT NULL,"
+    "  actions TEXT NOT NULL,"
+    "  on_complete_flow_id TEXT NOT NULL,"
+    "  tm_create INTEGER NOT NULL,"
+    "  tm_update INTEGER NOT NULL,"
+    "  tm_delete INTEGER NOT NULL);"
+    "CREATE INDEX flows_customer ON flows (customer_id, tm_create);"
+    "CREATE TABLE numbers ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  customer_id TEXT NOT NULL,"
+    "  number TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  call_flow_id TEXT NOT NULL,"
+    "  message_flow_id TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  detail TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  tm_purchase INTEGER,"
+    "  tm_renew INTEGER,"
+    "  tm_create INTEGER NOT NULL,"
+    "  tm_update INTEGER NOT NULL,"
+    "  tm_delete INTEGER NOT NULL);"
+    "CREATE INDEX numbers_customer ON numbers (customer_id, tm_create);"
+    "CREATE UNIQUE INDEX numbers_number ON numbers (number) WHERE tm_delete = " NEVER ";"
+    "CREATE TABLE activeflows ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  customer_id TEXT NOT NULL,"
+    "  flow_id TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  reference_type TEXT NOT NULL,"
+    "  reference_id TEXT NOT NULL,"
+    "  on_complete_flow_id TEXT NOT NULL,"
+    "  current_action TEXT NOT NULL,"
+    "  forward_action_id TEXT NOT NULL,"
+    "  executed_actions TEXT NOT NULL,"
+    "  tm_create INTEGER NOT NULL,"
+    "  tm_update INTEGER NOT NULL,"
+    "  tm_delete INTEGER NOT NULL);"
+    "CREATE INDEX activeflows_customer ON activeflows (customer_id, tm_create);"
+    "CREATE INDEX activeflows_running ON activeflows (tm_create) WHERE status = 'running';",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -160,6 +207,15 @@ static const char *const migrations[] = {
     "id, customer_id, owner_type, owner_id, flow_id, activeflow_id, type, master_call_id, source, " \
     "destination, status, action, direction, hangup_by, hangup_reason, metadata, tm_progressing, "  \
     "tm_ringing, tm_hangup, tm_create, tm_update, tm_delete"
+#define FLOW_COLS                                                                                  \
+    "id, customer_id, type, name, detail, actions, on_complete_flow_id, tm_create, tm_update, "    \
+    "tm_delete"
+#define NUMBER_COLS                                                                                \
+    "id, customer_id, number, type, call_flow_id, message_flow_id, name, detail, status, "         \
+    "tm_purchase, tm_renew, tm_create, tm_update, tm_delete"
+#define ACTIVEFLOW_COLS                                                                            \
+    "id, customer_id, flow_id, status, reference_type, reference_id, on_complete_flow_id, "        \
+    "current_action, forward_action_id, executed_actions, tm_create, tm_update, tm_delete"
 #define CONFERENCE_COLS                                                                            \
     "id, customer_id, type, status, name, detail, data, timeout, pre_flow_id, post_flow_id, "      \
     "recording_id, recording_ids, transcribe_id, transcribe_ids, direct_hash, tm_end, tm_create, " \
@@ -220,6 +276,20 @@ enum stmt_id {
     ST_CALL_UPDATE,
     ST_CALL_LIST,
     ST_CALL_LIVE,
+    ST_FLOW_INSERT,
+    ST_FLOW_GET,
+    ST_FLOW_UPDATE,
+    ST_FLOW_LIST,
+    ST_NUMBER_INSERT,
+    ST_NUMBER_GET,
+    ST_NUMBER_GET_BY_NUMBER,
+    ST_NUMBER_UPDATE,
+    ST_NUMBER_LIST,
+    ST_AF_INSERT,
+    ST_AF_GET,
+    ST_AF_UPDATE,
+    ST_AF_LIST,
+    ST_AF_RUNNING,
     ST__COUNT
 };
 
@@ -238,7 +308,10 @@ static const char *const stmt_sql[ST__COUNT] = {
                   "UNION ALL SELECT max(tm_create) FROM accesskeys "
                   "UNION ALL SELECT max(tm_create) FROM conferences "
                   "UNION ALL SELECT max(tm_create) FROM conferencecalls "
-                  "UNION ALL SELECT max(tm_create) FROM calls)",
+                  "UNION ALL SELECT max(tm_create) FROM calls "
+                  "UNION ALL SELECT max(tm_create) FROM flows "
+                  "UNION ALL SELECT max(tm_create) FROM numbers "
+                  "UNION ALL SELECT max(tm_create) FROM activeflows)",
 
     [ST_CUSTOMER_INSERT] = "INSERT INTO customers (" CUSTOMER_COLS ") "
                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -325,6 +398,39 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_CALL_LIST] = "SELECT " CALL_COLS " FROM calls WHERE customer_id = ?1 AND tm_create < ?2 "
                      "AND tm_delete = " NEVER " ORDER BY tm_create DESC LIMIT ?3",
     [ST_CALL_LIVE] = "SELECT " CALL_COLS " FROM calls WHERE status != 'hangup' ORDER BY tm_create",
+
+    [ST_FLOW_INSERT] = "INSERT INTO flows (" FLOW_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                       "?9, ?10)",
+    [ST_FLOW_GET] = "SELECT " FLOW_COLS " FROM flows WHERE id = ?1 AND (?2 IS NULL OR "
+                    "customer_id = ?2)",
+    [ST_FLOW_UPDATE] = "UPDATE flows SET type = ?3, name = ?4, detail = ?5, actions = ?6, "
+                       "on_complete_flow_id = ?7, tm_update = ?9, tm_delete = ?10 WHERE id = ?1",
+    [ST_FLOW_LIST] = "SELECT " FLOW_COLS " FROM flows WHERE customer_id = ?1 AND tm_create < ?2 "
+                     "AND tm_delete = " NEVER " ORDER BY tm_create DESC LIMIT ?3",
+
+    [ST_NUMBER_INSERT] = "INSERT INTO numbers (" NUMBER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                         "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    [ST_NUMBER_GET] = "SELECT " NUMBER_COLS " FROM numbers WHERE id = ?1 AND (?2 IS NULL OR "
+                      "customer_id = ?2)",
+    [ST_NUMBER_GET_BY_NUMBER] = "SELECT " NUMBER_COLS " FROM numbers INDEXED BY numbers_number "
+                                "WHERE number = ?1 AND tm_delete = " NEVER,
+    [ST_NUMBER_UPDATE] = "UPDATE numbers SET call_flow_id = ?5, message_flow_id = ?6, name = ?7, "
+                         "detail = ?8, status = ?9, tm_renew = ?11, tm_update = ?13, "
+                         "tm_delete = ?14 WHERE id = ?1",
+    [ST_NUMBER_LIST] = "SELECT " NUMBER_COLS " FROM numbers WHERE customer_id = ?1 AND "
+                       "tm_create < ?2 AND tm_delete = " NEVER " ORDER BY tm_create DESC LIMIT ?3",
+
+    [ST_AF_INSERT] = "INSERT INTO activeflows (" ACTIVEFLOW_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, "
+                     "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    [ST_AF_GET] = "SELECT " ACTIVEFLOW_COLS " FROM activeflows WHERE id = ?1 AND (?2 IS NULL OR "
+                  "customer_id = ?2)",
+    [ST_AF_UPDATE] = "UPDATE activeflows SET status = ?4, current_action = ?8, "
+                     "forward_action_id = ?9, executed_actions = ?10, tm_update = ?12, "
+                     "tm_delete = ?13 WHERE id = ?1",
+    [ST_AF_LIST] = "SELECT " ACTIVEFLOW_COLS " FROM activeflows WHERE customer_id = ?1 AND "
+                   "tm_create < ?2 AND tm_delete = " NEVER " ORDER BY tm_create DESC LIMIT ?3",
+    [ST_AF_RUNNING] = "SELECT " ACTIVEFLOW_COLS " FROM activeflows INDEXED BY activeflows_running "
+                      "WHERE status = 'running' ORDER BY tm_create",
 };
 
 struct sqlite_store {
@@ -1263,6 +1369,292 @@ static int sq_call_list_live(struct store *s, struct call **out, size_t *n)
                     sizeof(**out), (void **)out, n);
 }
 
+/* --- flows, numbers, activeflows ------------------------------------------------------------ */
+
+static void bind_flow(struct binder *b, const struct flow *f)
+{
+    b_text(b, 1, f->id);
+    b_text(b, 2, f->customer_id);
+    b_text(b, 3, f->type);
+    b_text(b, 4, f->name);
+    b_text(b, 5, f->detail);
+    b_text_or(b, 6, f->actions, "[]");
+    b_text(b, 7, f->on_complete_flow_id);
+    b_i64(b, 8, f->tm_create);
+    b_i64(b, 9, f->tm_update);
+    b_i64(b, 10, f->tm_delete);
+}
+
+static int read_flow(sqlite3_stmt *st, void *item)
+{
+    struct flow *f = item;
+    int bad = col_buf(st, 0, f->id, sizeof(f->id));
+    bad |= col_buf(st, 1, f->customer_id, sizeof(f->customer_id));
+    bad |= col_buf(st, 2, f->type, sizeof(f->type));
+    f->name = col_dup(st, 3);
+    f->detail = col_dup(st, 4);
+    f->actions = col_dup(st, 5);
+    bad |= col_buf(st, 6, f->on_complete_flow_id, sizeof(f->on_complete_flow_id));
+    f->tm_create = sqlite3_column_int64(st, 7);
+    f->tm_update = sqlite3_column_int64(st, 8);
+    f->tm_delete = sqlite3_column_int64(st, 9);
+    return bad ? -1 : 0;
+}
+
+static void fini_flow(void *item)
+{
+    flow_fini(item);
+}
+
+static int sq_flow_write(struct store *s, const struct flow *f, enum stmt_id id, const char *op)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, id), SQLITE_OK};
+    bind_flow(&b, f);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, op);
+    return run_write(ss, b.st, op, id == ST_FLOW_UPDATE);
+}
+
+static int sq_flow_insert(struct store *s, const struct flow *f)
+{
+    return sq_flow_write(s, f, ST_FLOW_INSERT, "flow_insert");
+}
+
+static int sq_flow_update(struct store *s, const struct flow *f)
+{
+    return sq_flow_write(s, f, ST_FLOW_UPDATE, "flow_update");
+}
+
+static int sq_flow_get(struct store *s, const char *customer_id, const char *id, struct flow *out)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_FLOW_GET), SQLITE_OK};
+    memset(out, 0, sizeof(*out));
+    b_text(&b, 1, id);
+    b_maybe_text(&b, 2, customer_id);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "flow_get");
+    return run_get(ss, b.st, "flow_get", read_flow, fini_flow, out, sizeof(*out));
+}
+
+static int sq_flow_list(struct store *s, const char *customer_id, const struct store_page *p,
+                        struct flow **out, size_t *n)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_FLOW_LIST), SQLITE_OK};
+    *out = NULL;
+    *n = 0;
+    b_text(&b, 1, customer_id);
+    bind_page(&b, 2, 3, p);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "flow_list");
+    return run_list(ss, b.st, "flow_list", read_flow, fini_flow, sizeof(**out), (void **)out, n);
+}
+
+static void bind_number(struct binder *b, const struct number *n)
+{
+    b_text(b, 1, n->id);
+    b_text(b, 2, n->customer_id);
+    b_text(b, 3, n->number);
+    b_text(b, 4, n->type);
+    b_text(b, 5, n->call_flow_id);
+    b_text(b, 6, n->message_flow_id);
+    b_text(b, 7, n->name);
+    b_text(b, 8, n->detail);
+    b_text(b, 9, n->status);
+    b_null_if_0(b, 10, n->tm_purchase);
+    b_null_if_0(b, 11, n->tm_renew);
+    b_i64(b, 12, n->tm_create);
+    b_i64(b, 13, n->tm_update);
+    b_i64(b, 14, n->tm_delete);
+}
+
+static int read_number(sqlite3_stmt *st, void *item)
+{
+    struct number *n = item;
+    int bad = col_buf(st, 0, n->id, sizeof(n->id));
+    bad |= col_buf(st, 1, n->customer_id, sizeof(n->customer_id));
+    bad |= col_buf(st, 2, n->number, sizeof(n->number));
+    bad |= col_buf(st, 3, n->type, sizeof(n->type));
+    bad |= col_buf(st, 4, n->call_flow_id, sizeof(n->call_flow_id));
+    bad |= col_buf(st, 5, n->message_flow_id, sizeof(n->message_flow_id));
+    n->name = col_dup(st, 6);
+    n->detail = col_dup(st, 7);
+    bad |= col_buf(st, 8, n->status, sizeof(n->status));
+    n->tm_purchase = sqlite3_column_int64(st, 9);
+    n->tm_renew = sqlite3_column_int64(st, 10);
+    n->tm_create = sqlite3_column_int64(st, 11);
+    n->tm_update = sqlite3_column_int64(st, 12);
+    n->tm_delete = sqlite3_column_int64(st, 13);
+    return bad ? -1 : 0;
+}
+
+static void fini_number(void *item)
+{
+    number_fini(item);
+}
+
+static int sq_number_write(struct store *s, const struct number *n, enum stmt_id id,
+                           const char *op)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, id), SQLITE_OK};
+    bind_number(&b, n);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, op);
+    return run_write(ss, b.st, op, id == ST_NUMBER_UPDATE);
+}
+
+static int sq_number_insert(struct store *s, const struct number *n)
+{
+    return sq_number_write(s, n, ST_NUMBER_INSERT, "number_insert");
+}
+
+static int sq_number_update(struct store *s, const struct number *n)
+{
+    return sq_number_write(s, n, ST_NUMBER_UPDATE, "number_update");
+}
+
+static int sq_number_get(struct store *s, const char *customer_id, const char *id,
+                         struct number *out)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_NUMBER_GET), SQLITE_OK};
+    memset(out, 0, sizeof(*out));
+    b_text(&b, 1, id);
+    b_maybe_text(&b, 2, customer_id);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "number_get");
+    return run_get(ss, b.st, "number_get", read_number, fini_number, out, sizeof(*out));
+}
+
+static int sq_number_get_by_number(struct store *s, const char *number, struct number *out)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_NUMBER_GET_BY_NUMBER), SQLITE_OK};
+    memset(out, 0, sizeof(*out));
+    b_text(&b, 1, number);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "number_get_by_number");
+    return run_get(ss, b.st, "number_get_by_number", read_number, fini_number, out,
+                   sizeof(*out));
+}
+
+static int sq_number_list(struct store *s, const char *customer_id, const struct store_page *p,
+                          struct number **out, size_t *n)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_NUMBER_LIST), SQLITE_OK};
+    *out = NULL;
+    *n = 0;
+    b_text(&b, 1, customer_id);
+    bind_page(&b, 2, 3, p);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "number_list");
+    return run_list(ss, b.st, "number_list", read_number, fini_number, sizeof(**out),
+                    (void **)out, n);
+}
+
+static void bind_af(struct binder *b, const struct activeflow *a)
+{
+    b_text(b, 1, a->id);
+    b_text(b, 2, a->customer_id);
+    b_text(b, 3, a->flow_id);
+    b_text(b, 4, activeflow_status_name(a->status));
+    b_text(b, 5, a->reference_type);
+    b_text(b, 6, a->reference_id);
+    b_text(b, 7, a->on_complete_flow_id);
+    b_text_or(b, 8, a->current_action, "{}");
+    b_text(b, 9, a->forward_action_id);
+    b_text_or(b, 10, a->executed_actions, "[]");
+    b_i64(b, 11, a->tm_create);
+    b_i64(b, 12, a->tm_update);
+    b_i64(b, 13, a->tm_delete);
+}
+
+static int read_af(sqlite3_stmt *st, void *item)
+{
+    struct activeflow *a = item;
+    int bad = col_buf(st, 0, a->id, sizeof(a->id));
+    bad |= col_buf(st, 1, a->customer_id, sizeof(a->customer_id));
+    bad |= col_buf(st, 2, a->flow_id, sizeof(a->flow_id));
+    bad |= activeflow_status_parse(col_str(st, 3), &a->status) < 0;
+    bad |= col_buf(st, 4, a->reference_type, sizeof(a->reference_type));
+    bad |= col_buf(st, 5, a->reference_id, sizeof(a->reference_id));
+    bad |= col_buf(st, 6, a->on_complete_flow_id, sizeof(a->on_complete_flow_id));
+    a->current_action = col_dup(st, 7);
+    bad |= col_buf(st, 8, a->forward_action_id, sizeof(a->forward_action_id));
+    a->executed_actions = col_dup(st, 9);
+    a->tm_create = sqlite3_column_int64(st, 10);
+    a->tm_update = sqlite3_column_int64(st, 11);
+    a->tm_delete = sqlite3_column_int64(st, 12);
+    return bad ? -1 : 0;
+}
+
+static void fini_af(void *item)
+{
+    activeflow_fini(item);
+}
+
+static int sq_af_write(struct store *s, const struct activeflow *a, enum stmt_id id,
+                       const char *op)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, id), SQLITE_OK};
+    bind_af(&b, a);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, op);
+    return run_write(ss, b.st, op, id == ST_AF_UPDATE);
+}
+
+static int sq_af_insert(struct store *s, const struct activeflow *a)
+{
+    return sq_af_write(s, a, ST_AF_INSERT, "activeflow_insert");
+}
+
+static int sq_af_update(struct store *s, const struct activeflow *a)
+{
+    return sq_af_write(s, a, ST_AF_UPDATE, "activeflow_update");
+}
+
+static int sq_af_get(struct store *s, const char *customer_id, const char *id,
+                     struct activeflow *out)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_AF_GET), SQLITE_OK};
+    memset(out, 0, sizeof(*out));
+    b_text(&b, 1, id);
+    b_maybe_text(&b, 2, customer_id);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "activeflow_get");
+    return run_get(ss, b.st, "activeflow_get", read_af, fini_af, out, sizeof(*out));
+}
+
+static int sq_af_list(struct store *s, const char *customer_id, const struct store_page *p,
+                      struct activeflow **out, size_t *n)
+{
+    struct sqlite_store *ss = impl(s);
+    struct binder b = {stmt(ss, ST_AF_LIST), SQLITE_OK};
+    *out = NULL;
+    *n = 0;
+    b_text(&b, 1, customer_id);
+    bind_page(&b, 2, 3, p);
+    if (b.rc != SQLITE_OK)
+        return bind_fail(ss, &b, "activeflow_list");
+    return run_list(ss, b.st, "activeflow_list", read_af, fini_af, sizeof(**out), (void **)out,
+                    n);
+}
+
+static int sq_af_list_running(struct store *s, struct activeflow **out, size_t *n)
+{
+    struct sqlite_store *ss = impl(s);
+    *out = NULL;
+    *n = 0;
+    return run_list(ss, stmt(ss, ST_AF_RUNNING), "activeflow_list_running", read_af, fini_af,
+                    sizeof(**out), (void **)out, n);
+}
+
 static const struct store_ops sqlite_ops = {
     .close = sq_close,
     .begin = sq_begin,
@@ -1302,6 +1694,20 @@ static const struct store_ops sqlite_ops = {
     .call_update = sq_call_update,
     .call_list = sq_call_list,
     .call_list_live = sq_call_list_live,
+    .flow_insert = sq_flow_insert,
+    .flow_get = sq_flow_get,
+    .flow_update = sq_flow_update,
+    .flow_list = sq_flow_list,
+    .number_insert = sq_number_insert,
+    .number_get = sq_number_get,
+    .number_get_by_number = sq_number_get_by_number,
+    .number_update = sq_number_update,
+    .number_list = sq_number_list,
+    .activeflow_insert = sq_af_insert,
+    .activeflow_get = sq_af_get,
+    .activeflow_update = sq_af_update,
+    .activeflow_list = sq_af_list,
+    .activeflow_list_running = sq_af_list_running,
 };
 
 /* mkdir -p: creates dir and its missing parents (mode 0700: the store holds secrets). */
@@ -1525,5 +1931,32 @@ void store_free_calls(struct call *a, size_t n)
         return;
     for (size_t i = 0; i < n; i++)
         call_fini(&a[i]);
+    free(a);
+}
+
+void store_free_flows(struct flow *a, size_t n)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < n; i++)
+        flow_fini(&a[i]);
+    free(a);
+}
+
+void store_free_numbers(struct number *a, size_t n)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < n; i++)
+        number_fini(&a[i]);
+    free(a);
+}
+
+void store_free_activeflows(struct activeflow *a, size_t n)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < n; i++)
+        activeflow_fini(&a[i]);
     free(a);
 }

@@ -50,13 +50,15 @@ def make_tone(path, hz, seconds=40, volume=0.25):
 class Phone:
     """One baresip user agent that dials out and plays a WAV as its microphone."""
 
-    def __init__(self, root, name, source_wav):
+    def __init__(self, root, name, source_wav, auto_answer=False):
         self.name = name
+        self.auto_answer = auto_answer
         self.dir = os.path.join(str(root), name)
         self.rec = os.path.join(self.dir, "rec")
         os.makedirs(self.rec, exist_ok=True)
         base = free_udp_port_block(24)
         self.sip_port = base
+        self.ctrl_port = base + 2  # TCP
         self.rtp_lo, self.rtp_hi = base + 4, base + 22
         with open(os.path.join(self.dir, "config"), "w") as f:
             f.write(f"""sip_listen 127.0.0.1:{self.sip_port}
@@ -72,10 +74,13 @@ module aufile.so
 module aubridge.so
 module_app account.so
 module_app menu.so
+module_app ctrl_tcp.so
+ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
 snd_path {self.rec}
 """)
+        answer = ";answermode=auto" if auto_answer else ""
         with open(os.path.join(self.dir, "accounts"), "w") as f:
-            f.write(f"<sip:{name}@127.0.0.1:{self.sip_port}>;regint=0;audio_codecs=PCMU\n")
+            f.write(f"<sip:{name}@127.0.0.1:{self.sip_port}>;regint=0;audio_codecs=PCMU{answer}\n")
         self.proc = None
         self.log_path = os.path.join(self.dir, "baresip.log")
 
@@ -86,6 +91,44 @@ snd_path {self.rec}
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True)
         return self
+
+    @property
+    def uri(self):
+        """Where to reach this phone (for auto-answer phones)."""
+        return f"sip:{self.name}@127.0.0.1:{self.sip_port}"
+
+    def listen(self, seconds=60):
+        """Starts the phone without dialling (auto-answer phones wait for a call)."""
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(["baresip", "-f", self.dir, "-t", str(seconds)],
+                                     stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # ready once its control port answers
+            try:
+                socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"{self.name}: baresip did not start\n{self.log()}")
+
+    def command(self, command, params=""):
+        """Sends one command over ctrl_tcp (netstring-framed JSON)."""
+        import json as _json
+        body = _json.dumps({"command": command, "params": params, "token": "t"}).encode()
+        with socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=5) as c:
+            c.sendall(str(len(body)).encode() + b":" + body + b",")
+            c.settimeout(2)
+            try:
+                c.recv(4096)
+            except OSError:
+                pass
+
+    def send_digits(self, digits, gap=0.4):
+        """Key presses in the call (RFC 4733 telephone-events), one at a time."""
+        for d in digits:
+            self.command("sndcode", d)
+            time.sleep(gap)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -311,3 +354,27 @@ class RawCall:
     def close(self):
         self.sip.close()
         self.rtp.close()
+
+
+def have_pocketsphinx():
+    return shutil.which("pocketsphinx_continuous") is not None
+
+
+def spoken_keywords(samples, rate, keywords, tmpdir, threshold="1e-20"):
+    """Keywords pocketsphinx spots in telephone audio (upsampled to its 16 kHz model)."""
+    raw = os.path.join(str(tmpdir), "kws-in.wav")
+    with wave.open(raw, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(int(v).to_bytes(2, "little", signed=True) for v in samples))
+    up = os.path.join(str(tmpdir), "kws-16k.wav")
+    subprocess.run(["sox", raw, "-r", "16000", up], check=True, timeout=30,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kws = os.path.join(str(tmpdir), "kws.list")
+    with open(kws, "w") as f:
+        for k in keywords:
+            f.write(f"{k} /{threshold}/\n")
+    out = subprocess.run(["pocketsphinx_continuous", "-infile", up, "-kws", kws, "-dither", "yes"],
+                         capture_output=True, text=True, timeout=120).stdout
+    return set(out.split())

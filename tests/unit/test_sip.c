@@ -1,5 +1,6 @@
 /* sip/: the stack on 127.0.0.1 driven by hand-written SIP over a plain UDP socket (the "phone"),
- * and the SDP offer/answer functions. */
+ * two stacks calling each other in one loop (outgoing calls), and the SDP offer/answer functions.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <uv.h>
 
 #include "core/log.h"
 #include "sip/sip.h"
@@ -44,6 +47,9 @@ struct fx {
     char totag[64]; /* our tag, read from the last 200 */
     char msg[65536];
     int branch;
+    /* outgoing calls */
+    int progress, last_progress, answered, failed, fail_code;
+    char answer_sdp[2048];
 };
 
 static int answer(struct sip_dialog *d, const char *offer)
@@ -95,6 +101,31 @@ static void on_ended(void *ctx, struct sip_dialog *d, bool remote, bool cancelle
     f->d = NULL;
 }
 
+static void on_progress(void *ctx, struct sip_dialog *d, int code)
+{
+    struct fx *f = ctx;
+    assert_ptr_equal(d, f->d);
+    f->progress++;
+    f->last_progress = code;
+}
+
+static void on_answered(void *ctx, struct sip_dialog *d, const char *sdp)
+{
+    struct fx *f = ctx;
+    assert_ptr_equal(d, f->d);
+    f->answered++;
+    snprintf(f->answer_sdp, sizeof(f->answer_sdp), "%s", sdp ? sdp : "");
+}
+
+static void on_failed(void *ctx, struct sip_dialog *d, int code)
+{
+    struct fx *f = ctx;
+    assert_ptr_equal(d, f->d);
+    f->failed++;
+    f->fail_code = code;
+    f->d = NULL;
+}
+
 static struct fx *fx_new(int t1_ms, int max_dialogs)
 {
     struct fx *f = calloc(1, sizeof(*f));
@@ -105,8 +136,13 @@ static struct fx *fx_new(int t1_ms, int max_dialogs)
                              .user_agent = "conferenced-test",
                              .max_dialogs = max_dialogs,
                              .t1_ms = t1_ms};
-    struct sip_callbacks cb = {
-        .ctx = f, .on_invite = on_invite, .on_established = on_established, .on_ended = on_ended};
+    struct sip_callbacks cb = {.ctx = f,
+                               .on_invite = on_invite,
+                               .on_established = on_established,
+                               .on_ended = on_ended,
+                               .on_progress = on_progress,
+                               .on_answered = on_answered,
+                               .on_failed = on_failed};
     char err[256];
     f->s = sip_create(&f->loop, &cfg, &cb, err, sizeof(err));
     if (!f->s)
@@ -611,6 +647,600 @@ static void test_destroy_sends_bye(void **state)
     fx_free(f);
 }
 
+/* ---- outgoing calls: the stack calls the phone ---- */
+
+/* The phone's answer to the request req: its Via, From, To (with totag unless it has one),
+ * Call-ID and CSeq; extra: header lines ending in \n. */
+static void phone_respond(struct fx *f, const char *req, const char *status, const char *totag,
+                          const char *extra, const char *body)
+{
+    char via[256], from[256], to[256], cid[256], cseq[64];
+    hdr(req, "Via", via, sizeof(via));
+    hdr(req, "From", from, sizeof(from));
+    hdr(req, "To", to, sizeof(to));
+    hdr(req, "Call-ID", cid, sizeof(cid));
+    hdr(req, "CSeq", cseq, sizeof(cseq));
+    bool tagged = strstr(to, "tag=") != NULL;
+    send_req(f, body, "SIP/2.0 %s\nVia: %s\nFrom: %s\nTo: %s%s%s\nCall-ID: %s\nCSeq: %s\n%s",
+             status, via, from, to, totag && !tagged ? ";tag=" : "", totag && !tagged ? totag : "",
+             cid, cseq, extra);
+}
+
+#define ANSWER_PCMA                                                                                \
+    "v=0\r\n"                                                                                      \
+    "o=bob 77 1 IN IP4 127.0.0.1\r\n"                                                              \
+    "s=-\r\n"                                                                                      \
+    "c=IN IP4 127.0.0.1\r\n"                                                                       \
+    "t=0 0\r\n"                                                                                    \
+    "m=audio 40000 RTP/AVP 8 101\r\n"                                                              \
+    "a=rtpmap:8 PCMA/8000\r\n"                                                                     \
+    "a=rtpmap:101 telephone-event/8000\r\n"                                                        \
+    "a=sendrecv\r\n"
+
+static void test_uac_wire(void **state)
+{
+    struct fx *f = fx_new(0, 10);
+    char uri[64], offer[1024], err[128], want[128], h[512];
+    snprintf(uri, sizeof(uri), "sip:bob@127.0.0.1:%d", f->my_port);
+    assert_true(sdp_build_offer("127.0.0.1", 30000, 5, 1, offer, sizeof(offer)) > 0);
+    struct sip_outgoing o = {.request_uri = uri,
+                             .from_uri = "sip:+15550001111@127.0.0.1",
+                             .from_display = "Conf \"Room\" 1",
+                             .sdp = offer};
+    int x;
+    f->d = sip_dialog_invite(f->s, &o, &x, err, sizeof(err));
+    assert_non_null(f->d);
+    assert_ptr_equal(sip_dialog_data(f->d), &x);
+    assert_int_equal(sip_dialog_bye(f->d), -1); /* not answered */
+    assert_int_equal(sip_dialog_ringing(f->d), -1);
+
+    snprintf(want, sizeof(want), "INVITE %s SIP/2.0", uri);
+    char inv[8192];
+    snprintf(inv, sizeof(inv), "%s", expect(f, want, 1000));
+    char via1[256], ourfrom[256];
+    hdr(inv, "Via", via1, sizeof(via1));
+    assert_non_null(strstr(via1, "SIP/2.0/UDP 127.0.0.1:"));
+    assert_non_null(strstr(via1, "branch=z9hG4bK"));
+    hdr(inv, "From", ourfrom, sizeof(ourfrom));
+    assert_non_null(strstr(ourfrom, "\"Conf Room 1\""));
+    assert_non_null(strstr(ourfrom, "sip:+15550001111@127.0.0.1"));
+    assert_non_null(strstr(ourfrom, ";tag="));
+    hdr(inv, "To", h, sizeof(h));
+    assert_non_null(strstr(h, uri));
+    assert_null(strstr(h, "tag="));
+    assert_string_equal(hdr(inv, "Call-ID", h, sizeof(h)), sip_dialog_call_id(f->d));
+    assert_true(strlen(h) >= 16);
+    assert_string_equal(hdr(inv, "CSeq", h, sizeof(h)), "1 INVITE");
+    assert_string_equal(hdr(inv, "Max-Forwards", h, sizeof(h)), "70");
+    assert_string_equal(hdr(inv, "User-Agent", h, sizeof(h)), "conferenced-test");
+    assert_string_equal(hdr(inv, "Content-Type", h, sizeof(h)), "application/sdp");
+    snprintf(want, sizeof(want), "<sip:127.0.0.1:%d>", f->port);
+    assert_string_equal(hdr(inv, "Contact", h, sizeof(h)), want);
+    assert_non_null(strstr(inv, "\r\n\r\nv=0\r\n"));
+    assert_non_null(strstr(inv, "m=audio 30000 RTP/AVP 0 8 101\r\n"));
+
+    /* 100 (no report), 180 with a tag: on_progress(180) */
+    phone_respond(f, inv, "100 Trying", NULL, "", NULL);
+    phone_respond(f, inv, "180 Ringing", "callee1", "", NULL);
+    spin(f, 30);
+    assert_int_equal(f->progress, 1);
+    assert_int_equal(f->last_progress, 180);
+    expect_nothing(f, 20); /* no retransmission after a provisional answer */
+
+    /* 200 with a Contact and an answer choosing PCMA: the ACK (new branch, CSeq 1 ACK, to the
+     * Contact, both tags), then on_answered */
+    char contact[96];
+    snprintf(contact, sizeof(contact), "Contact: <sip:bob@127.0.0.1:%d;line=2>\n", f->my_port);
+    phone_respond(f, inv, "200 OK", "callee1", contact, ANSWER_PCMA);
+    snprintf(want, sizeof(want), "ACK sip:bob@127.0.0.1:%d;line=2 SIP/2.0", f->my_port);
+    const char *m = expect(f, want, 1000);
+    assert_string_equal(hdr(m, "CSeq", h, sizeof(h)), "1 ACK");
+    assert_non_null(strstr(hdr(m, "Via", h, sizeof(h)), "branch=z9hG4bK"));
+    assert_string_not_equal(h, via1);
+    assert_non_null(strstr(hdr(m, "To", h, sizeof(h)), "tag=callee1"));
+    assert_string_equal(hdr(m, "From", h, sizeof(h)), ourfrom);
+    spin(f, 20);
+    assert_int_equal(f->answered, 1);
+    assert_non_null(strstr(f->answer_sdp, "m=audio 40000 RTP/AVP 8 101\r\n"));
+    assert_int_equal(sip_dialog_cancel(f->d), -1); /* answered */
+
+    /* the 200 again (our ACK was lost): the ACK again */
+    phone_respond(f, inv, "200 OK", "callee1", contact, ANSWER_PCMA);
+    m = expect(f, want, 1000);
+    assert_string_equal(hdr(m, "CSeq", h, sizeof(h)), "1 ACK");
+    assert_int_equal(f->answered, 1);
+
+    /* a 200 from another fork of the call: acknowledged and hung up at once */
+    char contact2[96];
+    snprintf(contact2, sizeof(contact2), "Contact: <sip:fork@127.0.0.1:%d>\n", f->my_port);
+    phone_respond(f, inv, "200 OK", "fork2", contact2, ANSWER_PCMA);
+    m = expect(f, "ACK sip:fork@127.0.0.1:", 1000);
+    assert_non_null(strstr(hdr(m, "To", h, sizeof(h)), "tag=fork2"));
+    m = expect(f, "BYE sip:fork@127.0.0.1:", 1000);
+    assert_non_null(strstr(hdr(m, "To", h, sizeof(h)), "tag=fork2"));
+    assert_int_equal(f->answered, 1);
+
+    /* a re-INVITE from the peer (hold), in its own CSeq space: answered with the codec of the
+     * call, our address and session, version + 1 */
+    const char *hold = "v=0\r\no=bob 77 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                       "t=0 0\r\nm=audio 40000 RTP/AVP 8 0 101\r\n"
+                       "a=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n";
+    char cid[128];
+    hdr(inv, "Call-ID", cid, sizeof(cid));
+    send_req(f, hold,
+             "INVITE sip:127.0.0.1:%d SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKre1\n"
+             "From: <sip:bob@127.0.0.1:%d>;tag=callee1\nTo: %s\nCall-ID: %s\nCSeq: 1 INVITE\n"
+             "Contact: <sip:bob@127.0.0.1:%d>\n",
+             f->port, f->my_port, f->my_port, ourfrom, cid, f->my_port);
+    m = expect(f, "SIP/2.0 200", 1000);
+    assert_non_null(strstr(m, "o=conferenced 5 2 IN IP4 127.0.0.1\r\n"));
+    assert_non_null(strstr(m, "m=audio 30000 RTP/AVP 8 101\r\n"));
+    assert_non_null(strstr(m, "a=recvonly\r\n"));
+    send_req(f, NULL,
+             "ACK sip:127.0.0.1:%d SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKre1ack\n"
+             "From: <sip:bob@127.0.0.1:%d>;tag=callee1\nTo: %s\nCall-ID: %s\nCSeq: 1 ACK\n",
+             f->port, f->my_port, f->my_port, ourfrom, cid);
+    /* OPTIONS in the dialog */
+    send_req(f, NULL,
+             "OPTIONS sip:127.0.0.1:%d SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKo1\n"
+             "From: <sip:bob@127.0.0.1:%d>;tag=callee1\nTo: %s\nCall-ID: %s\nCSeq: 2 OPTIONS\n",
+             f->port, f->my_port, f->my_port, ourfrom, cid);
+    expect(f, "SIP/2.0 200", 1000);
+    expect_nothing(f, 50);
+
+    /* our BYE: to the Contact, CSeq 2, both tags; on_ended(remote=false) with its 200 */
+    assert_int_equal(sip_dialog_bye(f->d), 0);
+    snprintf(want, sizeof(want), "BYE sip:bob@127.0.0.1:%d;line=2 SIP/2.0", f->my_port);
+    char bye[4096];
+    snprintf(bye, sizeof(bye), "%s", expect(f, want, 1000));
+    assert_string_equal(hdr(bye, "CSeq", h, sizeof(h)), "2 BYE");
+    assert_string_equal(hdr(bye, "From", h, sizeof(h)), ourfrom);
+    assert_non_null(strstr(hdr(bye, "To", h, sizeof(h)), "tag=callee1"));
+    assert_int_equal(f->ended, 0);
+    phone_respond(f, bye, "200 OK", NULL, "", NULL);
+    spin(f, 30);
+    assert_int_equal(f->ended, 1);
+    assert_false(f->ended_remote);
+    assert_int_equal(f->failed, 0);
+    fx_free(f);
+}
+
+/* A 487 (after our CANCEL) and a 3xx are ACKed by the transaction; Timer B gives 408. */
+static void test_uac_wire_cancel_and_timeout(void **state)
+{
+    struct fx *f = fx_new(20, 10);
+    char uri[64], offer[1024], err[128], h[256];
+    snprintf(uri, sizeof(uri), "sip:bob@127.0.0.1:%d", f->my_port);
+    assert_true(sdp_build_offer("127.0.0.1", 30000, 5, 1, offer, sizeof(offer)) > 0);
+    struct sip_outgoing o = {.request_uri = uri, .from_uri = "sip:me@127.0.0.1", .sdp = offer};
+
+    /* cancelled before any provisional answer: the CANCEL waits for the 100 */
+    f->d = sip_dialog_invite(f->s, &o, NULL, err, sizeof(err));
+    assert_non_null(f->d);
+    assert_int_equal(sip_dialog_cancel(f->d), 0);
+    assert_int_equal(sip_dialog_cancel(f->d), -1);
+    char inv[8192];
+    snprintf(inv, sizeof(inv), "%s", expect(f, "INVITE ", 1000));
+    expect(f, "INVITE ", 100); /* Timer A: T1 = 20 ms */
+    phone_respond(f, inv, "100 Trying", NULL, "", NULL);
+    const char *m = expect(f, "CANCEL ", 1000);
+    char via[256];
+    assert_string_equal(hdr(m, "Via", h, sizeof(h)), hdr(inv, "Via", via, sizeof(via)));
+    assert_string_equal(hdr(m, "CSeq", h, sizeof(h)), "1 CANCEL");
+    assert_null(strstr(hdr(m, "To", h, sizeof(h)), "tag="));
+    char cancel[4096];
+    snprintf(cancel, sizeof(cancel), "%s", m);
+    phone_respond(f, cancel, "200 OK", "t9", "", NULL);
+    phone_respond(f, inv, "487 Request Terminated", "t9", "", NULL);
+    m = expect(f, "ACK ", 1000);
+    assert_string_equal(hdr(m, "CSeq", h, sizeof(h)), "1 ACK");
+    assert_string_equal(hdr(m, "Via", h, sizeof(h)), via); /* same transaction */
+    spin(f, 10);
+    assert_int_equal(f->failed, 1);
+    assert_int_equal(f->fail_code, 487);
+    /* the 487 again: the transaction ACKs it again, no second report */
+    phone_respond(f, inv, "487 Request Terminated", "t9", "", NULL);
+    expect(f, "ACK ", 1000);
+    assert_int_equal(f->failed, 1);
+
+    /* a redirect is a failure (we do not follow it) */
+    f->d = sip_dialog_invite(f->s, &o, NULL, err, sizeof(err));
+    assert_non_null(f->d);
+    snprintf(inv, sizeof(inv), "%s", expect(f, "INVITE ", 1000));
+    phone_respond(f, inv, "302 Moved Temporarily", "t10", "Contact: <sip:else@127.0.0.1>\n", NULL);
+    expect(f, "ACK ", 1000);
+    spin(f, 10);
+    assert_int_equal(f->failed, 2);
+    assert_int_equal(f->fail_code, 302);
+
+    /* nothing answers: INVITE retransmitted (A doubling), then 408 after 64*T1 = 1.28 s */
+    f->d = sip_dialog_invite(f->s, &o, NULL, err, sizeof(err));
+    assert_non_null(f->d);
+    uint64_t t0 = uv_hrtime() / 1000000;
+    int invites = 0;
+    while (next_msg(f, 400) && strncmp(f->msg, "INVITE ", 7) == 0)
+        invites++;
+    while (f->failed == 2 && uv_hrtime() / 1000000 - t0 < 3000)
+        spin(f, 10);
+    uint64_t took = uv_hrtime() / 1000000 - t0;
+    assert_int_equal(f->failed, 3);
+    assert_int_equal(f->fail_code, 408);
+    assert_true(invites >= 5 && invites <= 8);
+    assert_true(took >= 1200 && took < 3000);
+    fx_free(f);
+}
+
+/* Bounded waits: ringing for 360*T1 gives a CANCEL, then 408 when no final answer follows within
+ * 64*T1; after our own CANCEL, 487 the same way. */
+static void test_uac_wire_deadlines(void **state)
+{
+    struct fx *f = fx_new(5, 10);
+    char uri[64], offer[1024], err[128];
+    snprintf(uri, sizeof(uri), "sip:bob@127.0.0.1:%d", f->my_port);
+    assert_true(sdp_build_offer("127.0.0.1", 30000, 5, 1, offer, sizeof(offer)) > 0);
+    struct sip_outgoing o = {.request_uri = uri, .from_uri = "sip:me@127.0.0.1", .sdp = offer};
+
+    f->d = sip_dialog_invite(f->s, &o, NULL, err, sizeof(err));
+    assert_non_null(f->d);
+    char inv[8192];
+    snprintf(inv, sizeof(inv), "%s", expect(f, "INVITE ", 1000));
+    phone_respond(f, inv, "180 Ringing", "r1", "", NULL);
+    uint64_t t0 = uv_hrtime() / 1000000;
+    const char *m;
+    while ((m = next_msg(f, 3000)) && strncmp(m, "CANCEL ", 7) != 0) /* skip INVITE rtx */
+        ;
+    assert_non_null(m);
+    uint64_t rang = uv_hrtime() / 1000000 - t0;
+    assert_true(rang >= 1700 && rang < 2500); /* 360 * 5 ms */
+    assert_int_equal(f->failed, 0);
+    while (f->failed == 0 && uv_hrtime() / 1000000 - t0 < 3500) /* no 487: 64*T1 = 320 ms */
+        spin(f, 10);
+    assert_int_equal(f->failed, 1);
+    assert_int_equal(f->fail_code, 408);
+    while (next_msg(f, 0)) /* CANCEL retransmissions */
+        ;
+
+    f->d = sip_dialog_invite(f->s, &o, NULL, err, sizeof(err));
+    assert_non_null(f->d);
+    snprintf(inv, sizeof(inv), "%s", expect(f, "INVITE ", 1000));
+    phone_respond(f, inv, "183 Session Progress", "r2", "", NULL);
+    spin(f, 10);
+    assert_int_equal(f->last_progress, 183);
+    assert_int_equal(sip_dialog_cancel(f->d), 0);
+    m = expect(f, "CANCEL ", 1000);
+    phone_respond(f, m, "200 OK", "r2", "", NULL);
+    t0 = uv_hrtime() / 1000000;
+    while (f->failed == 1 && uv_hrtime() / 1000000 - t0 < 1500)
+        spin(f, 10);
+    assert_int_equal(f->failed, 2);
+    assert_int_equal(f->fail_code, 487);
+    /* a late 487 finds no transaction and no call */
+    phone_respond(f, inv, "487 Request Terminated", "r2", "", NULL);
+    spin(f, 20);
+    assert_int_equal(f->failed, 2);
+    fx_free(f);
+}
+
+/* ---- outgoing calls: two stacks ---- */
+
+struct pair;
+struct side {
+    struct pair *p;
+    struct sip_stack *s;
+    int port;
+    struct sip_dialog *d;
+    int mode; /* as the called side: 0 the test answers, 1 ring at once, 2 reject with 486 */
+    int invites, established, ended, progress, last_progress, answered, failed, fail_code;
+    bool ended_remote, ended_cancelled;
+    char sdp[2048];
+};
+
+struct pair {
+    uv_loop_t loop;
+    struct side a, b; /* a calls b */
+};
+
+static void p_on_invite(void *ctx, struct sip_dialog *d, const struct sip_invite *inv)
+{
+    struct side *x = ctx;
+    x->invites++;
+    x->d = d;
+    snprintf(x->sdp, sizeof(x->sdp), "%s", inv->sdp ? inv->sdp : "");
+    if (x->mode == 1) {
+        assert_int_equal(sip_dialog_ringing(d), 0);
+    } else if (x->mode == 2) {
+        assert_int_equal(sip_dialog_reject(d, 486, NULL), 0);
+        x->d = NULL;
+    }
+}
+
+static void p_on_established(void *ctx, struct sip_dialog *d)
+{
+    struct side *x = ctx;
+    assert_ptr_equal(d, x->d);
+    x->established++;
+}
+
+static void p_on_ended(void *ctx, struct sip_dialog *d, bool remote, bool cancelled)
+{
+    struct side *x = ctx;
+    assert_ptr_equal(d, x->d);
+    x->ended++;
+    x->ended_remote = remote;
+    x->ended_cancelled = cancelled;
+    x->d = NULL;
+}
+
+static void p_on_progress(void *ctx, struct sip_dialog *d, int code)
+{
+    struct side *x = ctx;
+    assert_ptr_equal(d, x->d);
+    x->progress++;
+    x->last_progress = code;
+}
+
+static void p_on_answered(void *ctx, struct sip_dialog *d, const char *sdp)
+{
+    struct side *x = ctx;
+    assert_ptr_equal(d, x->d);
+    x->answered++;
+    snprintf(x->sdp, sizeof(x->sdp), "%s", sdp ? sdp : "");
+}
+
+static void p_on_failed(void *ctx, struct sip_dialog *d, int code)
+{
+    struct side *x = ctx;
+    assert_ptr_equal(d, x->d);
+    x->failed++;
+    x->fail_code = code;
+    x->d = NULL;
+}
+
+static void side_init(struct pair *p, struct side *x, int t1_ms, int max_dialogs)
+{
+    x->p = p;
+    struct sip_config cfg = {.addr = "127.0.0.1",
+                             .user_agent = "conferenced-test",
+                             .max_dialogs = max_dialogs,
+                             .t1_ms = t1_ms};
+    struct sip_callbacks cb = {.ctx = x,
+                               .on_invite = p_on_invite,
+                               .on_established = p_on_established,
+                               .on_ended = p_on_ended,
+                               .on_progress = p_on_progress,
+                               .on_answered = p_on_answered,
+                               .on_failed = p_on_failed};
+    char err[256];
+    x->s = sip_create(&p->loop, &cfg, &cb, err, sizeof(err));
+    if (!x->s)
+        fail_msg("sip_create: %s", err);
+    x->port = sip_port(x->s);
+}
+
+static struct pair *pair_new(int t1_ms, int max_dialogs)
+{
+    struct pair *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    assert_int_equal(uv_loop_init(&p->loop), 0);
+    side_init(p, &p->a, t1_ms, max_dialogs);
+    side_init(p, &p->b, t1_ms, 10);
+    return p;
+}
+
+static void pair_free(struct pair *p)
+{
+    sip_destroy(p->a.s);
+    sip_destroy(p->b.s);
+    uv_run(&p->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&p->loop), 0);
+    free(p);
+}
+
+/* Runs the loop until cond holds; fails after ms. */
+#define WAIT_FOR(p, cond, ms)                                                                      \
+    do {                                                                                           \
+        uint64_t end_ = uv_hrtime() / 1000000 + (ms);                                              \
+        while (!(cond) && uv_hrtime() / 1000000 < end_) {                                          \
+            uv_run(&(p)->loop, UV_RUN_NOWAIT);                                                     \
+            usleep(1000);                                                                          \
+        }                                                                                          \
+        if (!(cond))                                                                               \
+            fail_msg("timed out waiting for %s", #cond);                                           \
+    } while (0)
+
+/* a calls host:port (b's port when 0); returns the dialog (also in a.d). */
+static struct sip_dialog *pair_call(struct pair *p, const char *host, int port)
+{
+    char uri[128], offer[1024], err[256];
+    snprintf(uri, sizeof(uri), "sip:room.1@%s:%d", host, port ? port : p->b.port);
+    assert_true(sdp_build_offer("127.0.0.1", 30000, 5, 1, offer, sizeof(offer)) > 0);
+    struct sip_outgoing o = {.request_uri = uri,
+                             .from_uri = "sip:+15550001111@127.0.0.1",
+                             .from_display = "Conference",
+                             .sdp = offer};
+    p->a.d = sip_dialog_invite(p->a.s, &o, p, err, sizeof(err));
+    if (!p->a.d)
+        fail_msg("sip_dialog_invite: %s", err);
+    return p->a.d;
+}
+
+/* a calls b, b rings and answers: both sides up. */
+static void pair_establish(struct pair *p)
+{
+    pair_call(p, "127.0.0.1", 0);
+    WAIT_FOR(p, p->b.invites == 1, 1000);
+    assert_non_null(strstr(p->b.sdp, "m=audio 30000 RTP/AVP 0 8 101\r\n"));
+    assert_int_equal(sip_dialog_ringing(p->b.d), 0);
+    WAIT_FOR(p, p->a.progress == 1, 1000);
+    assert_int_equal(p->a.last_progress, 180);
+    assert_int_equal(answer(p->b.d, p->b.sdp), 0);
+    WAIT_FOR(p, p->a.answered == 1 && p->b.established == 1, 1000);
+    assert_non_null(strstr(p->a.sdp, "m=audio 50000 RTP/AVP 0 101\r\n"));
+    struct sdp_offer_result r;
+    assert_int_equal(sdp_parse_answer(p->a.sdp, &r), 0);
+    assert_int_equal(r.codec, SDP_PCMU);
+    assert_int_equal(r.remote_port, 50000);
+    assert_ptr_equal(sip_dialog_data(p->a.d), p);
+}
+
+static void test_uac_call_and_bye(void **state)
+{
+    struct pair *p = pair_new(0, 10);
+    pair_establish(p);
+    assert_string_equal(sip_dialog_call_id(p->a.d), sip_dialog_call_id(p->b.d));
+    assert_int_equal(sip_dialog_bye(p->a.d), 0);
+    assert_int_equal(sip_dialog_bye(p->a.d), -1); /* already hanging up */
+    WAIT_FOR(p, p->a.ended == 1 && p->b.ended == 1, 1000);
+    assert_false(p->a.ended_remote);
+    assert_true(p->b.ended_remote);
+    assert_false(p->b.ended_cancelled);
+    assert_int_equal(p->a.failed, 0);
+    pair_free(p);
+}
+
+static void test_uac_remote_bye(void **state)
+{
+    struct pair *p = pair_new(0, 10);
+    pair_establish(p);
+    assert_int_equal(sip_dialog_bye(p->b.d), 0);
+    WAIT_FOR(p, p->a.ended == 1 && p->b.ended == 1, 1000);
+    assert_true(p->a.ended_remote);
+    assert_false(p->a.ended_cancelled);
+    assert_false(p->b.ended_remote);
+    pair_free(p);
+}
+
+static void test_uac_rejected(void **state)
+{
+    struct pair *p = pair_new(0, 10);
+    p->b.mode = 2;
+    pair_call(p, "127.0.0.1", 0);
+    WAIT_FOR(p, p->a.failed == 1, 1000);
+    assert_int_equal(p->a.fail_code, 486);
+    assert_int_equal(p->a.answered, 0);
+    assert_int_equal(p->b.invites, 1);
+    /* by name: the same through the resolver */
+    pair_call(p, "localhost", 0);
+    WAIT_FOR(p, p->a.failed == 2, 3000);
+    assert_int_equal(p->a.fail_code, 486);
+    assert_int_equal(p->b.invites, 2);
+    pair_free(p);
+}
+
+static void test_uac_cancel(void **state)
+{
+    struct pair *p = pair_new(0, 10);
+    p->b.mode = 1;
+    pair_call(p, "127.0.0.1", 0);
+    WAIT_FOR(p, p->a.progress == 1, 1000);
+    assert_int_equal(sip_dialog_cancel(p->b.d), -1); /* an incoming call */
+    assert_int_equal(sip_dialog_cancel(p->a.d), 0);
+    WAIT_FOR(p, p->a.failed == 1 && p->b.ended == 1, 1000);
+    assert_int_equal(p->a.fail_code, 487);
+    assert_true(p->b.ended_remote);
+    assert_true(p->b.ended_cancelled);
+    assert_int_equal(p->a.answered, 0);
+
+    /* cancelled at once, before the 100 Trying: the CANCEL follows it */
+    pair_call(p, "127.0.0.1", 0);
+    assert_int_equal(sip_dialog_cancel(p->a.d), 0);
+    WAIT_FOR(p, p->a.failed == 2 && p->b.ended == 2, 1000);
+    assert_int_equal(p->a.fail_code, 487);
+    assert_true(p->b.ended_cancelled);
+
+    /* cancelled while resolving: nothing is sent */
+    pair_call(p, "localhost", 0);
+    assert_int_equal(sip_dialog_cancel(p->a.d), 0);
+    WAIT_FOR(p, p->a.failed == 3, 1000);
+    assert_int_equal(p->a.fail_code, 487);
+    for (int i = 0; i < 50; i++) {
+        uv_run(&p->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(p->b.invites, 2);
+    pair_free(p);
+}
+
+static void test_uac_nobody_there(void **state)
+{
+    struct pair *p = pair_new(10, 10);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    close(fd); /* a closed port */
+    uint64_t t0 = uv_hrtime() / 1000000;
+    pair_call(p, "127.0.0.1", ntohs(a.sin_port));
+    WAIT_FOR(p, p->a.failed == 1, 3000);
+    uint64_t took = uv_hrtime() / 1000000 - t0;
+    assert_int_equal(p->a.fail_code, 408);
+    assert_true(took >= 600); /* 64*T1 = 640 ms */
+    pair_free(p);
+}
+
+static void test_uac_bad_requests(void **state)
+{
+    struct pair *p = pair_new(0, 1);
+    char offer[1024], err[256];
+    assert_true(sdp_build_offer("127.0.0.1", 30000, 5, 1, offer, sizeof(offer)) > 0);
+    const char *bad[] = {
+        "not a uri",
+        "tel:+15550001111",
+        "sips:bob@127.0.0.1",
+        "sip:bob@[::1]:5060",
+        "sip:bob@127.0.0.1:0",
+        "sip:bob@127.0.0.1:70000",
+        "sip:bob@127.0.0.1;transport=tcp",
+        "sip:bob@bad_host",
+        "",
+        NULL,
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct sip_outgoing o = {
+            .request_uri = bad[i], .from_uri = "sip:me@127.0.0.1", .sdp = offer};
+        err[0] = '\0';
+        if (sip_dialog_invite(p->a.s, &o, NULL, err, sizeof(err)))
+            fail_msg("accepted bad request URI %zu", i);
+        assert_true(strlen(err) > 0);
+    }
+    char uri[64];
+    snprintf(uri, sizeof(uri), "sip:room@127.0.0.1:%d", p->b.port);
+    struct sip_outgoing nosdp = {.request_uri = uri, .from_uri = "sip:me@127.0.0.1"};
+    assert_null(sip_dialog_invite(p->a.s, &nosdp, NULL, err, sizeof(err)));
+    struct sip_outgoing badfrom = {.request_uri = uri, .from_uri = "me", .sdp = offer};
+    assert_null(sip_dialog_invite(p->a.s, &badfrom, NULL, err, sizeof(err)));
+    assert_int_equal(sip_dialog_cancel(NULL), -1);
+    /* max_dialogs = 1 */
+    struct sip_outgoing ok = {.request_uri = uri, .from_uri = "sip:me@127.0.0.1", .sdp = offer};
+    p->a.d = sip_dialog_invite(p->a.s, &ok, NULL, err, sizeof(err));
+    assert_non_null(p->a.d);
+    err[0] = '\0';
+    assert_null(sip_dialog_invite(p->a.s, &ok, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "too many"));
+    pair_free(p);
+}
+
+/* sip_destroy: a CANCEL for a ringing outgoing call, a dropped name lookup, no callbacks. */
+static void test_uac_destroy(void **state)
+{
+    struct pair *p = pair_new(0, 10);
+    p->b.mode = 1;
+    pair_call(p, "127.0.0.1", 0);
+    WAIT_FOR(p, p->a.progress == 1, 1000);
+    char offer[1024], err[256], uri[64];
+    assert_true(sdp_build_offer("127.0.0.1", 30000, 5, 1, offer, sizeof(offer)) > 0);
+    snprintf(uri, sizeof(uri), "sip:room@localhost:%d", p->b.port);
+    struct sip_outgoing o = {.request_uri = uri, .from_uri = "sip:me@127.0.0.1", .sdp = offer};
+    assert_non_null(sip_dialog_invite(p->a.s, &o, NULL, err, sizeof(err)));
+    sip_destroy(p->a.s);
+    p->a.s = NULL;
+    WAIT_FOR(p, p->b.ended == 1, 1000);
+    assert_true(p->b.ended_cancelled);
+    assert_int_equal(p->a.failed, 0);
+    pair_free(p);
+}
+
 /* ---- SDP ---- */
 
 static void test_sdp_parse(void **state)
@@ -754,6 +1384,73 @@ static void test_sdp_answer(void **state)
     assert_int_equal(sdp_build_reanswer("garbage", first, again, sizeof(again)), -1);
 }
 
+static void test_sdp_offer_and_answer_to_it(void **state)
+{
+    char out[1024];
+    int n = sdp_build_offer("127.0.0.1", 30000, 5, 1, out, sizeof(out));
+    assert_true(n > 0);
+    assert_int_equal((size_t)n, strlen(out));
+    assert_string_equal(out, "v=0\r\n"
+                             "o=conferenced 5 1 IN IP4 127.0.0.1\r\n"
+                             "s=conferenced\r\n"
+                             "c=IN IP4 127.0.0.1\r\n"
+                             "t=0 0\r\n"
+                             "m=audio 30000 RTP/AVP 0 8 101\r\n"
+                             "a=rtpmap:0 PCMU/8000\r\n"
+                             "a=rtpmap:8 PCMA/8000\r\n"
+                             "a=rtpmap:101 telephone-event/8000\r\n"
+                             "a=fmtp:101 0-16\r\n"
+                             "a=ptime:20\r\n"
+                             "a=sendrecv\r\n");
+    assert_int_equal(sdp_build_offer("127.0.0.1", 30000, 5, 1, out, 60), -1);
+    assert_int_equal(sdp_build_offer("nowhere", 30000, 5, 1, out, sizeof(out)), -1);
+    assert_int_equal(sdp_build_offer("127.0.0.1", 0, 5, 1, out, sizeof(out)), -1);
+    n = sdp_build_offer("127.0.0.1", 30000, 5, 1, out, sizeof(out));
+
+    /* a peer reads our offer as any other */
+    struct sdp_offer_result r;
+    assert_int_equal(sdp_parse_offer(out, &r), 0);
+    assert_int_equal(r.codec, SDP_PCMU);
+    assert_int_equal(r.dtmf_pt, 101);
+    assert_string_equal(r.remote_ip, "127.0.0.1");
+    assert_int_equal(r.remote_port, 30000);
+    /* and our own answer to it reads back as an answer */
+    char ans[1024];
+    assert_true(sdp_build_answer(&r, "127.0.0.2", 50000, 9, 1, ans, sizeof(ans)) > 0);
+    struct sdp_offer_result a;
+    assert_int_equal(sdp_parse_answer(ans, &a), 0);
+    assert_int_equal(a.codec, SDP_PCMU);
+    assert_int_equal(a.dtmf_pt, 101);
+    assert_string_equal(a.remote_ip, "127.0.0.2");
+    assert_int_equal(a.remote_port, 50000);
+
+    /* an answer choosing PCMA, telephone-event on another type, recvonly */
+    const char *pcma = "v=0\r\no=bob 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n"
+                       "m=audio 40000 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000\r\n"
+                       "a=rtpmap:96 telephone-event/8000\r\na=recvonly\r\n";
+    assert_int_equal(sdp_parse_answer(pcma, &a), 0);
+    assert_int_equal(a.codec, SDP_PCMA);
+    assert_int_equal(a.dtmf_pt, 96);
+    assert_string_equal(a.remote_ip, "192.0.2.9");
+    assert_int_equal(a.remote_port, 40000);
+    assert_true(a.remote_recvonly);
+    /* no telephone-event */
+    const char *plain = "v=0\r\no=bob 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\n"
+                        "t=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+    assert_int_equal(sdp_parse_answer(plain, &a), 0);
+    assert_int_equal(a.codec, SDP_PCMU);
+    assert_int_equal(a.dtmf_pt, -1);
+    /* audio refused (port 0), a codec we did not offer, garbage */
+    const char *refused = "v=0\r\no=bob 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\n"
+                          "t=0 0\r\nm=audio 0 RTP/AVP 0\r\n";
+    const char *g722 = "v=0\r\no=bob 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\n"
+                       "t=0 0\r\nm=audio 40000 RTP/AVP 9\r\n";
+    assert_int_equal(sdp_parse_answer(refused, &a), -1);
+    assert_int_equal(sdp_parse_answer(g722, &a), -1);
+    assert_int_equal(sdp_parse_answer("garbage", &a), -1);
+    assert_int_equal(sdp_parse_answer(NULL, &a), -1);
+}
+
 int main(void)
 {
     log_set_level(LOG_LEVEL_WARN);
@@ -769,8 +1466,19 @@ int main(void)
         cmocka_unit_test(test_reject),
         cmocka_unit_test(test_max_dialogs),
         cmocka_unit_test(test_destroy_sends_bye),
+        cmocka_unit_test(test_uac_wire),
+        cmocka_unit_test(test_uac_wire_cancel_and_timeout),
+        cmocka_unit_test(test_uac_wire_deadlines),
+        cmocka_unit_test(test_uac_call_and_bye),
+        cmocka_unit_test(test_uac_remote_bye),
+        cmocka_unit_test(test_uac_rejected),
+        cmocka_unit_test(test_uac_cancel),
+        cmocka_unit_test(test_uac_nobody_there),
+        cmocka_unit_test(test_uac_bad_requests),
+        cmocka_unit_test(test_uac_destroy),
         cmocka_unit_test(test_sdp_parse),
         cmocka_unit_test(test_sdp_answer),
+        cmocka_unit_test(test_sdp_offer_and_answer_to_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
