@@ -205,12 +205,19 @@ int main(int argc, char **argv)
     /* Flows run on calls: the activeflows act through the calls module's operations. */
     s.flows = flow_mgr_create(s.store, s.bus);
     s.tts = tts_create(s.loop);
+    char sounds_dir[600];
+    if (s.cfg.sounds_dir[0])
+        snprintf(sounds_dir, sizeof(sounds_dir), "%s", s.cfg.sounds_dir);
+    else
+        snprintf(sounds_dir, sizeof(sounds_dir), "%s/sounds", s.cfg.data_dir);
+    mkdir_p(sounds_dir);
     struct af_deps afdeps = {.loop = s.loop,
                              .store = s.store,
                              .bus = s.bus,
                              .sched = s.sched,
                              .flows = s.flows,
                              .tts = s.tts,
+                             .sounds_dir = sounds_dir,
                              .call = call_flow_ops(s.calls)};
     s.afs = af_mgr_create(&afdeps);
     call_mgr_set_flows(s.calls, s.flows, s.afs);

@@ -34,6 +34,7 @@ static const struct option_row {
     {"media_ip", "CONFERENCED_MEDIA_IP", "--media-ip", 1},
     {"rtp_timeout_ms", "CONFERENCED_RTP_TIMEOUT_MS", "--rtp-timeout-ms", 1},
     {"ring_timeout_ms", "CONFERENCED_RING_TIMEOUT_MS", "--ring-timeout-ms", 1},
+    {"sounds_dir", "CONFERENCED_SOUNDS_DIR", "--sounds-dir", 1},
 };
 
 const char *config_usage(void)
@@ -53,6 +54,7 @@ const char *config_usage(void)
            "  --media-ip ADDR             address announced in SDP (default: the SIP address)\n"
            "  --rtp-timeout-ms MS         hang up a call after this long without RTP (default 30000)\n"
            "  --ring-timeout-ms MS        cancel an outgoing call not answered in this time (default 60000)\n"
+           "  --sounds-dir DIR            local files the play action may use (default DATA/sounds)\n"
            "  --help, --version\n"
            "Environment: CONFERENCED_HTTP, CONFERENCED_DATA, CONFERENCED_LOG_LEVEL,\n"
            "  CONFERENCED_CONFIG, CONFERENCED_ADMIN_USERNAME, CONFERENCED_ADMIN_PASSWORD,\n"
@@ -172,6 +174,8 @@ int config_set(struct config *cfg, const char *key, const char *value, char *err
                      value);
             return -1;
         }
+    } else if (!strcmp(key, "sounds_dir")) {
+        bad = str_copy(cfg->sounds_dir, sizeof(cfg->sounds_dir), value) < 0;
     } else if (!strcmp(key, "data")) {
         bad = value[0] == '\0' || str_copy(cfg->data_dir, sizeof(cfg->data_dir), value) < 0;
     } else if (!strcmp(key, "log_level")) {

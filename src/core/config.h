@@ -12,6 +12,7 @@ struct config {
     char http_addr[64];
     int http_port;
     char data_dir[512];
+    char sounds_dir[512]; /* play's local files must be inside it; "" = <data_dir>/sounds */
     enum log_level log_level;
     char admin_username[128];
     char admin_password[128];

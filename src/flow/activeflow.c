@@ -1,8 +1,10 @@
 #include "flow/activeflow.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/idmap.h"
 #include "core/jsonutil.h"
@@ -303,6 +305,26 @@ static void on_rendered(void *arg, struct media_clip *clip, const char *error)
     pump(a);
 }
 
+/* A local location (absolute path or file:// URL) is allowed only inside the sounds directory:
+ * customers must not read the server's other files. */
+static bool location_allowed(struct af_mgr *m, const char *loc)
+{
+    const char *path = NULL;
+    if (loc[0] == '/')
+        path = loc;
+    else if (!strncasecmp(loc, "file://", 7))
+        path = loc + 7;
+    if (!path)
+        return true; /* http(s): fetched, with the loader's own limits */
+    if (!m->d.sounds_dir)
+        return false;
+    char real[PATH_MAX], dir[PATH_MAX];
+    if (!realpath(path, real) || !realpath(m->d.sounds_dir, dir))
+        return false;
+    size_t n = strlen(dir);
+    return strncmp(real, dir, n) == 0 && real[n] == '/';
+}
+
 /* play: loads stream_urls[play_index] (or moves on when there are no more). */
 static void play_next(struct af *a)
 {
@@ -314,7 +336,16 @@ static void play_next(struct af *a)
     const char *loc = json_string_value(json_array_get(urls, a->play_index));
     char err[256];
     a->wait = W_RENDER;
-    a->audio_job = audio_load(a->m->d.loop, loc ? loc : "", on_rendered, a, err, sizeof(err));
+    if (!loc || !location_allowed(a->m, loc)) {
+        log_warn("msg=\"play location refused\" activeflow_id=%s location=\"%.200s\" "
+                 "error=\"local files must be inside the sounds directory\"",
+                 a->rec.id, loc ? loc : "");
+        a->play_index++;
+        a->wait = W_NONE;
+        play_next(a);
+        return;
+    }
+    a->audio_job = audio_load(a->m->d.loop, loc, on_rendered, a, err, sizeof(err));
     if (!a->audio_job) {
         log_warn("msg=\"play location refused\" activeflow_id=%s error=\"%s\"", a->rec.id, err);
         a->play_index++;

@@ -43,6 +43,7 @@ struct af_deps {
     struct flow_mgr *flows;
     struct conference_mgr *conferences;
     struct tts *tts;
+    const char *sounds_dir; /* play's local files must be inside it (NULL: none allowed) */
     struct flow_call_ops call;
 };
 

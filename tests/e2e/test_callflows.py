@@ -393,3 +393,56 @@ def test_activeflow_stop_hangs_up(server, customer, tmp_path):
         assert d["tm_delete"] != "9999-01-01 00:00:00.000000"
     finally:
         alice.stop()
+
+
+def test_play_local_and_http(server, customer, tmp_path):
+    """play: a WAV from the sounds directory (16 kHz, resampled), one fetched over HTTP, and a
+    local file outside the sounds directory, which is refused (skipped)."""
+    import http.server
+    import os
+    import subprocess
+
+    def tone(path, hz, rate, seconds=1.5):
+        subprocess.run(["sox", "-n", "-r", str(rate), "-c", "1", "-b", "16", str(path), "synth",
+                        str(seconds), "sine", str(hz), "vol", "0.25"], check=True, timeout=30)
+
+    sounds = os.path.join(server.data_dir, "sounds")
+    os.makedirs(sounds, exist_ok=True)
+    local = os.path.join(sounds, f"t{uuid.uuid4().hex}.wav")
+    tone(local, 1000, 16000)
+    outside = tmp_path / "outside.wav"
+    tone(outside, 2000, 8000)
+    served = tmp_path / "served.wav"
+    tone(served, 1500, 8000)
+    body = served.read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/wav")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    alice = phone(tmp_path, "alice", 440, auto_answer=True).listen()
+    try:
+        r = ok(customer.api.post("/v1.0/calls", {
+            "destinations": [{"type": "sip", "target": alice.uri}],
+            "actions": [{"type": "play", "option": {"stream_urls": [
+                str(outside), local, f"http://127.0.0.1:{httpd.server_address[1]}/tone.wav"]}},
+                {"type": "hangup"}]}))
+        cid = r["calls"][0]["id"]
+        wait_until(lambda: call_of(customer.api, cid)["status"] == "hangup", 20, what="played")
+        assert call_of(customer.api, cid)["hangup_by"] == "local"
+    finally:
+        alice.stop()
+        httpd.shutdown()
+    heard, rate = alice.heard()
+    t_local, t_http = onset(heard, rate, 1000), onset(heard, rate, 1500)
+    assert t_local is not None and t_http is not None and t_http > t_local + 1.0, (t_local, t_http)
+    assert onset(heard, rate, 2000) is None, "a file outside the sounds directory was played"

@@ -11,6 +11,8 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "fakes.h"
+#include "flow/activeflow.h"
+#include "flow/flow.h"
 
 static struct {
     uv_loop_t loop;
@@ -20,6 +22,8 @@ static struct {
     struct identity *identity;
     struct fake_bridge bridge;
     struct conference_mgr *m;
+    struct flow_mgr *flows;
+    struct af_mgr *afs;
     struct api *api;
     char token[1024];
     int ready;
@@ -59,6 +63,11 @@ static void check(const struct api_response *r)
     }
 }
 
+static bool flows_exist(void *ctx, const char *customer_id, const char *id)
+{
+    return flow_exists(ctx, customer_id, id);
+}
+
 static void init(void)
 {
     log_set_level(LOG_LEVEL_ERROR);
@@ -72,11 +81,17 @@ static void init(void)
     char *gen = NULL;
     identity_bootstrap(g.identity, "op@example.com", "operator-pass", &gen);
     g.bridge.auto_answer = true;
+    g.flows = flow_mgr_create(g.store, g.bus);
     struct conference_deps d = {.store = g.store, .bus = g.bus, .sched = g.sched,
-                                .bridge = fake_bridge_iface(&g.bridge)};
+                                .bridge = fake_bridge_iface(&g.bridge),
+                                .flows = {g.flows, flows_exist}};
     g.m = conference_mgr_create(&d);
     g.bridge.mgr = g.m;
-    struct api_deps ad = {.store = g.store, .identity = g.identity, .conferences = g.m};
+    struct af_deps afd = {.store = g.store, .bus = g.bus, .sched = g.sched, .flows = g.flows,
+                          .conferences = g.m};
+    g.afs = af_mgr_create(&afd);
+    struct api_deps ad = {.store = g.store, .identity = g.identity, .conferences = g.m,
+                          .flows = g.flows, .activeflows = g.afs};
     g.api = api_create(&ad);
     struct agent a;
     if (store_agent_get_by_username(g.store, "op@example.com", &a) != 0)

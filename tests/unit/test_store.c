@@ -16,6 +16,7 @@
 
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/timeutil.h"
 #include "model/model.h"
 #include "store/store.h"
@@ -1340,6 +1341,94 @@ static void test_calls(void **state)
     call_fini(&b);
 }
 
+/* Flows, numbers (unique among the not deleted) and activeflows round-trip. */
+static void test_flows_numbers_activeflows(void **state)
+{
+    struct store *s = S(state);
+    char cid[ID_LEN + 1], other[ID_LEN + 1];
+    id_new(cid);
+    id_new(other);
+    struct flow f = {0}, gf;
+    id_new(f.id);
+    memcpy(f.customer_id, cid, sizeof(f.customer_id));
+    str_copy(f.type, sizeof(f.type), "flow");
+    f.name = "n";
+    f.detail = "d";
+    f.actions = "[{\"type\":\"answer\"}]";
+    memcpy(f.on_complete_flow_id, ID_NIL, sizeof(f.on_complete_flow_id));
+    f.tm_create = f.tm_update = BASE;
+    f.tm_delete = TM_NEVER;
+    assert_int_equal(store_flow_insert(s, &f), 0);
+    assert_int_equal(store_flow_get(s, cid, f.id, &gf), 0);
+    assert_string_equal(gf.actions, f.actions);
+    assert_string_equal(gf.name, "n");
+    flow_fini(&gf);
+    assert_int_equal(store_flow_get(s, other, f.id, &gf), STORE_NOT_FOUND);
+    f.tm_delete = BASE + 5;
+    assert_int_equal(store_flow_update(s, &f), 0);
+    struct flow *fl;
+    size_t n;
+    assert_int_equal(store_flow_list(s, cid, NULL, &fl, &n), 0);
+    assert_int_equal(n, 0); /* deleted */
+    store_free_flows(fl, n);
+
+    struct number a = {0}, b = {0}, gn;
+    id_new(a.id);
+    memcpy(a.customer_id, cid, sizeof(a.customer_id));
+    str_copy(a.number, sizeof(a.number), "+15551234567");
+    str_copy(a.type, sizeof(a.type), "normal");
+    str_copy(a.status, sizeof(a.status), "active");
+    memcpy(a.call_flow_id, f.id, sizeof(a.call_flow_id));
+    memcpy(a.message_flow_id, ID_NIL, sizeof(a.message_flow_id));
+    a.tm_create = a.tm_update = a.tm_purchase = BASE;
+    a.tm_delete = TM_NEVER;
+    b = a;
+    id_new(b.id);
+    memcpy(b.customer_id, other, sizeof(b.customer_id));
+    assert_int_equal(store_number_insert(s, &a), 0);
+    assert_int_equal(store_number_insert(s, &b), STORE_CONFLICT);
+    assert_int_equal(store_number_get_by_number(s, "+15551234567", &gn), 0);
+    assert_string_equal(gn.id, a.id);
+    assert_string_equal(gn.call_flow_id, f.id);
+    number_fini(&gn);
+    a.tm_delete = BASE + 1;
+    str_copy(a.status, sizeof(a.status), "deleted");
+    assert_int_equal(store_number_update(s, &a), 0);
+    assert_int_equal(store_number_get_by_number(s, "+15551234567", &gn), STORE_NOT_FOUND);
+    assert_int_equal(store_number_insert(s, &b), 0); /* free again */
+
+    struct activeflow af = {0}, ga;
+    id_new(af.id);
+    memcpy(af.customer_id, cid, sizeof(af.customer_id));
+    memcpy(af.flow_id, f.id, sizeof(af.flow_id));
+    af.status = ACTIVEFLOW_RUNNING;
+    str_copy(af.reference_type, sizeof(af.reference_type), "call");
+    id_new(af.reference_id);
+    memcpy(af.on_complete_flow_id, ID_NIL, sizeof(af.on_complete_flow_id));
+    memcpy(af.forward_action_id, ID_NIL, sizeof(af.forward_action_id));
+    af.current_action = "{\"type\":\"answer\"}";
+    af.executed_actions = "[]";
+    af.tm_create = af.tm_update = BASE;
+    af.tm_delete = TM_NEVER;
+    assert_int_equal(store_activeflow_insert(s, &af), 0);
+    struct activeflow *al;
+    assert_int_equal(store_activeflow_list_running(s, &al, &n), 0);
+    assert_int_equal(n, 1);
+    store_free_activeflows(al, n);
+    af.status = ACTIVEFLOW_ENDED;
+    af.executed_actions = "[{\"type\":\"answer\"}]";
+    assert_int_equal(store_activeflow_update(s, &af), 0);
+    assert_int_equal(store_activeflow_get(s, cid, af.id, &ga), 0);
+    assert_int_equal(ga.status, ACTIVEFLOW_ENDED);
+    assert_string_equal(ga.executed_actions, af.executed_actions);
+    activeflow_fini(&ga);
+    assert_int_equal(store_activeflow_list_running(s, &al, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_activeflow_list(s, cid, NULL, &al, &n), 0);
+    assert_int_equal(n, 1);
+    store_free_activeflows(al, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1363,6 +1452,7 @@ int main(void)
         BOTH(test_newest_time),
         BOTH(test_transactions),
         BOTH(test_calls),
+        BOTH(test_flows_numbers_activeflows),
         cmocka_unit_test(test_reopen),
         cmocka_unit_test(test_open_errors),
     };
