@@ -714,7 +714,7 @@ static json_t *dial_one(struct call_mgr *m, const char *customer_id, const struc
 int call_dial(struct call_mgr *m, const char *customer_id, const struct call_dial_req *r,
               json_t **out, struct error *e)
 {
-    if (!m->sip || !m->afs)
+    if (!m->afs || !m->flows)
         return error_set(e, ERR_UNAVAILABLE, "CALLS_UNAVAILABLE",
                          "Outgoing calls are not available on this server.");
     json_t *dsts = r->destinations;
@@ -801,6 +801,9 @@ int call_dial(struct call_mgr *m, const char *customer_id, const struct call_dia
                      m->media_ip);
         }
     }
+    if (rc == 0 && (!m->sip || !m->d.media))
+        rc = error_set(e, ERR_UNAVAILABLE, "CALLS_UNAVAILABLE",
+                       "Outgoing calls are not available on this server.");
     json_t *calls = json_array();
     for (size_t i = 0; i < n && rc == 0; i++) {
         json_t *v = dial_one(m, customer_id, r, actions, source, from_uri, &list[i], e);

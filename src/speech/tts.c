@@ -26,6 +26,7 @@ cst_voice *register_cmu_us_kal(const char *voxdir);
  * straight to stderr through this function. Defined here, it takes the place of libflite's own
  * (the shared library calls it through its PLT), so they become debug log lines instead of stray
  * text in the server's log. */
+int cst_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cst_errmsg(const char *fmt, ...)
 {
     if (!log_enabled(LOG_LEVEL_DEBUG))
