@@ -3,12 +3,20 @@
  * and CANCEL), and our own dialog layer on top.
  *
  * How it runs: every datagram is parsed by osip_parse(); a message that belongs to a live
- * transaction goes to it (osip_find_transaction_and_add_event); a new request is answered here:
- * we pick the response at once, create the server transaction and queue both the request and our
- * response on it, so libosip2 sends, retransmits and absorbs. After every input, timer tick or
- * application call, pump() runs libosip2's timers and state machines, our 2xx retransmissions,
- * frees the transactions libosip2 declared dead, and only then calls the application back (from a
- * queue), so the application may call any sip_dialog_* function from its callbacks.
+ * transaction goes to it; a new request is answered here: we pick the response at once, create
+ * the server transaction and queue both the request and our response on it, so libosip2 sends,
+ * retransmits and absorbs. After every input, timer tick or application call, pump() runs the
+ * libosip2 timers that expired, the state machines of the transactions that have events, our 2xx
+ * retransmissions, frees the transactions libosip2 declared dead, and only then calls the
+ * application back (from a queue), so the application may call any sip_dialog_* function from its
+ * callbacks.
+ *
+ * The transactions are libosip2's, but not in its lists: under load some 6,000 linger (a
+ * non-INVITE server transaction lives 64*T1 = 32 s after its answer), and libosip2 walks all of
+ * them per lookup (osip_find_transaction_and_add_event), per timer scan, per state machine pass
+ * and per new transaction. We keep them in a hash table (tx_key: RFC 3261 17.1.3 / 17.2.3
+ * matching), a list of those with events (run_work) and a heap of their timers (run_timers), so
+ * the cost of a datagram does not grow with them.
  *
  * Outgoing calls (UAC): the INVITE goes through an ICT (retransmissions, Timer B, the ACK of a
  * non-2xx final answer); its 2xx ends the ICT, so the ACK for it is ours (RFC 3261 13.2.2.4) and
@@ -44,6 +52,7 @@
 #define SIP_ALLOW "INVITE, ACK, BYE, CANCEL, OPTIONS"
 #define SIP_DEFAULT_MAX_DIALOGS 1000
 #define SIP_MAX_TIMER_MS 3600000u
+#define SIP_MAX_INDEX (1u << 20)
 #define SIP_MAX_URI 1024   /* request_uri and from_uri of an outgoing call */
 #define SIP_MAX_DISPLAY 64 /* its display name, cut beyond */
 #define SIP_RING_T1 360    /* an outgoing call rings at most 360*T1 (3 min), then CANCEL, 408 */
@@ -65,6 +74,17 @@ struct txinfo {
     struct sip_stack *s;
     struct sip_dialog *d; /* the dialog whose d->ist, d->ict or d->bye_tr this is, else NULL */
     struct sockaddr_in peer;
+    osip_transaction_t *tr;
+    char *key;                    /* in the transaction index under this key, else NULL */
+    uint32_t hash;                /* of key */
+    struct txinfo *hnext;         /* index chain */
+    struct txinfo *wprev, *wnext; /* the work list, while queued */
+    struct txinfo *aprev, *anext; /* every transaction not yet freed */
+    bool queued;                  /* has events waiting in its fifo (on the work list) */
+    bool legacy;                  /* no key: in s->legacy instead of the index */
+    bool dead;                    /* killed or abandoned, waiting for free_dead() */
+    uint64_t due;                 /* its earliest running libosip2 timer (see tx_due) */
+    size_t heap_pos;              /* 1 + its place in the timer heap, 0: not there */
 };
 
 struct sip_dialog {
@@ -147,6 +167,16 @@ struct sip_stack {
     size_t n_dialogs, n_tx, n_rtx, n_deadline;
     osip_transaction_t **dead;
     size_t n_dead, cap_dead;
+    /* The transactions are ours, not in libosip2's lists (see tx_new): our index (tx_key), the
+     * ones without key (legacy[ICT..NIST]), the ones with events to run (the work list), the
+     * ones with a timer running (a min-heap on due), and all of them. */
+    struct txinfo **tx_index;
+    size_t tx_mask;
+    osip_list_t legacy[4];
+    struct txinfo *work_head, *work_tail;
+    struct txinfo **heap;
+    size_t n_heap, cap_heap;
+    struct txinfo *all;
     struct note *notes_head, *notes_tail;
     char rbuf[SIP_MAX_DATAGRAM + 16]; /* zeroed slack after the text, as in sdp.c */
 };
@@ -588,17 +618,372 @@ static void tx_set_timers(struct sip_stack *s, osip_transaction_t *tr)
     }
 }
 
+/* The key of a transaction in our index (RFC 3261 17.1.3, 17.2.3): a server transaction by the
+ * branch and sent-by of the top Via and the method (an ACK belongs to the INVITE's; a CANCEL has
+ * its own), a client transaction by its branch and CSeq method. The same fields, compared the same
+ * way, as libosip2's matching (a missing port is 5060). Returns the length, or -1 when the branch
+ * is not RFC 3261's (then libosip2's own matching decides, over s->legacy: see tx_find). */
+static int tx_key(bool server, osip_via_t *via, const char *method, char *out, size_t cap)
+{
+    osip_generic_param_t *b = NULL;
+    if (!via || !method || osip_via_param_get_byname(via, "branch", &b) != 0 || !b || !b->gvalue ||
+        strncmp(b->gvalue, "z9hG4bK", 7) != 0)
+        return -1;
+    int n;
+    if (server) {
+        if (!via->host)
+            return -1;
+        if (strcmp(method, "ACK") == 0)
+            method = "INVITE";
+        n = snprintf(out, cap, "S\n%s\n%s\n%s\n%s", b->gvalue, via->host,
+                     via->port ? via->port : "5060", method);
+    } else {
+        n = snprintf(out, cap, "C\n%s\n%s", b->gvalue, method);
+    }
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+static uint32_t hash_str(const char *p)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h;
+}
+
+static void index_add(struct sip_stack *s, struct txinfo *info, const char *key)
+{
+    info->key = xstrdup(key);
+    info->hash = hash_str(key);
+    struct txinfo **b = &s->tx_index[info->hash & s->tx_mask];
+    info->hnext = *b;
+    *b = info;
+}
+
+/* The list of transactions without key that libosip2 would search for m (as
+ * __osip_find_transaction picks one): INVITE and ACK go to INVITE server transactions. */
+static osip_list_t *legacy_list(struct sip_stack *s, const osip_message_t *m)
+{
+    bool invite = strcmp(m->cseq->method, "INVITE") == 0;
+    if (MSG_IS_REQUEST(m))
+        return &s->legacy[invite || strcmp(m->cseq->method, "ACK") == 0 ? IST : NIST];
+    return &s->legacy[invite ? ICT : NICT];
+}
+
+/* Takes a transaction out of the index or the legacy list (no-op when in neither). */
+static void index_remove(struct sip_stack *s, struct txinfo *info)
+{
+    if (!info)
+        return;
+    if (info->legacy) {
+        osip_list_t *l = &s->legacy[info->tr->ctx_type];
+        osip_list_iterator_t it;
+        int pos = 0;
+        for (void *p = osip_list_get_first(l, &it); osip_list_iterator_has_elem(it);
+             p = osip_list_get_next(&it), pos++)
+            if (p == info->tr) {
+                osip_list_remove(l, pos);
+                break;
+            }
+        info->legacy = false;
+    }
+    if (!info->key)
+        return;
+    struct txinfo **pp = &s->tx_index[info->hash & s->tx_mask];
+    while (*pp && *pp != info)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = info->hnext;
+    free(info->key);
+    info->key = NULL;
+    info->hnext = NULL;
+}
+
+/* The live transaction an incoming message belongs to: from the index, or for a message without
+ * key from libosip2's own (linear) matching over the transactions without key — only those can
+ * match it (libosip2 never matches an RFC 3261 branch with an older one). */
+static osip_transaction_t *tx_find(struct sip_stack *s, osip_event_t *evt)
+{
+    osip_message_t *m = evt->sip;
+    char key[512];
+    if (tx_key(MSG_IS_REQUEST(m), osip_list_get(&m->vias, 0), m->cseq->method, key, sizeof(key)) <
+        0) {
+        osip_list_t *l = legacy_list(s, m);
+        return osip_list_size(l) > 0 ? osip_transaction_find(l, evt) : NULL;
+    }
+    uint32_t h = hash_str(key);
+    for (struct txinfo *i = s->tx_index[h & s->tx_mask]; i; i = i->hnext)
+        if (i->hash == h && strcmp(i->key, key) == 0)
+            return i->tr;
+    return NULL;
+}
+
+static void work_unlink(struct sip_stack *s, struct txinfo *info)
+{
+    if (!info->queued)
+        return;
+    if (info->wprev)
+        info->wprev->wnext = info->wnext;
+    else
+        s->work_head = info->wnext;
+    if (info->wnext)
+        info->wnext->wprev = info->wprev;
+    else
+        s->work_tail = info->wprev;
+    info->wprev = info->wnext = NULL;
+    info->queued = false;
+}
+
+/* Puts tr on the work list: the events in its fifo run in the next pump round (run_work). */
+static void tx_queue(struct sip_stack *s, struct txinfo *info)
+{
+    s->again = true;
+    if (info->queued)
+        return;
+    info->queued = true;
+    info->wprev = s->work_tail;
+    info->wnext = NULL;
+    if (s->work_tail)
+        s->work_tail->wnext = info;
+    else
+        s->work_head = info;
+    s->work_tail = info;
+}
+
+/* Gives tr an event. Takes evt. */
+static void tx_add_event(struct sip_stack *s, osip_transaction_t *tr, osip_event_t *evt)
+{
+    osip_transaction_add_event(tr, evt);
+    tx_queue(s, osip_transaction_get_your_instance(tr));
+}
+
+/* ---- libosip2's timers, driven from a heap ----
+ *
+ * libosip2 keeps each timer as an absolute time in the transaction's context and finds the
+ * expired ones by scanning all its transactions (osip_timers_*_execute). Ours are not in its
+ * lists, so we keep them in a min-heap on the earliest timer each has running — the same
+ * timers in the same states as libosip2's __osip_*_need_timer_*_event — and hand libosip2 only
+ * the expired ones to scan (run_timers). */
+
+/* A libosip2 timer (its clock, osip_gettimeofday) in ms, rounded so that the timer has expired
+ * (libosip2 wants now > timer) once that ms is reached; UINT64_MAX when not running. */
+static uint64_t timer_ms(const struct timeval *tv)
+{
+    if (tv->tv_sec < 0)
+        return UINT64_MAX;
+    return (uint64_t)tv->tv_sec * 1000 + (uint64_t)tv->tv_usec / 1000 + 1;
+}
+
+static uint64_t osip_now_ms(void)
+{
+    struct timeval tv;
+    osip_gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* The earliest timer tr has running in its state (RFC 3261 17: A, B in Calling, D in Completed;
+ * G, H in Completed, I in Confirmed; E, F in Trying and Proceeding, K in Completed; J in
+ * Completed), or UINT64_MAX. */
+static uint64_t tx_due(const osip_transaction_t *tr)
+{
+    switch (tr->ctx_type) {
+    case ICT:
+        if (!tr->ict_context)
+            break;
+        if (tr->state == ICT_CALLING)
+            return min_u64(timer_ms(&tr->ict_context->timer_a_start),
+                           timer_ms(&tr->ict_context->timer_b_start));
+        if (tr->state == ICT_COMPLETED)
+            return timer_ms(&tr->ict_context->timer_d_start);
+        break;
+    case IST:
+        if (!tr->ist_context)
+            break;
+        if (tr->state == IST_COMPLETED)
+            return min_u64(timer_ms(&tr->ist_context->timer_g_start),
+                           timer_ms(&tr->ist_context->timer_h_start));
+        if (tr->state == IST_CONFIRMED)
+            return timer_ms(&tr->ist_context->timer_i_start);
+        break;
+    case NICT:
+        if (!tr->nict_context)
+            break;
+        if (tr->state == NICT_TRYING || tr->state == NICT_PROCEEDING)
+            return min_u64(timer_ms(&tr->nict_context->timer_e_start),
+                           timer_ms(&tr->nict_context->timer_f_start));
+        if (tr->state == NICT_COMPLETED)
+            return timer_ms(&tr->nict_context->timer_k_start);
+        break;
+    case NIST:
+        if (tr->nist_context && tr->state == NIST_COMPLETED)
+            return timer_ms(&tr->nist_context->timer_j_start);
+        break;
+    }
+    return UINT64_MAX;
+}
+
+static void heap_swap(struct sip_stack *s, size_t a, size_t b)
+{
+    struct txinfo *t = s->heap[a];
+    s->heap[a] = s->heap[b];
+    s->heap[b] = t;
+    s->heap[a]->heap_pos = a + 1;
+    s->heap[b]->heap_pos = b + 1;
+}
+
+/* Restores the heap order around position i. */
+static void heap_fix(struct sip_stack *s, size_t i)
+{
+    while (i > 0 && s->heap[(i - 1) / 2]->due > s->heap[i]->due) {
+        heap_swap(s, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < s->n_heap && s->heap[l]->due < s->heap[m]->due)
+            m = l;
+        if (r < s->n_heap && s->heap[r]->due < s->heap[m]->due)
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(s, i, m);
+        i = m;
+    }
+}
+
+static void heap_remove(struct sip_stack *s, struct txinfo *info)
+{
+    if (!info->heap_pos)
+        return;
+    size_t i = info->heap_pos - 1;
+    info->heap_pos = 0;
+    if (i != --s->n_heap) {
+        s->heap[i] = s->heap[s->n_heap];
+        s->heap[i]->heap_pos = i + 1;
+        heap_fix(s, i);
+    }
+}
+
+/* Files tr in the heap under the earliest timer it has running now (after its events ran). */
+static void tx_schedule(struct sip_stack *s, struct txinfo *info)
+{
+    uint64_t due = info->dead ? UINT64_MAX : tx_due(info->tr);
+    if (due == UINT64_MAX) {
+        heap_remove(s, info);
+        return;
+    }
+    info->due = due;
+    if (!info->heap_pos) {
+        if (s->n_heap == s->cap_heap) {
+            s->cap_heap = s->cap_heap ? 2 * s->cap_heap : 64;
+            s->heap = xrealloc(s->heap, s->cap_heap * sizeof(*s->heap));
+        }
+        s->heap[s->n_heap] = info;
+        info->heap_pos = ++s->n_heap;
+    }
+    heap_fix(s, info->heap_pos - 1);
+}
+
+/* Lets libosip2 queue the events of the timers that expired (its own checks, on a list of just
+ * those transactions), which run_work() then runs and reschedules. */
+static void run_timers(struct sip_stack *s)
+{
+    uint64_t now = osip_now_ms();
+    if (!s->n_heap || s->heap[0]->due > now)
+        return;
+    osip_list_t *lists[4] = {&s->osip->osip_ict_transactions, &s->osip->osip_ist_transactions,
+                             &s->osip->osip_nict_transactions, &s->osip->osip_nist_transactions};
+    while (s->n_heap && s->heap[0]->due <= now) {
+        struct txinfo *info = s->heap[0];
+        heap_remove(s, info);
+        osip_list_add(lists[info->tr->ctx_type], info->tr, 0);
+        tx_queue(s, info);
+    }
+    osip_timers_ict_execute(s->osip);
+    osip_timers_ist_execute(s->osip);
+    osip_timers_nict_execute(s->osip);
+    osip_timers_nist_execute(s->osip);
+    for (int i = 0; i < 4; i++)
+        while (osip_list_size(lists[i]) > 0)
+            osip_list_remove(lists[i], 0);
+}
+
+/* Runs the events of the transactions that have some (the work list), and only those. A
+ * transaction killed meanwhile stays valid until free_dead(). */
+static void run_work(struct sip_stack *s)
+{
+    struct txinfo *info;
+    while ((info = s->work_head)) {
+        work_unlink(s, info);
+        osip_transaction_t *tr = info->tr;
+        osip_event_t *evt;
+        while ((evt = osip_fifo_tryget(tr->transactionff)))
+            osip_transaction_execute(tr, evt);
+        tx_schedule(s, info);
+    }
+}
+
+/* Out of every list, then freed (libosip2's part by the caller). */
+static void txinfo_free(struct sip_stack *s, struct txinfo *info)
+{
+    if (!info)
+        return;
+    index_remove(s, info);
+    work_unlink(s, info);
+    heap_remove(s, info);
+    if (info->aprev)
+        info->aprev->anext = info->anext;
+    else
+        s->all = info->anext;
+    if (info->anext)
+        info->anext->aprev = info->aprev;
+    free(info);
+}
+
+/* A killed or abandoned transaction: found by nothing any more, freed by free_dead(). */
+static void tx_retire(struct sip_stack *s, struct txinfo *info)
+{
+    if (!info)
+        return;
+    info->dead = true;
+    index_remove(s, info);
+    heap_remove(s, info);
+    work_unlink(s, info);
+}
+
+/* A new transaction. libosip2 files it in its list of that kind, where every lookup, timer scan
+ * and state machine pass would walk it (and appending walks the whole list): we take it out at
+ * once (the list is empty otherwise, so both are O(1)) and keep it in our own structures. */
 static osip_transaction_t *tx_new(struct sip_stack *s, osip_fsm_type_t type, osip_message_t *req,
                                   const struct sockaddr_in *peer, struct sip_dialog *d)
 {
     osip_transaction_t *tr = NULL;
     if (osip_transaction_init(&tr, type, s->osip, req) != 0 || !tr)
         return NULL;
+    osip_remove_transaction(s->osip, tr);
     struct txinfo *info = xcalloc(1, sizeof(*info));
     info->s = s;
     info->d = d;
     info->peer = *peer;
+    info->tr = tr;
+    info->anext = s->all;
+    if (s->all)
+        s->all->aprev = info;
+    s->all = info;
     osip_transaction_set_your_instance(tr, info);
+    char key[512];
+    if (tr->cseq &&
+        tx_key(type == IST || type == NIST, tr->topvia, tr->cseq->method, key, sizeof(key)) >= 0) {
+        index_add(s, info, key);
+    } else {
+        osip_list_add(&s->legacy[type], tr, -1);
+        info->legacy = true;
+    }
     tx_set_timers(s, tr);
     s->n_tx++;
     s->again = true;
@@ -613,8 +998,7 @@ static void tx_send(struct sip_stack *s, osip_transaction_t *tr, osip_message_t 
         osip_message_free(m);
         return;
     }
-    osip_transaction_add_event(tr, evt);
-    s->again = true;
+    tx_add_event(s, tr, evt);
 }
 
 /* Answers a request without transaction (malformed, or too many transactions). */
@@ -639,7 +1023,7 @@ static void reply_new(struct sip_stack *s, osip_event_t *evt, const struct socka
         osip_event_free(evt);
         return;
     }
-    osip_transaction_add_event(tr, evt);
+    tx_add_event(s, tr, evt);
     tx_send(s, tr, resp);
 }
 
@@ -658,10 +1042,7 @@ static void reply(struct sip_stack *s, osip_event_t *evt, const struct sockaddr_
 
 static size_t bucket_of(const char *call_id)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)call_id; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h % SIP_BUCKETS;
+    return hash_str(call_id) % SIP_BUCKETS;
 }
 
 /* An outgoing call becomes a dialog requests can reach with its 2xx (no early-dialog requests). */
@@ -898,14 +1279,16 @@ static void push_dead(struct sip_stack *s, osip_transaction_t *tr)
     s->dead[s->n_dead++] = tr;
 }
 
-/* A transaction reached TERMINATED. It is taken out of libosip2's lists now but freed only after
- * the state machines ran: osip_*_execute() still holds it in its copy of the list. */
+/* A transaction reached TERMINATED. It is out of our lookups now but freed only after the state
+ * machines ran (free_dead): run_work() may still be running its events. */
 static void on_kill(int type, osip_transaction_t *tr)
 {
     struct sip_stack *s = osip_get_application_context(tr->config);
     struct txinfo *info = osip_transaction_get_your_instance(tr);
-    osip_remove_transaction(s->osip, tr);
-    if (info && info->d) {
+    if (!info || info->dead)
+        return;
+    tx_retire(s, info);
+    if (info->d) {
         struct sip_dialog *d = info->d;
         info->d = NULL;
         if (d->ist == tr)
@@ -933,7 +1316,7 @@ static void on_nict_final(int type, osip_transaction_t *tr, osip_message_t *m)
 static void free_dead(struct sip_stack *s)
 {
     for (size_t i = 0; i < s->n_dead; i++) {
-        free(osip_transaction_get_your_instance(s->dead[i]));
+        txinfo_free(s, osip_transaction_get_your_instance(s->dead[i]));
         osip_transaction_free2(s->dead[i]);
         s->n_tx--;
     }
@@ -983,7 +1366,7 @@ static void local_host_for(struct sip_stack *s, const struct sockaddr_in *to, ch
 static void tx_abandon(struct sip_stack *s, osip_transaction_t *tr)
 {
     detach(tr);
-    osip_remove_transaction(s->osip, tr);
+    tx_retire(s, osip_transaction_get_your_instance(tr));
     push_dead(s, tr);
 }
 
@@ -1356,7 +1739,7 @@ static void handle_invite(struct sip_stack *s, osip_event_t *evt, const struct s
              logsafe(m->req_uri->username, user, sizeof(user)),
              logsafe(furi, fromuri, sizeof(fromuri)), d->peer_ip, d->peer_port);
     osip_free(furi);
-    osip_transaction_add_event(tr, evt);
+    tx_add_event(s, tr, evt);
     tx_send(s, tr, make_response(s, m, 100, NULL, NULL));
     push_note(s, NOTE_INVITE, d, false, false);
 }
@@ -1507,8 +1890,9 @@ static void input(struct sip_stack *s, const char *buf, size_t len, const struct
         osip_event_free(evt);
         return;
     }
-    if (osip_find_transaction_and_add_event(s->osip, evt) == 0) {
-        s->again = true;
+    osip_transaction_t *tr = tx_find(s, evt);
+    if (tr) {
+        tx_add_event(s, tr, evt);
     } else if (MSG_IS_RESPONSE(m)) {
         handle_stray_2xx(s, m, cid, cseq);
         osip_event_free(evt); /* a late response to a transaction that is gone */
@@ -1646,13 +2030,14 @@ static void on_timer(uv_timer_t *t)
     pump(t->data);
 }
 
-/* Sleeps until the earliest libosip2 timer or 2xx retransmission. */
+/* Sleeps until the earliest libosip2 timer, 2xx retransmission or deadline. */
 static void rearm(struct sip_stack *s)
 {
-    struct timeval tv;
-    osip_timers_gettimeout(s->osip, &tv);
-    uint64_t ms =
-        tv.tv_sec < 0 ? 0 : (uint64_t)tv.tv_sec * 1000 + ((uint64_t)tv.tv_usec + 999) / 1000;
+    uint64_t ms = UINT64_MAX;
+    if (s->n_heap) {
+        uint64_t now = osip_now_ms();
+        ms = s->heap[0]->due > now ? s->heap[0]->due - now : 0;
+    }
     if (s->n_rtx || s->n_deadline) {
         uint64_t now = now_ms();
         for (struct sip_dialog *d = s->dialogs; d; d = d->next) {
@@ -1685,14 +2070,8 @@ static void pump(struct sip_stack *s)
     /* Bounded: whatever is left after these rounds runs on the next (immediate) timer tick. */
     for (int round = 0; round < 16; round++) {
         s->again = false;
-        osip_timers_ict_execute(s->osip);
-        osip_timers_ist_execute(s->osip);
-        osip_timers_nict_execute(s->osip);
-        osip_timers_nist_execute(s->osip);
-        osip_ict_execute(s->osip);
-        osip_ist_execute(s->osip);
-        osip_nict_execute(s->osip);
-        osip_nist_execute(s->osip);
+        run_timers(s);
+        run_work(s);
         run_rtx(s);
         run_deadlines(s);
         free_dead(s);
@@ -1773,6 +2152,13 @@ struct sip_stack *sip_create(uv_loop_t *loop, const struct sip_config *cfg,
     s->t1 = cfg->t1_ms > 0 ? (unsigned)cfg->t1_ms : 500;
     s->t2 = 8 * s->t1;
     s->t4 = 10 * s->t1;
+    size_t buckets = 1024;
+    while (buckets < s->max_tx && buckets < SIP_MAX_INDEX)
+        buckets *= 2;
+    s->tx_index = xcalloc(buckets, sizeof(*s->tx_index));
+    s->tx_mask = buckets - 1;
+    for (int i = 0; i < 4; i++)
+        osip_list_init(&s->legacy[i]);
     uv_udp_init(loop, &s->udp);
     s->udp.data = s;
     s->open_handles = 1;
@@ -1787,6 +2173,7 @@ struct sip_stack *sip_create(uv_loop_t *loop, const struct sip_config *cfg,
         snprintf(err, errlen, "sip: cannot listen on %s:%d: %s", cfg->addr, cfg->port,
                  uv_strerror(rc));
         free(s->user_agent);
+        free(s->tx_index);
         s->closing = true;
         uv_close((uv_handle_t *)&s->udp, on_closed);
         return NULL;
@@ -1816,15 +2203,6 @@ struct sip_stack *sip_create(uv_loop_t *loop, const struct sip_config *cfg,
         osip_set_message_callback(s->osip, finals[i], on_nict_final);
     log_info("msg=sip_listening addr=%s port=%d t1_ms=%u", s->addr, s->port, s->t1);
     return s;
-}
-
-static void free_list(osip_list_t *l)
-{
-    osip_transaction_t *tr;
-    while ((tr = osip_list_get(l, 0))) {
-        free(osip_transaction_get_your_instance(tr));
-        osip_transaction_free(tr); /* also takes it out of l */
-    }
 }
 
 void sip_destroy(struct sip_stack *s)
@@ -1857,11 +2235,14 @@ void sip_destroy(struct sip_stack *s)
         free(n);
     }
     free_dead(s);
-    free_list(&s->osip->osip_ict_transactions);
-    free_list(&s->osip->osip_ist_transactions);
-    free_list(&s->osip->osip_nict_transactions);
-    free_list(&s->osip->osip_nist_transactions);
+    while (s->all) {
+        osip_transaction_t *tr = s->all->tr;
+        txinfo_free(s, s->all);
+        osip_transaction_free2(tr);
+    }
     osip_release(s->osip);
+    free(s->tx_index);
+    free(s->heap);
     free(s->dead);
     free(s->user_agent);
     uv_timer_stop(&s->timer);

@@ -647,6 +647,107 @@ static void test_destroy_sends_bye(void **state)
     fx_free(f);
 }
 
+/* ---- many transactions at once ---- */
+
+/* OPTIONS number n (branch z9hG4bKopt<n>, Call-ID opt<n>@test), from Via port via_port; its 200
+ * must come, and its To tag (new per transaction) goes to f->totag. */
+static void options_roundtrip(struct fx *f, int n, int via_port)
+{
+    send_req(f, NULL, OUT_OF_DIALOG, "OPTIONS", f->port, via_port, n, f->port, n, "OPTIONS");
+    const char *m = expect(f, "SIP/2.0 200", 1000);
+    char want[64], h[256];
+    snprintf(want, sizeof(want), "opt%d@test", n);
+    assert_string_equal(hdr(m, "Call-ID", h, sizeof(h)), want);
+    remember_totag(f, m);
+}
+
+/* Thousands of non-INVITE server transactions linger (Timer J, 64*T1 = 32 s): a retransmission
+ * still finds its own (the same 200, To tag and all, not a new transaction), a new request gets a
+ * new one, and calls go on. */
+static void test_many_lingering_transactions(void **state)
+{
+    struct fx *f = fx_new(0, 500); /* room for 8*500 + 1024 transactions */
+    enum { N = 3000 };
+    char first[64] = "", middle[64] = "", last[64] = "";
+    for (int i = 0; i < N; i++) {
+        options_roundtrip(f, 1000 + i, f->my_port);
+        if (i == 0)
+            snprintf(first, sizeof(first), "%s", f->totag);
+        else if (i == N / 2)
+            snprintf(middle, sizeof(middle), "%s", f->totag);
+        else if (i == N - 1)
+            snprintf(last, sizeof(last), "%s", f->totag);
+    }
+    options_roundtrip(f, 1000, f->my_port);
+    assert_string_equal(f->totag, first);
+    options_roundtrip(f, 1000 + N / 2, f->my_port);
+    assert_string_equal(f->totag, middle);
+    options_roundtrip(f, 1000 + N - 1, f->my_port);
+    assert_string_equal(f->totag, last);
+    /* the same branch from another sent-by is another transaction (RFC 3261 17.2.3) */
+    options_roundtrip(f, 1000, f->my_port + 1);
+    assert_string_not_equal(f->totag, first);
+    /* a new request: a new transaction */
+    options_roundtrip(f, 1000 + N, f->my_port);
+    assert_string_not_equal(f->totag, first);
+    assert_string_not_equal(f->totag, last);
+    /* a BYE for no dialog, twice: 481, then the same 481 from its transaction */
+    send_in_dialog(f, "BYE", 2, "nosuchcall@test", "nosuchtag", NULL);
+    remember_totag(f, expect(f, "SIP/2.0 481", 1000));
+    char tag481[64];
+    snprintf(tag481, sizeof(tag481), "%s", f->totag);
+    f->branch--;
+    send_in_dialog(f, "BYE", 2, "nosuchcall@test", "nosuchtag", NULL);
+    remember_totag(f, expect(f, "SIP/2.0 481", 1000));
+    assert_string_equal(f->totag, tag481);
+    /* a call among them */
+    establish(f, "call-many@test");
+    send_in_dialog(f, "BYE", 2, "call-many@test", f->totag, NULL);
+    expect(f, "SIP/2.0 200", 1000);
+    assert_int_equal(f->ended, 1);
+    fx_free(f);
+}
+
+/* An OPTIONS whose branch lacks the RFC 3261 cookie: port, Via port, port. */
+#define LEGACY_OPTIONS                                                                             \
+    "OPTIONS sip:127.0.0.1:%d SIP/2.0\n"                                                           \
+    "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=oldstyle42\n"                                            \
+    "From: <sip:probe@127.0.0.1>;tag=p1\n"                                                         \
+    "To: <sip:127.0.0.1:%d>\n"                                                                     \
+    "Call-ID: legacy@test\n"                                                                       \
+    "CSeq: 7 OPTIONS\n"
+
+/* Timer J ends each transaction on its own time: a retransmission within 64*T1 gets the same 200,
+ * one after it a new transaction (a new To tag). Also for a branch without the RFC 3261 cookie,
+ * which libosip2's own matching finds. */
+static void test_timer_j(void **state)
+{
+    struct fx *f = fx_new(10, 100); /* Timer J: 640 ms */
+    for (int i = 0; i < 200; i++)
+        options_roundtrip(f, 1000 + i, f->my_port);
+    options_roundtrip(f, 1, f->my_port);
+    char tag[64];
+    snprintf(tag, sizeof(tag), "%s", f->totag);
+    send_req(f, NULL, LEGACY_OPTIONS, f->port, f->my_port, f->port);
+    remember_totag(f, expect(f, "SIP/2.0 200", 1000));
+    char ltag[64];
+    snprintf(ltag, sizeof(ltag), "%s", f->totag);
+    spin(f, 100);
+    options_roundtrip(f, 1, f->my_port);
+    assert_string_equal(f->totag, tag);
+    send_req(f, NULL, LEGACY_OPTIONS, f->port, f->my_port, f->port);
+    remember_totag(f, expect(f, "SIP/2.0 200", 1000));
+    assert_string_equal(f->totag, ltag);
+    spin(f, 800);
+    options_roundtrip(f, 1, f->my_port);
+    assert_string_not_equal(f->totag, tag);
+    send_req(f, NULL, LEGACY_OPTIONS, f->port, f->my_port, f->port);
+    remember_totag(f, expect(f, "SIP/2.0 200", 1000));
+    assert_string_not_equal(f->totag, ltag);
+    expect_nothing(f, 50);
+    fx_free(f);
+}
+
 /* ---- outgoing calls: the stack calls the phone ---- */
 
 /* The phone's answer to the request req: its Via, From, To (with totag unless it has one),
@@ -1466,6 +1567,8 @@ int main(void)
         cmocka_unit_test(test_reject),
         cmocka_unit_test(test_max_dialogs),
         cmocka_unit_test(test_destroy_sends_bye),
+        cmocka_unit_test(test_many_lingering_transactions),
+        cmocka_unit_test(test_timer_j),
         cmocka_unit_test(test_uac_wire),
         cmocka_unit_test(test_uac_wire_cancel_and_timeout),
         cmocka_unit_test(test_uac_wire_deadlines),
