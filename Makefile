@@ -42,8 +42,8 @@ test-e2e: deps-test build
 test-asan: deps-test
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
-	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
-	@ASAN_OPTIONS=detect_leaks=1 CONFERENCED_BIN=$(abspath $(ASAN_BUILD)/conferenced) \
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:suppressions=$(CURDIR)/tests/asan.supp ctest --output-on-failure -j $(JOBS)
+	@ASAN_OPTIONS=detect_leaks=1:suppressions=$(CURDIR)/tests/asan.supp CONFERENCED_BIN=$(abspath $(ASAN_BUILD)/conferenced) \
 		$(PYTHON) -m pytest -q tests/e2e
 
 # Builds the libFuzzer targets with clang and runs each for FUZZ_SECONDS (default 30).

@@ -137,7 +137,7 @@ def test_customer_agent_story(server, customer, tmp_path):
     is ejected, hears the post-flow goodbye, is hung up, and the conference terminates."""
     api = customer.api
     goodbye = ok(api.post("/v1.0/flows", {"name": "goodbye", "actions": [
-        {"type": "talk", "option": {"text": "Goodbye. The call has ended.",
+        {"type": "talk", "option": {"text": "Goodbye. Thank you for calling. Goodbye.",
                                     "language": "en-US"}}]}))
     conf = ok(api.post("/v1.0/conferences", {"type": "connect", "name": "support",
                                              "post_flow_id": goodbye["id"]}))
