@@ -22,6 +22,7 @@
 #include "flow/activeflow.h"
 #include "flow/flow.h"
 #include "identity/identity.h"
+#include "media/audiofile.h"
 #include "media/engine.h"
 #include "sip/sip.h"
 #include "speech/tts.h"
@@ -205,6 +206,7 @@ int main(int argc, char **argv)
     /* Flows run on calls: the activeflows act through the calls module's operations. */
     s.flows = flow_mgr_create(s.store, s.bus);
     s.tts = tts_create(s.loop);
+    audio_allow_private_hosts(s.cfg.webhook_allow_private);
     char sounds_dir[600];
     if (s.cfg.sounds_dir[0])
         snprintf(sounds_dir, sizeof(sounds_dir), "%s", s.cfg.sounds_dir);

@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "core/mem.h"
+#include "events/webhook.h"
 
 #define OUT_RATE 8000
 #define CHUNK_FRAMES 4096
@@ -29,6 +31,7 @@ struct audio_job {
     char *path;            /* local file, or NULL */
     audio_done_cb cb;
     void *arg;
+    bool refused;          /* the fetch would have reached a private address */
     /* results (worker) */
     int16_t *samples;
     size_t n;
@@ -137,6 +140,30 @@ static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl
     return atomic_load(&j->cancelled) ? 1 : 0;
 }
 
+/* Set once at start-up, before any load (read by the workers afterwards). */
+static bool allow_private_hosts;
+
+void audio_allow_private_hosts(bool allow)
+{
+    allow_private_hosts = allow;
+}
+
+/* Why here: curl calls this with the address it resolved and is about to connect to, so neither a
+ * name that resolves to a private address nor a redirect to one reaches the server's own network
+ * (the same guard as webhooks). */
+static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *address)
+{
+    struct audio_job *j = clientp;
+    if (purpose != CURLSOCKTYPE_IPCXN)
+        return CURL_SOCKET_BAD;
+    if (!allow_private_hosts && webhook_addr_blocked(&address->addr, address->addrlen)) {
+        j->refused = true;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
 static int fetch(struct audio_job *j, const char *shown, struct body *b)
 {
     CURL *c = curl_easy_init();
@@ -160,6 +187,8 @@ static int fetch(struct audio_job *j, const char *shown, struct body *b)
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, j);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, j);
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -167,6 +196,11 @@ static int fetch(struct audio_job *j, const char *shown, struct body *b)
     if (b->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
         snprintf(j->error, sizeof(j->error), "the body is larger than %zu MiB fetching %s",
                  AUDIO_MAX_BODY >> 20, shown);
+        return -1;
+    }
+    if (j->refused) {
+        snprintf(j->error, sizeof(j->error),
+                 "refused to fetch %s: it resolves to a private or local address", shown);
         return -1;
     }
     if (rc == CURLE_TOO_MANY_REDIRECTS) {

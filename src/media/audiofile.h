@@ -6,6 +6,7 @@
 #ifndef CONFERENCED_AUDIOFILE_H
 #define CONFERENCED_AUDIOFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -28,6 +29,9 @@ typedef void (*audio_done_cb)(void *arg, struct media_clip *clip, const char *er
  * URL (timeout 15 s, at most 3 redirects, http/https only, body at most 20 MiB); at most 10
  * minutes of audio. Returns a job handle, or NULL with a message in err for an unusable location
  * (a relative path, another scheme, a file:// URL naming another host). */
+/* Start-up, before any load: whether http(s) sounds may come from private, loopback or
+ * link-local addresses (refused by default, like webhooks). */
+void audio_allow_private_hosts(bool allow);
 struct audio_job *audio_load(uv_loop_t *loop, const char *location, audio_done_cb cb, void *arg,
                              char *err, size_t errlen);
 /* Before the callback: it will not be called; a fetch in progress is aborted, and the job freed

@@ -264,8 +264,14 @@ static void test_local_errors(void **state)
 static void test_http(void **state)
 {
     char url[128];
+    /* By default a sound is never fetched from the server's own network (as webhooks). */
+    audio_allow_private_hosts(false);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/x.wav", srv_port);
     struct result r = load(url);
+    assert_null(r.clip);
+    assert_non_null(strstr(r.error, "private or local address"));
+    audio_allow_private_hosts(true); /* the test server is on loopback */
+    r = load(url);
     check_tone(r);
 
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/redirect", srv_port);
