@@ -240,9 +240,8 @@ static int route(struct call_mgr *m, const char *user, id_t_ customer_id, id_t_ 
     struct number num;
     if (!m->flows || number_route(m->flows, user, &num, &e) < 0)
         return 404;
-    int code = 0;
-    if (id_is_nil(num.call_flow_id) || !flow_exists(m->flows, num.customer_id, num.call_flow_id))
-        code = 404;
+    /* A flow that does not exist (deleted) is found out by af_create(): also a 404. */
+    int code = id_is_nil(num.call_flow_id) ? 404 : 0;
     memcpy(customer_id, num.customer_id, ID_LEN + 1);
     memcpy(flow_id, num.call_flow_id, ID_LEN + 1);
     *type = "flow";
@@ -293,6 +292,14 @@ static void on_invite(void *ctx, struct sip_dialog *d, const struct sip_invite *
     if (!m->afs ||
         af_create(m->afs, customer_id, flow_id, actions, &info, NULL, c.activeflow_id, &e) < 0) {
         media_leg_destroy(m->d.media, leg);
+        if (m->afs && e.status == ERR_INVALID_ARGUMENT) { /* the number's flow is gone */
+            log_info("msg=\"incoming call refused\" user=\"%.64s\" code=404 reason=%s", user,
+                     e.reason);
+            json_decref(actions);
+            call_fini(&c);
+            sip_dialog_reject(d, 404, NULL);
+            return;
+        }
         goto fail_503;
     }
     json_decref(actions);

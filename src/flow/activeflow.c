@@ -359,10 +359,8 @@ static void run_talk(struct af *a)
     struct af_mgr *m = a->m;
     const char *text = json_string_value(json_object_get(a->opt, "text"));
     const char *lang = json_string_value(json_object_get(a->opt, "language"));
-    a->digits_next = !strcmp(json_string_value(json_object_get(a->opt, "digits_handle"))
-                                 ? json_string_value(json_object_get(a->opt, "digits_handle"))
-                                 : "",
-                             "next");
+    const char *dh = json_string_value(json_object_get(a->opt, "digits_handle"));
+    a->digits_next = dh && !strcmp(dh, "next");
     if (!m->d.tts) {
         advance(a);
         return;

@@ -1,6 +1,7 @@
 /* Shared fakes for unit tests (bridge, call states, flows, event recorder). */
 #include "fakes.h"
 
+#include <math.h>
 #include <string.h>
 
 static int bridge_create(void *ctx, const struct conference *c)
@@ -154,4 +155,16 @@ const char *fake_query_value(const char *query, const char *key)
         p = amp ? amp + 1 : NULL;
     }
     return NULL;
+}
+
+double fake_tone_level(const int16_t *x, size_t n, double hz)
+{
+    double k = 2.0 * cos(2.0 * M_PI * hz / 8000.0), s1 = 0, s2 = 0;
+    for (size_t i = 0; i < n; i++) {
+        double s0 = x[i] + k * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    double power = s1 * s1 + s2 * s2 - k * s1 * s2;
+    return n ? 2.0 * sqrt(power > 0 ? power : 0) / (double)n : 0.0;
 }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conference/conference.h"
 #include "events/bus.h"
@@ -54,6 +55,9 @@ void event_log_record(const struct event *ev, void *ctx);
 /* Index of the first event of type (and resource id, when not NULL) at or after from; -1. */
 int event_log_find(const struct event_log *l, size_t from, const char *type, const char *id);
 size_t event_log_count(const struct event_log *l, const char *type);
+/* Amplitude of a tone at hz in x[0..n) sampled at 8 kHz (Goertzel, normalised to the sine's
+ * amplitude). */
+double fake_tone_level(const int16_t *x, size_t n, double hz);
 /* The value of key in a raw "k=v&k=v" query (no decoding), or NULL. Returns a static buffer. */
 const char *fake_query_value(const char *query, const char *key);
 
