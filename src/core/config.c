@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,55 +14,90 @@
 #define CONFERENCED_VERSION "0.1.0"
 #endif
 
-/* One row per setting: its file key, environment variable and flag. */
-static const struct option_row {
-    const char *key;
-    const char *env;
-    const char *flag;
-    int takes_value;
-} options[] = {
-    {"http", "CONFERENCED_HTTP", "--http", 1},
-    {"data", "CONFERENCED_DATA", "--data", 1},
-    {"log_level", "CONFERENCED_LOG_LEVEL", "--log-level", 1},
-    {"admin_username", "CONFERENCED_ADMIN_USERNAME", "--admin-username", 1},
-    {"admin_password", "CONFERENCED_ADMIN_PASSWORD", NULL, 1},
-    {"webhook_allow_private", "CONFERENCED_WEBHOOK_ALLOW_PRIVATE", "--webhook-allow-private", 0},
-    {"webhook_timeout_ms", "CONFERENCED_WEBHOOK_TIMEOUT_MS", "--webhook-timeout-ms", 1},
-    {"shutdown_grace_ms", "CONFERENCED_SHUTDOWN_GRACE_MS", "--shutdown-grace-ms", 1},
-    {"sip", "CONFERENCED_SIP", "--sip", 1},
-    {"rtp_ports", "CONFERENCED_RTP_PORTS", "--rtp-ports", 1},
-    {"media_threads", "CONFERENCED_MEDIA_THREADS", "--media-threads", 1},
-    {"media_ip", "CONFERENCED_MEDIA_IP", "--media-ip", 1},
-    {"rtp_timeout_ms", "CONFERENCED_RTP_TIMEOUT_MS", "--rtp-timeout-ms", 1},
-    {"ring_timeout_ms", "CONFERENCED_RING_TIMEOUT_MS", "--ring-timeout-ms", 1},
-    {"sounds_dir", "CONFERENCED_SOUNDS_DIR", "--sounds-dir", 1},
+enum kind {
+    K_STRING,    /* char[cap] */
+    K_PATH,      /* char[cap], may be empty only where the default is empty */
+    K_INT,       /* int in [min, max] */
+    K_BOOL,      /* bool */
+    K_ADDR_PORT, /* IPv4 ADDR:PORT -> char addr[cap] at off, int port at off2 */
+    K_RANGE,     /* A-B -> int at off, int at off2 */
+    K_LOG_LEVEL, /* enum log_level */
+    K_IPV4,      /* char[cap] holding an IPv4 address ("" allowed as the default only) */
 };
 
-const char *config_usage(void)
-{
-    return "usage: conferenced [options]\n"
-           "  --http ADDR:PORT            HTTP listen address (default 127.0.0.1:8080; port 0 picks one)\n"
-           "  --data DIR                  data directory for the embedded store (default ./data)\n"
-           "  --log-level LEVEL           debug, info, warn or error (default info)\n"
-           "  --config FILE               key = value configuration file\n"
-           "  --admin-username NAME       bootstrap admin username (default admin)\n"
-           "  --webhook-allow-private     allow webhooks to loopback and private addresses\n"
-           "  --webhook-timeout-ms MS     webhook request timeout (default 5000)\n"
-           "  --shutdown-grace-ms MS      time SIGTERM waits for in-flight work (default 5000)\n"
-           "  --sip ADDR:PORT             SIP/UDP listen address (default 127.0.0.1:5060; port 0 picks one)\n"
-           "  --rtp-ports A-B             RTP port range, RTCP on each port + 1 (default 10000-20000)\n"
-           "  --media-threads N           mixing threads (default 2)\n"
-           "  --media-ip ADDR             address announced in SDP (default: the SIP address)\n"
-           "  --rtp-timeout-ms MS         hang up a call after this long without RTP (default 30000)\n"
-           "  --ring-timeout-ms MS        cancel an outgoing call not answered in this time (default 60000)\n"
-           "  --sounds-dir DIR            local files the play action may use (default DATA/sounds)\n"
-           "  --help, --version\n"
-           "Environment: CONFERENCED_HTTP, CONFERENCED_DATA, CONFERENCED_LOG_LEVEL,\n"
-           "  CONFERENCED_CONFIG, CONFERENCED_ADMIN_USERNAME, CONFERENCED_ADMIN_PASSWORD,\n"
-           "  CONFERENCED_WEBHOOK_ALLOW_PRIVATE, CONFERENCED_WEBHOOK_TIMEOUT_MS,\n"
-           "  CONFERENCED_SHUTDOWN_GRACE_MS, CONFERENCED_SIP, CONFERENCED_RTP_PORTS,\n"
-           "  CONFERENCED_MEDIA_THREADS, CONFERENCED_MEDIA_IP, CONFERENCED_RTP_TIMEOUT_MS.\n";
-}
+/* Every setting, once: its file key, environment variable, flag, type, bounds and help. The
+ * loader, the validator and --help all read this table, so they cannot drift apart. */
+struct setting {
+    const char *key, *env, *flag; /* flag NULL: file and environment only */
+    enum kind kind;
+    size_t off, off2, cap;
+    long min, max;
+    const char *arg;  /* the value's name in --help */
+    const char *help; /* one line; the default is appended */
+};
+
+#define F(field) offsetof(struct config, field)
+#define CAP(field) sizeof(((struct config *)0)->field)
+#define STR(key, env, flag, field, arg, help)                                                      \
+    {key, env, flag, K_STRING, F(field), 0, CAP(field), 0, 0, arg, help}
+#define INT(key, env, flag, field, lo, hi, arg, help)                                              \
+    {key, env, flag, K_INT, F(field), 0, 0, lo, hi, arg, help}
+
+static const struct setting settings[] = {
+    {"http", "CONFERENCED_HTTP", "--http", K_ADDR_PORT, F(http_addr), F(http_port), CAP(http_addr),
+     0, 65535, "ADDR:PORT", "HTTP listen address (port 0 picks a free one)"},
+    {"data", "CONFERENCED_DATA", "--data", K_PATH, F(data_dir), 0, CAP(data_dir), 1, 0, "DIR",
+     "data directory of the embedded store"},
+    {"log_level", "CONFERENCED_LOG_LEVEL", "--log-level", K_LOG_LEVEL, F(log_level), 0, 0, 0, 0,
+     "LEVEL", "debug, info, warn or error"},
+    STR("admin_username", "CONFERENCED_ADMIN_USERNAME", "--admin-username", admin_username, "NAME",
+        "operator login created on the first start"),
+    STR("admin_password", "CONFERENCED_ADMIN_PASSWORD", NULL, admin_password, "PASSWORD",
+        "operator password on the first start (8+ characters; generated and printed if unset)"),
+    {"webhook_allow_private", "CONFERENCED_WEBHOOK_ALLOW_PRIVATE", "--webhook-allow-private",
+     K_BOOL, F(webhook_allow_private), 0, 0, 0, 0, NULL,
+     "allow webhooks and play sounds on loopback, private and link-local addresses"},
+    INT("webhook_timeout_ms", "CONFERENCED_WEBHOOK_TIMEOUT_MS", "--webhook-timeout-ms",
+        webhook_timeout_ms, 100, 60000, "MS", "timeout of one webhook attempt"),
+    INT("shutdown_grace_ms", "CONFERENCED_SHUTDOWN_GRACE_MS", "--shutdown-grace-ms",
+        shutdown_grace_ms, 0, 600000, "MS", "how long SIGTERM waits for in-flight work"),
+    {"sip", "CONFERENCED_SIP", "--sip", K_ADDR_PORT, F(sip_addr), F(sip_port), CAP(sip_addr), 0,
+     65535, "ADDR:PORT", "SIP over UDP listen address (port 0 picks a free one)"},
+    {"rtp_ports", "CONFERENCED_RTP_PORTS", "--rtp-ports", K_RANGE, F(rtp_port_min),
+     F(rtp_port_max), 0, 1024, 65535, "A-B", "RTP port range (RTCP on each port + 1)"},
+    INT("media_threads", "CONFERENCED_MEDIA_THREADS", "--media-threads", media_threads, 1, 64, "N",
+        "mixing threads, each on its own 20 ms clock"),
+    {"media_ip", "CONFERENCED_MEDIA_IP", "--media-ip", K_IPV4, F(media_ip), 0, CAP(media_ip), 0, 0,
+     "ADDR", "address the RTP sockets bind to and the SDP announces (default: the SIP address)"},
+    INT("rtp_timeout_ms", "CONFERENCED_RTP_TIMEOUT_MS", "--rtp-timeout-ms", rtp_timeout_ms, 1000,
+        3600000, "MS", "hang up an answered call after this long without RTP"),
+    INT("ring_timeout_ms", "CONFERENCED_RING_TIMEOUT_MS", "--ring-timeout-ms", ring_timeout_ms,
+        1000, 600000, "MS", "cancel an outgoing call not answered in this time (noanswer)"),
+    {"sounds_dir", "CONFERENCED_SOUNDS_DIR", "--sounds-dir", K_PATH, F(sounds_dir), 0,
+     CAP(sounds_dir), 0, 0, "DIR", "local files the play action may read (default: DATA/sounds)"},
+    INT("max_conferences", "CONFERENCED_MAX_CONFERENCES", "--max-conferences", max_conferences, 1,
+        10000000, "N", "conferences a customer may have that are not terminated"),
+    INT("http_max_connections", "CONFERENCED_HTTP_MAX_CONNECTIONS", "--http-max-connections",
+        http_max_connections, 16, 1000000, "N", "open HTTP and WebSocket connections in all"),
+    INT("http_max_connections_per_address", "CONFERENCED_HTTP_MAX_CONNECTIONS_PER_ADDRESS",
+        "--http-max-connections-per-address", http_max_connections_per_address, 1, 1000000, "N",
+        "open connections from one client address (at most half of http_max_connections)"),
+    INT("http_request_timeout_ms", "CONFERENCED_HTTP_REQUEST_TIMEOUT_MS",
+        "--http-request-timeout-ms", http_request_timeout_ms, 100, 600000, "MS",
+        "time a connection has to send a whole request, from its start or the previous answer"),
+    INT("login_workers", "CONFERENCED_LOGIN_WORKERS", "--login-workers", login_workers, 1, 64, "N",
+        "threads that check passwords (each check takes ~64 MiB for a moment)"),
+    INT("login_queue", "CONFERENCED_LOGIN_QUEUE", "--login-queue", login_queue, 1, 100000, "N",
+        "password checks that may wait for a worker; more get 429"),
+    INT("login_failures_per_minute", "CONFERENCED_LOGIN_FAILURES_PER_MINUTE",
+        "--login-failures-per-minute", login_failures_per_minute, 1, 100000, "N",
+        "failed logins per username and per client address before 429"),
+    INT("sip_max_setup_per_source", "CONFERENCED_SIP_MAX_SETUP_PER_SOURCE",
+        "--sip-max-setup-per-source", sip_max_setup_per_source, 1, 100000, "N",
+        "incoming calls from one address still being set up (not yet answered); more get 503"),
+};
+
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
 void config_defaults(struct config *cfg)
 {
@@ -81,6 +117,91 @@ void config_defaults(struct config *cfg)
     cfg->media_threads = 2;
     cfg->rtp_timeout_ms = 30000;
     cfg->ring_timeout_ms = 60000;
+    cfg->max_conferences = 10000;
+    cfg->http_max_connections = 4096;
+    cfg->http_max_connections_per_address = 256;
+    cfg->http_request_timeout_ms = 10000;
+    cfg->login_workers = 2;
+    cfg->login_queue = 64;
+    cfg->login_failures_per_minute = 10;
+    cfg->sip_max_setup_per_source = 32;
+}
+
+/* The default of a setting as --help shows it ("" when it has none worth printing). */
+static void default_text(const struct setting *s, const struct config *d, char *out, size_t cap)
+{
+    const char *base = (const char *)d;
+    out[0] = '\0';
+    switch (s->kind) {
+    case K_STRING:
+    case K_PATH:
+    case K_IPV4:
+        if (base[s->off])
+            snprintf(out, cap, "%s", base + s->off);
+        break;
+    case K_INT:
+        snprintf(out, cap, "%d", *(const int *)(base + s->off));
+        break;
+    case K_BOOL:
+        snprintf(out, cap, "%s", *(const bool *)(base + s->off) ? "on" : "off");
+        break;
+    case K_ADDR_PORT:
+        snprintf(out, cap, "%s:%d", base + s->off, *(const int *)(base + s->off2));
+        break;
+    case K_RANGE:
+        snprintf(out, cap, "%d-%d", *(const int *)(base + s->off), *(const int *)(base + s->off2));
+        break;
+    case K_LOG_LEVEL:
+        snprintf(out, cap, "info");
+        break;
+    }
+}
+
+const char *config_usage(void)
+{
+    static char text[8192];
+    if (text[0])
+        return text;
+    struct config d;
+    config_defaults(&d);
+    size_t n = 0;
+    n += (size_t)snprintf(text + n, sizeof(text) - n,
+                          "usage: conferenced [options]\n"
+                          "       conferenced passwd USERNAME   set a password (read from "
+                          "standard input or CONFERENCED_NEW_PASSWORD)\n"
+                          "options:\n");
+    for (size_t i = 0; i < N_SETTINGS && n < sizeof(text); i++) {
+        const struct setting *s = &settings[i];
+        char flag[72], def[96];
+        if (s->flag)
+            snprintf(flag, sizeof(flag), "%s%s%s", s->flag, s->arg ? " " : "",
+                     s->arg ? s->arg : "");
+        else
+            snprintf(flag, sizeof(flag), "(%s)", s->env);
+        default_text(s, &d, def, sizeof(def));
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "  %s%s%s%s\n      %s\n", flag,
+                              def[0] ? "  (default " : "", def, def[0] ? ")" : "", s->help);
+    }
+    if (n < sizeof(text))
+        n += (size_t)snprintf(text + n, sizeof(text) - n,
+                              "  --config FILE\n"
+                              "      a key = value file; its keys are the settings' names (--http "
+                              "is http, --rtp-ports is rtp_ports)\n"
+                              "  --help, --version\n"
+                              "environment (each overrides the file; flags override both):\n ");
+    size_t col = 1;
+    for (size_t i = 0; i < N_SETTINGS && n < sizeof(text); i++) {
+        size_t len = strlen(settings[i].env) + 1;
+        if (col + len > 100) {
+            n += (size_t)snprintf(text + n, sizeof(text) - n, "\n ");
+            col = 1;
+        }
+        n += (size_t)snprintf(text + n, sizeof(text) - n, " %s", settings[i].env);
+        col += len;
+    }
+    if (n < sizeof(text))
+        snprintf(text + n, sizeof(text) - n, " CONFERENCED_CONFIG\n");
+    return text;
 }
 
 static int parse_bool(const char *v, bool *out)
@@ -142,91 +263,77 @@ static int parse_range(const char *v, int *lo, int *hi)
     return 0;
 }
 
-static int parse_http(struct config *cfg, const char *v)
+static const struct setting *find_key(const char *key)
 {
-    const char *colon = strrchr(v, ':');
-    if (!colon || colon == v)
-        return -1;
-    size_t alen = (size_t)(colon - v);
-    if (alen >= sizeof(cfg->http_addr))
-        return -1;
-    char addr[64];
-    memcpy(addr, v, alen);
-    addr[alen] = '\0';
-    struct in_addr in;
-    if (inet_pton(AF_INET, addr, &in) != 1)
-        return -1;
-    int port;
-    if (parse_int(colon + 1, 0, 65535, &port) < 0)
-        return -1;
-    memcpy(cfg->http_addr, addr, alen + 1);
-    cfg->http_port = port;
-    return 0;
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (!strcmp(settings[i].key, key))
+            return &settings[i];
+    return NULL;
 }
 
 int config_set(struct config *cfg, const char *key, const char *value, char *err, size_t errlen)
 {
-    int bad = 0;
-    if (!strcmp(key, "http")) {
-        bad = parse_http(cfg, value) < 0;
-        if (bad) {
-            snprintf(err, errlen, "http: '%s' is not an IPv4 ADDR:PORT such as 127.0.0.1:8080",
-                     value);
+    const struct setting *s = find_key(key);
+    if (!s) {
+        snprintf(err, errlen, "unknown setting '%s' (see --help)", key);
+        return -1;
+    }
+    char *base = (char *)cfg;
+    switch (s->kind) {
+    case K_STRING:
+    case K_PATH:
+        if ((s->min && value[0] == '\0') || str_copy(base + s->off, s->cap, value) < 0) {
+            snprintf(err, errlen, "%s: '%.64s' is %s", key, value,
+                     value[0] ? "too long" : "empty; a value is required");
             return -1;
         }
-    } else if (!strcmp(key, "sounds_dir")) {
-        bad = str_copy(cfg->sounds_dir, sizeof(cfg->sounds_dir), value) < 0;
-    } else if (!strcmp(key, "data")) {
-        bad = value[0] == '\0' || str_copy(cfg->data_dir, sizeof(cfg->data_dir), value) < 0;
-    } else if (!strcmp(key, "log_level")) {
-        bad = log_level_parse(value, &cfg->log_level) < 0;
-        if (bad) {
-            snprintf(err, errlen, "log_level: '%s' is not one of debug, info, warn, error", value);
+        return 0;
+    case K_INT:
+        if (parse_int(value, s->min, s->max, (int *)(base + s->off)) < 0) {
+            snprintf(err, errlen, "%s: '%.64s' is not a whole number from %ld to %ld", key, value,
+                     s->min, s->max);
             return -1;
         }
-    } else if (!strcmp(key, "admin_username")) {
-        bad = value[0] == '\0' ||
-              str_copy(cfg->admin_username, sizeof(cfg->admin_username), value) < 0;
-    } else if (!strcmp(key, "admin_password")) {
-        bad = str_copy(cfg->admin_password, sizeof(cfg->admin_password), value) < 0;
-    } else if (!strcmp(key, "webhook_allow_private")) {
-        bad = parse_bool(value, &cfg->webhook_allow_private) < 0;
-    } else if (!strcmp(key, "webhook_timeout_ms")) {
-        bad = parse_int(value, 100, 60000, &cfg->webhook_timeout_ms) < 0;
-    } else if (!strcmp(key, "shutdown_grace_ms")) {
-        bad = parse_int(value, 0, 600000, &cfg->shutdown_grace_ms) < 0;
-    } else if (!strcmp(key, "sip")) {
-        if (parse_addr_port(value, cfg->sip_addr, sizeof(cfg->sip_addr), &cfg->sip_port) < 0) {
-            snprintf(err, errlen, "sip: '%s' is not an IPv4 ADDR:PORT such as 127.0.0.1:5060",
-                     value);
+        return 0;
+    case K_BOOL:
+        if (parse_bool(value, (bool *)(base + s->off)) < 0) {
+            snprintf(err, errlen, "%s: '%.64s' is not one of true/false, on/off, yes/no, 1/0",
+                     key, value);
             return -1;
         }
-    } else if (!strcmp(key, "rtp_ports")) {
-        if (parse_range(value, &cfg->rtp_port_min, &cfg->rtp_port_max) < 0) {
+        return 0;
+    case K_ADDR_PORT:
+        if (parse_addr_port(value, base + s->off, s->cap, (int *)(base + s->off2)) < 0) {
+            snprintf(err, errlen, "%s: '%.64s' is not an IPv4 ADDR:PORT such as 127.0.0.1:%s",
+                     key, value, !strcmp(key, "sip") ? "5060" : "8080");
+            return -1;
+        }
+        return 0;
+    case K_RANGE:
+        if (parse_range(value, (int *)(base + s->off), (int *)(base + s->off2)) < 0) {
             snprintf(err, errlen,
-                     "rtp_ports: '%s' is not a range A-B of UDP ports (1024-65535, B > A)",
+                     "%s: '%.64s' is not a range A-B of UDP ports (1024-65535, B > A)", key,
                      value);
             return -1;
         }
-    } else if (!strcmp(key, "media_threads")) {
-        bad = parse_int(value, 1, 64, &cfg->media_threads) < 0;
-    } else if (!strcmp(key, "media_ip")) {
+        return 0;
+    case K_LOG_LEVEL:
+        if (log_level_parse(value, (enum log_level *)(base + s->off)) < 0) {
+            snprintf(err, errlen, "%s: '%.64s' is not one of debug, info, warn, error", key,
+                     value);
+            return -1;
+        }
+        return 0;
+    case K_IPV4: {
         struct in_addr in;
-        bad = inet_pton(AF_INET, value, &in) != 1 ||
-              str_copy(cfg->media_ip, sizeof(cfg->media_ip), value) < 0;
-    } else if (!strcmp(key, "rtp_timeout_ms")) {
-        bad = parse_int(value, 1000, 3600000, &cfg->rtp_timeout_ms) < 0;
-    } else if (!strcmp(key, "ring_timeout_ms")) {
-        bad = parse_int(value, 1000, 600000, &cfg->ring_timeout_ms) < 0;
-    } else {
-        snprintf(err, errlen, "unknown setting '%s'", key);
-        return -1;
+        if (inet_pton(AF_INET, value, &in) != 1 || str_copy(base + s->off, s->cap, value) < 0) {
+            snprintf(err, errlen, "%s: '%.64s' is not an IPv4 address", key, value);
+            return -1;
+        }
+        return 0;
     }
-    if (bad) {
-        snprintf(err, errlen, "%s: invalid value '%s'", key, value);
-        return -1;
     }
-    return 0;
+    return -1;
 }
 
 struct ini_ctx {
@@ -251,11 +358,11 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     return 1;
 }
 
-static const struct option_row *find_flag(const char *arg)
+static const struct setting *find_flag(const char *arg)
 {
-    for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
-        if (options[i].flag && !strcmp(options[i].flag, arg))
-            return &options[i];
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (settings[i].flag && !strcmp(settings[i].flag, arg))
+            return &settings[i];
     return NULL;
 }
 
@@ -299,12 +406,12 @@ int config_load(struct config *cfg, int argc, char **argv, char *err, size_t err
             return -1;
         }
     }
-    for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
-        const char *v = getenv(options[i].env);
-        if (v && config_set(cfg, options[i].key, v, err, errlen) < 0) {
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const char *v = getenv(settings[i].env);
+        if (v && config_set(cfg, settings[i].key, v, err, errlen) < 0) {
             char msg[256];
             snprintf(msg, sizeof(msg), "%s", err);
-            snprintf(err, errlen, "%s: %s", options[i].env, msg);
+            snprintf(err, errlen, "%s: %s", settings[i].env, msg);
             return -1;
         }
     }
@@ -313,15 +420,15 @@ int config_load(struct config *cfg, int argc, char **argv, char *err, size_t err
             i++;
             continue;
         }
-        const struct option_row *o = find_flag(argv[i]);
+        const struct setting *o = find_flag(argv[i]);
         if (!o) {
             snprintf(err, errlen, "unknown option '%s' (see --help)", argv[i]);
             return -1;
         }
         const char *value = "true";
-        if (o->takes_value) {
+        if (o->kind != K_BOOL) {
             if (i + 1 >= argc) {
-                snprintf(err, errlen, "%s needs a value", o->flag);
+                snprintf(err, errlen, "%s needs a value (%s)", o->flag, o->arg);
                 return -1;
             }
             value = argv[++i];
@@ -340,6 +447,14 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
     }
     if (cfg->admin_password[0] && strlen(cfg->admin_password) < 8) {
         snprintf(err, errlen, "admin_password: must be at least 8 characters");
+        return -1;
+    }
+    /* Headroom: one client address can never hold every connection. */
+    if (cfg->http_max_connections_per_address > cfg->http_max_connections / 2) {
+        snprintf(err, errlen,
+                 "http_max_connections_per_address (%d) must be at most half of "
+                 "http_max_connections (%d), so that one client cannot take every connection",
+                 cfg->http_max_connections_per_address, cfg->http_max_connections);
         return -1;
     }
     return 0;

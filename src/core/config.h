@@ -27,18 +27,27 @@ struct config {
     char media_ip[64]; /* announced in SDP; defaults to the SIP address */
     int rtp_timeout_ms;
     int ring_timeout_ms; /* an outgoing call not answered in this time: noanswer */
+    int max_conferences; /* per customer, not terminated */
+    int http_max_connections;
+    int http_max_connections_per_address;
+    int http_request_timeout_ms; /* a whole request must arrive within this */
+    int login_workers;             /* password-hashing threads */
+    int login_queue;               /* password checks waiting for a worker */
+    int login_failures_per_minute; /* per username and per client address */
+    int sip_max_setup_per_source;  /* incoming calls in set-up from one address */
 };
 
 /* Control thread. Fills cfg from every source. Returns 0, 1 when the caller should exit
  * successfully (--help, --version printed), or -1 with a message in err. */
 int config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
-/* Control thread. Applies one setting by its file key ("http", "data", ...). Returns 0 or -1. */
+/* Control thread. Applies one setting by its file key ("http", "data", ...). Returns 0 or -1
+ * with a message naming the setting in err. */
 int config_set(struct config *cfg, const char *key, const char *value, char *err, size_t errlen);
 /* Control thread. Checks cross-field rules. Returns 0 or -1 with a message in err. */
 int config_validate(const struct config *cfg, char *err, size_t errlen);
 /* Control thread. Sets the built-in defaults. */
 void config_defaults(struct config *cfg);
-/* The --help text. */
+/* The --help text, made from the table of settings (every flag and environment variable). */
 const char *config_usage(void);
 
 #endif
