@@ -21,6 +21,7 @@ struct api_request {
     size_t body_len;
     bool body_too_large; /* the client sent more than API_MAX_BODY */
     bool uri_has_nul;    /* the raw URI held %00, which decoding would silently cut at */
+    const char *client_ip; /* the peer's address as text ("" when unknown) */
     /* Query and header lookups (NULL when absent). */
     const char *(*query)(void *ctx, const char *key);
     const char *(*header)(void *ctx, const char *name);

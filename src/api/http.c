@@ -36,6 +36,7 @@ struct conn {
     id_t_ ws_customer_id;
     bool upgraded;
     bool uri_has_nul; /* %00 in the raw URI */
+    char client_ip[INET6_ADDRSTRLEN];
 };
 
 /* The link between an upgraded socket and MHD, released when the WebSocket ends. */
@@ -177,6 +178,7 @@ static enum MHD_Result dispatch(struct conn *cn, const char *url, const char *me
         .body_len = cn->len,
         .body_too_large = cn->too_large,
         .uri_has_nul = cn->uri_has_nul,
+        .client_ip = cn->client_ip,
         .query = query_lookup,
         .header = header_lookup,
         .ctx = cn,
@@ -221,6 +223,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         cn->srv = s;
         cn->mc = mc;
         cn->uri_has_nul = *con_cls == &uri_nul_marker;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr,
+                      cn->client_ip, sizeof(cn->client_ip));
         *con_cls = cn;
         s->inflight++;
         const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
