@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "api/api.h"
@@ -22,6 +24,7 @@
 #include "flow/activeflow.h"
 #include "flow/flow.h"
 #include "identity/identity.h"
+#include "identity/passwd.h"
 #include "media/audiofile.h"
 #include "media/engine.h"
 #include "sip/sip.h"
@@ -49,7 +52,8 @@ struct server {
     uv_signal_t sigterm, sigint;
     uv_timer_t drain;
     int64_t drain_deadline;
-    bool stopping;
+    int64_t calls_deadline; /* shutdown: the calls' hang-ups complete by then, or are forced */
+    bool stopping, calls_done;
 };
 
 static int mkdir_p(const char *path)
@@ -68,6 +72,54 @@ static int mkdir_p(const char *path)
     if (mkdir(buf, 0700) != 0 && errno != EEXIST)
         return -1;
     return 0;
+}
+
+/* Opens the store in the data directory, telling the operator exactly what is wrong when it
+ * cannot: not a directory, not writable, locked by a running server, or unreadable. */
+static int open_store(const char *dir, struct store **out)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "conferenced: the data directory %s is not a directory\n", dir);
+        return -1;
+    }
+    if (access(dir, R_OK | W_OK | X_OK) != 0) {
+        fprintf(stderr,
+                "conferenced: the data directory %s is not writable by this user (%s); fix its "
+                "permissions or choose another with --data\n",
+                dir, strerror(errno));
+        return -1;
+    }
+    int rc = store_sqlite_open(dir, out);
+    if (rc == STORE_BUSY)
+        fprintf(stderr,
+                "conferenced: the store in %s is in use by another conferenced (one server per "
+                "data directory)\n",
+                dir);
+    else if (rc != 0)
+        fprintf(stderr, "conferenced: cannot open the store in %s (the log above says why)\n",
+                dir);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Every connection, RTP port and store file is a descriptor: take the whole hard limit, and
+ * say which settings to lower when even that cannot hold what they allow. */
+static void raise_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    rlim_t need = (rlim_t)cfg->http_max_connections +
+                  (rlim_t)(cfg->rtp_port_max - cfg->rtp_port_min + 1) + 256;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        log_warn("msg=\"open file limit below what the settings allow\" limit=%llu need=%llu "
+                 "hint=\"raise ulimit -n, or lower http_max_connections or the rtp_ports range\"",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)need);
 }
 
 static bool conference_flow_exists(void *ctx, const char *customer_id, const char *flow_id)
@@ -98,20 +150,30 @@ static void finish(struct server *s)
     uv_close((uv_handle_t *)&s->drain, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
+    /* Pending logins are answered while HTTP and the hub (told of revocations) still exist. */
+    identity_shutdown(s->identity);
     ws_hub_destroy(s->ws);
     s->ws = NULL;
-    http_stop(s->http);
-    s->http = NULL;
+    http_stop(s->http); /* freed after the loop (http_destroy) */
     webhook_destroy(s->webhook);
     s->webhook = NULL;
     log_info("msg=\"server stopped\"");
 }
 
-/* Graceful shutdown: stop accepting, let in-flight requests and queued webhooks finish (up to
- * the grace period), then close everything. */
+/* Graceful shutdown: stop accepting, hang up every call, let in-flight requests and queued
+ * webhooks finish (up to the grace period), then close everything. The calls come first: their
+ * BYEs get half of the grace period to be answered, then the calls still up are ended at once, so
+ * that the events they cause (call_hangup, conferencecall_leaved, conference_updated) have the
+ * rest of it to reach the webhooks. */
 static void on_drain(uv_timer_t *t)
 {
     struct server *s = t->data;
+    if (!s->calls_done) {
+        if (call_mgr_live(s->calls) > 0 && tm_now_us() < s->calls_deadline)
+            return;
+        call_mgr_shutdown(s->calls);
+        s->calls_done = true;
+    }
     bool idle = http_inflight(s->http) == 0 && webhook_idle(s->webhook);
     if (idle || tm_now_us() >= s->drain_deadline) {
         if (!idle)
@@ -129,12 +191,23 @@ static void on_signal(uv_signal_t *h, int signum)
     s->stopping = true;
     log_info("msg=\"shutting down\" signal=%d", signum);
     http_quiesce(s->http);
-    s->drain_deadline = tm_now_us() + (int64_t)s->cfg.shutdown_grace_ms * 1000;
+    int64_t now = tm_now_us();
+    s->drain_deadline = now + (int64_t)s->cfg.shutdown_grace_ms * 1000;
+    s->calls_deadline = now + (int64_t)s->cfg.shutdown_grace_ms * 500;
+    call_mgr_drain(s->calls); /* BYE, CANCEL or a refusal to every call */
     uv_timer_start(&s->drain, on_drain, 0, 20);
+}
+
+/* identity -> WebSocket hub, wired here so that neither module includes the other. */
+static void on_credential_revoked(void *ctx, const char *credential_id, const char *why)
+{
+    ws_hub_revoke(ctx, credential_id, why);
 }
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "passwd"))
+        return passwd_command(argc, argv);
     struct server s;
     memset(&s, 0, sizeof(s));
     char err[512];
@@ -147,18 +220,15 @@ int main(int argc, char **argv)
     }
     log_set_level(s.cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(&s.cfg);
 
     if (mkdir_p(s.cfg.data_dir) < 0) {
         fprintf(stderr, "conferenced: cannot create data directory %s: %s\n", s.cfg.data_dir,
                 strerror(errno));
         return 1;
     }
-    if (store_sqlite_open(s.cfg.data_dir, &s.store) != 0) {
-        fprintf(stderr,
-                "conferenced: cannot open the store in %s (is another conferenced using it?)\n",
-                s.cfg.data_dir);
+    if (open_store(s.cfg.data_dir, &s.store) < 0)
         return 1;
-    }
     int64_t newest = 0;
     if (store_newest_time(s.store, &newest) == 0)
         tm_unique_floor(newest);
@@ -166,20 +236,12 @@ int main(int argc, char **argv)
     s.loop = uv_default_loop();
     s.bus = events_bus_create();
     s.sched = sched_create_uv(s.loop);
-    struct identity_options iopt = {0};
-    s.identity = identity_create(s.loop, s.store, s.bus, &iopt);
-    char *generated = NULL;
-    rc = identity_bootstrap(s.identity, s.cfg.admin_username, s.cfg.admin_password, &generated);
-    if (rc < 0) {
-        fprintf(stderr, "conferenced: cannot create the first admin\n");
-        return 1;
-    }
+    s.ws = ws_hub_create(s.loop);
 
     struct webhook_config wcfg = {.allow_private = s.cfg.webhook_allow_private,
                                   .timeout_ms = s.cfg.webhook_timeout_ms,
                                   .retry_delay_ms = 1000};
     s.webhook = webhook_create(s.loop, s.store, &wcfg);
-    s.ws = ws_hub_create(s.loop);
     events_subscribe(s.bus, webhook_on_event, s.webhook);
     events_subscribe(s.bus, ws_hub_on_event, s.ws);
 
@@ -228,7 +290,8 @@ int main(int argc, char **argv)
                                     .sched = s.sched,
                                     .bridge = call_bridge_iface(s.calls),
                                     .calls = call_conference_iface(s.calls),
-                                    .flows = {s.flows, conference_flow_exists}};
+                                    .flows = {s.flows, conference_flow_exists},
+                                    .max_conferences = s.cfg.max_conferences};
     s.conferences = conference_mgr_create(&cdeps);
     call_mgr_set_conferences(s.calls, s.conferences);
     af_mgr_set_conferences(s.afs, s.conferences);
@@ -240,7 +303,8 @@ int main(int argc, char **argv)
     struct sip_config scfg = {.addr = s.cfg.sip_addr,
                               .port = s.cfg.sip_port,
                               .user_agent = "conferenced",
-                              .max_dialogs = 10000};
+                              .max_dialogs = 10000,
+                              .max_setup_per_source = s.cfg.sip_max_setup_per_source};
     struct sip_callbacks scb = call_sip_callbacks(s.calls);
     s.sip = sip_create(s.loop, &scfg, &scb, err, sizeof(err));
     if (!s.sip) {
@@ -248,6 +312,13 @@ int main(int argc, char **argv)
         return 1;
     }
     call_mgr_set_sip(s.calls, s.sip);
+    call_mgr_end_saved_dialogs(s.calls); /* BYE to the calls a crash left up */
+    struct identity_options iopt = {.login_workers = s.cfg.login_workers,
+                                    .login_queue = s.cfg.login_queue,
+                                    .login_failures_per_minute = s.cfg.login_failures_per_minute,
+                                    .webhook_allow_private = s.cfg.webhook_allow_private,
+                                    .listener = {on_credential_revoked, s.ws}};
+    s.identity = identity_create(s.loop, s.store, s.bus, &iopt);
     struct api_deps adeps = {.store = s.store,
                              .identity = s.identity,
                              .conferences = s.conferences,
@@ -255,11 +326,31 @@ int main(int argc, char **argv)
                              .flows = s.flows,
                              .activeflows = s.afs};
     s.api = api_create(&adeps);
-    s.http = http_start(s.loop, s.cfg.http_addr, s.cfg.http_port, s.api, s.ws, err, sizeof(err));
+    struct http_config hcfg = {.addr = s.cfg.http_addr,
+                               .port = s.cfg.http_port,
+                               .max_connections = s.cfg.http_max_connections,
+                               .max_connections_per_address =
+                                   s.cfg.http_max_connections_per_address,
+                               .request_timeout_ms = s.cfg.http_request_timeout_ms};
+    s.http = http_start(s.loop, &hcfg, s.api, s.ws, err, sizeof(err));
     if (!s.http) {
         fprintf(stderr, "conferenced: %s\n", err);
+        api_destroy(s.api);
+        identity_destroy(s.identity); /* its threads would outlive main */
         return 1;
     }
+    /* Only now that both sockets are bound: a start that fails must leave no operator behind
+     * whose generated password nobody saw. The loop has not run, so no request came in yet. */
+    char *generated = NULL;
+    rc = identity_bootstrap(s.identity, s.cfg.admin_username, s.cfg.admin_password, &generated);
+    if (rc < 0) {
+        fprintf(stderr, "conferenced: cannot create the first admin\n");
+        identity_destroy(s.identity);
+        return 1;
+    }
+    if (rc == 0 && s.cfg.admin_password[0])
+        log_info("msg=\"admin_password is only used on the first start; to change a password, "
+                 "stop the server and run: conferenced passwd USERNAME\"");
 
     uv_signal_init(s.loop, &s.sigterm);
     uv_signal_init(s.loop, &s.sigint);
@@ -287,6 +378,7 @@ int main(int argc, char **argv)
 
     uv_run(s.loop, UV_RUN_DEFAULT); /* returns once finish() has closed every handle */
 
+    http_destroy(s.http);
     call_mgr_destroy(s.calls);
     flow_mgr_destroy(s.flows);
     api_destroy(s.api);

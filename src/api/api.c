@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "api/internal.h"
+#include "api/uri.h"
 #include "core/jsonutil.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -128,6 +129,15 @@ int api_reply(struct api_call *c, json_t *v)
     return 0;
 }
 
+int api_reply_no_content(struct api_call *c)
+{
+    free(c->resp->body);
+    c->resp->status = 204;
+    c->resp->body = xstrdup("");
+    c->resp->body_len = 0;
+    return 0;
+}
+
 /* Messages may quote client input (a path, a method): keep them printable ASCII so the error
  * body is always valid JSON, whatever bytes the client sent. */
 static void printable(const char *in, char *out, size_t cap)
@@ -157,6 +167,22 @@ static json_t *error_json(const struct error *e, const char *request_id)
 static void response_error(struct api_response *r, const struct error *e)
 {
     set_body(r, error_http_code(e->status), error_json(e, r->request_id));
+}
+
+void api_response_header(struct api_response *resp, const char *name, const char *value)
+{
+    if (resp->n_headers >= API_MAX_HEADERS)
+        die("too many response headers (%s)", name);
+    str_copy(resp->headers[resp->n_headers].name, sizeof(resp->headers[0].name), name);
+    str_copy(resp->headers[resp->n_headers].value, sizeof(resp->headers[0].value), value);
+    resp->n_headers++;
+}
+
+void api_error_response(struct api_response *resp, const struct error *e)
+{
+    memset(resp, 0, sizeof(*resp));
+    id_request(resp->request_id);
+    response_error(resp, e);
 }
 
 int api_reply_error(struct api_call *c, const struct error *e)
@@ -196,19 +222,19 @@ int api_page(struct api_call *c, struct store_page *p)
     p->limit = 100;
     const char *size = c->req->query ? c->req->query(c->req->ctx, "page_size") : NULL;
     if (size && size[0]) {
-        long n = 0;
+        /* Above 100 is clamped to 100, as VoIPBIN does; below 1 or not a number is an error. */
+        uint64_t n = 0;
         size_t len = strlen(size);
-        int ok = len <= 3;
-        for (size_t i = 0; ok && i < len; i++) {
-            ok = size[i] >= '0' && size[i] <= '9';
-            n = n * 10 + (size[i] - '0');
-        }
-        if (!ok || n < 1 || n > 100) {
+        const char *digits = size + strspn(size, "0");
+        bool numeric = strspn(size, "0123456789") == len;
+        bool big = numeric && strlen(digits) > 3;
+        if (!big && (!numeric || str_to_u64(digits[0] ? digits : "0", 1000, &n) < 0 || n < 1)) {
             api_fail(c, ERR_INVALID_ARGUMENT, "INVALID_PAGE_SIZE",
-                     "Query parameter 'page_size' must be an integer from 1 to 100.");
+                     "Query parameter 'page_size' must be a whole number from 1 to 100 (larger "
+                     "values count as 100).");
             return -1;
         }
-        p->limit = (int)n;
+        p->limit = big || n > 100 ? 100 : (int)n;
     }
     const char *token = c->req->query ? c->req->query(c->req->ctx, "page_token") : NULL;
     if (token && token[0]) {
@@ -262,7 +288,7 @@ void api_pending_reply(struct api_pending *p, json_t *v, const struct error *e)
     if (e)
         response_error(r, e);
     else
-        set_body(r, 200, v);
+        set_body(r, p->status ? p->status : 200, v);
     p->done(p->done_arg, r);
     free(p);
 }
@@ -292,13 +318,16 @@ static const char *credential(const struct api_request *req, int *malformed)
     return NULL;
 }
 
-/* Splits a path into at most MAX_SEGMENTS segments (one trailing slash tolerated). */
+/* Splits a path on '/' into at most MAX_SEGMENTS segments (one trailing slash tolerated), then
+ * decodes each segment on its own, so "%2F" is a character of its segment, never a separator.
+ * "/v1/..." is an alias of "/v1.0/..." (the seeds write it so). Returns 0, 1 when the path
+ * cannot name an endpoint (too many or too long segments), or a negative enum uri_result. */
 static int split(const char *path, char segs[MAX_SEGMENTS][64], int *n)
 {
     *n = 0;
     const char *p = path;
     if (*p != '/')
-        return -1;
+        return 1;
     while (*p) {
         while (*p == '/')
             p++;
@@ -306,13 +335,18 @@ static int split(const char *path, char segs[MAX_SEGMENTS][64], int *n)
             break;
         const char *end = strchr(p, '/');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (*n == MAX_SEGMENTS || len >= 64)
-            return -1;
-        memcpy(segs[*n], p, len);
-        segs[*n][len] = '\0';
+        if (*n == MAX_SEGMENTS)
+            return 1;
+        ssize_t got = uri_decode(p, len, false, segs[*n], sizeof(segs[*n]));
+        if (got == URI_TOO_LONG)
+            return 1;
+        if (got < 0)
+            return (int)got;
         (*n)++;
         p += len;
     }
+    if (*n > 0 && !strcmp(segs[0], "v1"))
+        memcpy(segs[0], "v1.0", 5);
     return 0;
 }
 
@@ -341,14 +375,18 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
     id_request(resp->request_id);
     struct api_call c = {.api = api, .req = req, .resp = resp, .done = done,
                          .done_arg = done_arg};
-    if (req->uri_has_nul)
-        return api_fail(&c, ERR_INVALID_ARGUMENT, "INVALID_URI",
-                        "The URL must not contain %%00 (a NUL character).");
+    if (req->uri_error)
+        return api_fail(&c, ERR_INVALID_ARGUMENT, "INVALID_URI", "The URL cannot be read: %s.",
+                        req->uri_error);
     char segs[MAX_SEGMENTS][64];
     int n = 0;
     const struct route *route = NULL;
     const char *raw_id = NULL;
-    if (split(req->path, segs, &n) == 0) {
+    int split_rc = split(req->path, segs, &n);
+    if (split_rc < 0)
+        return api_fail(&c, ERR_INVALID_ARGUMENT, "INVALID_URI", "The URL cannot be read: %s.",
+                        uri_result_text(split_rc));
+    if (split_rc == 0) {
         for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]) && !route; i++)
             if (match(&routes[i], segs, n, &raw_id))
                 route = &routes[i];

@@ -8,21 +8,23 @@
 
 #include "conference/conference.h"
 #include "events/bus.h"
+#include "events/ws.h"
 #include "identity/identity.h"
 #include "model/model.h"
 #include "store/store.h"
 
 #define API_MAX_BODY (1024 * 1024)
+#define API_MAX_HEADERS 4
 
 struct api_request {
     const char *method;
-    const char *path; /* without the query string */
+    const char *path; /* as sent (percent-encoded), without the query string */
     const char *body;
     size_t body_len;
     bool body_too_large; /* the client sent more than API_MAX_BODY */
-    bool uri_has_nul;    /* the raw URI held %00, which decoding would silently cut at */
+    const char *uri_error; /* the HTTP layer could not decode the target: why (else NULL) */
     const char *client_ip; /* the peer's address as text ("" when unknown) */
-    /* Query and header lookups (NULL when absent). */
+    /* Query (decoded) and header lookups (NULL when absent). */
     const char *(*query)(void *ctx, const char *key);
     const char *(*header)(void *ctx, const char *name);
     void *ctx;
@@ -34,10 +36,16 @@ struct api_response {
     size_t body_len;
     char request_id[ID_LEN + 1];
     /* A WebSocket upgrade was accepted: send 101 with this accept key, then hand the socket to
-     * the WebSocket hub for this customer. */
+     * the WebSocket hub with this credential. */
     bool ws_upgrade;
     char ws_accept[29];
-    id_t_ ws_customer_id;
+    struct ws_credential ws_cred;
+    /* Extra response headers (Retry-After, Location, ...). */
+    int n_headers;
+    struct {
+        char name[32];
+        char value[160];
+    } headers[API_MAX_HEADERS];
 };
 
 struct call_mgr;
@@ -67,5 +75,11 @@ typedef void (*api_done_cb)(void *arg, struct api_response *resp);
 int api_handle(struct api *api, const struct api_request *req, struct api_response *resp,
                api_done_cb done, void *done_arg);
 void api_response_fini(struct api_response *resp);
+/* Adds a response header (name and value truncated to their fields; beyond API_MAX_HEADERS the
+ * header is a programmer error). */
+void api_response_header(struct api_response *resp, const char *name, const char *value);
+/* Fills resp (zeroed first) with the error envelope for e and a new request id: for errors the
+ * HTTP layer answers itself (limits, malformed requests). */
+void api_error_response(struct api_response *resp, const struct error *e);
 
 #endif

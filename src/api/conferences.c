@@ -125,6 +125,20 @@ int api_conferences_put(struct api_call *c)
     struct conference_fields f;
     struct error e;
     int rc = read_fields(body, &f, &e);
+    if (rc == 0 && f.type) {
+        /* The type is fixed at creation: sending the same one back (a whole object PUT) is
+         * fine, another one is refused rather than silently ignored. */
+        struct conference cur;
+        rc = conference_get(c->api->d.conferences, c->who.customer_id, c->id, &cur, &e);
+        if (rc == 0) {
+            if (strcmp(f.type, conference_type_name(cur.type)) != 0)
+                rc = error_set(&e, ERR_INVALID_ARGUMENT, "IMMUTABLE_FIELD",
+                               "Field 'type' cannot be changed after creation (this conference "
+                               "is \"%s\"); create a new conference instead.",
+                               conference_type_name(cur.type));
+            conference_fini(&cur);
+        }
+    }
     if (rc == 0) {
         struct conference_update_req req = {
             .name = f.name,

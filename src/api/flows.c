@@ -280,5 +280,8 @@ int api_activeflows_delete(struct api_call *c)
     struct activeflow a;
     struct error e;
     int rc = af_delete(c->api->d.activeflows, c->who.customer_id, c->id, &a, &e);
-    return reply_af(c, rc, &a, &e);
+    if (rc < 0)
+        return reply_af(c, rc, &a, &e);
+    activeflow_fini(&a);
+    return api_reply_no_content(c); /* 204, as VoIPBIN answers */
 }

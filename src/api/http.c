@@ -1,334 +1,766 @@
 #include "api/http.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <microhttpd.h>
+#include <h2o.h>
+#include <h2o/http1.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include "api/uri.h"
+#include "core/idmap.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/timeutil.h"
+
+/* The name of our only host configuration. A request without a Host header is given this
+ * authority by h2o, which is how an HTTP/1.1 request missing it is told apart. */
+#define HOST_NAME "conferenced.invalid"
+#define MAX_HEADER_NAME 64
+
+struct http_conn;
+struct pending;
 
 struct http_server {
     uv_loop_t *loop;
-    struct MHD_Daemon *d;
+    struct http_config cfg;
+    char addr[64];
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_hostconf_t *host;
+    uv_tcp_t *listener; /* NULL once closed */
     struct api *api;
     struct ws_hub *hub;
-    uv_poll_t *poll;
-    uv_timer_t *timer;
     unsigned inflight;
+    struct idmap per_addr;    /* client address -> open connections (HTTP and WebSocket) */
+    size_t n_conns;           /* open connections, as counted against the limits */
+    struct http_conn *conns;  /* connections h2o is serving (not yet handed to the hub) */
+    struct pending *pendings; /* requests waiting for the API's answer */
+    uint64_t accepted, refused_total, refused_per_address;
+    int64_t refusal_logged_us;
+    uint64_t refusals_unlogged;
     int port;
+    bool stopping; /* http_stop() was called */
 };
 
-enum conn_state { CONN_RECEIVING = 0, CONN_DISPATCHING, CONN_PENDING, CONN_READY, CONN_DONE };
-
-/* One request on a connection (MHD's con_cls). */
-struct conn {
+struct handler {
+    h2o_handler_t super;
     struct http_server *srv;
-    struct MHD_Connection *mc;
-    char *body;
-    size_t len, cap;
-    bool too_large;
-    enum conn_state state;
-    struct api_response *ready;
-    id_t_ ws_customer_id;
-    bool upgraded;
-    bool uri_has_nul; /* %00 in the raw URI */
-    char client_ip[INET6_ADDRSTRLEN];
 };
 
-/* The link between an upgraded socket and MHD, released when the WebSocket ends. */
+/* One connection h2o serves. The uv handle comes first: h2o's close callback hands it back. */
+struct http_conn {
+    uv_tcp_t tcp;
+    struct http_server *srv;
+    h2o_socket_t *sock;
+    struct http_conn *prev, *next;
+    char ip[INET6_ADDRSTRLEN];
+    bool counted;  /* counted against the limits */
+    bool upgraded; /* handed to the WebSocket hub, which now holds the count */
+};
+
+/* A request the API answers later. The guard lives in the request's memory pool, so h2o tells us
+ * when the request is gone (its connection closed) before the answer comes. */
+struct guard {
+    struct pending *p;
+};
+
+struct pending {
+    struct http_server *srv; /* NULL once the server stopped */
+    h2o_req_t *req;          /* NULL once h2o freed the request */
+    struct guard *guard;
+    struct api_response *ready; /* the answer came during api_handle() itself */
+    bool async;
+    struct pending *prev, *next;
+};
+
+/* A WebSocket taken over from h2o: the hub owns the socket until it calls ws_closed. */
 struct ws_link {
     struct http_server *srv;
-    struct MHD_UpgradeResponseHandle *urh;
+    int fd;
+    char ip[INET6_ADDRSTRLEN];
 };
 
-static void reschedule(struct http_server *s);
+/* What the API's header() and query() lookups read. */
+struct req_view {
+    h2o_req_t *req;
+    struct uri_query query;
+};
 
-/* MHD closes connections it gave up on (an upgraded socket released, a request too large for
- * its memory pool) at the start of its next run, and nothing would wake the loop for that: so
- * every wake-up runs it twice. The second run costs one epoll_wait with a zero timeout. */
-static void run(struct http_server *s)
+#define LINK(head, x)                                                                              \
+    do {                                                                                           \
+        (x)->prev = NULL;                                                                          \
+        (x)->next = (head);                                                                        \
+        if (head)                                                                                  \
+            (head)->prev = (x);                                                                    \
+        (head) = (x);                                                                              \
+    } while (0)
+#define UNLINK(head, x)                                                                            \
+    do {                                                                                           \
+        if ((x)->prev)                                                                             \
+            (x)->prev->next = (x)->next;                                                           \
+        else                                                                                       \
+            (head) = (x)->next;                                                                    \
+        if ((x)->next)                                                                             \
+            (x)->next->prev = (x)->prev;                                                           \
+        (x)->prev = (x)->next = NULL;                                                              \
+    } while (0)
+
+/* ---- limits ---- */
+
+static int addr_count(const struct http_server *s, const char *ip)
 {
-    MHD_run(s->d);
-    MHD_run(s->d);
-    reschedule(s);
+    return (int)(intptr_t)idmap_get(&s->per_addr, ip);
 }
 
-static void on_timer(uv_timer_t *t)
+static void addr_adjust(struct http_server *s, const char *ip, int delta)
 {
-    run(t->data);
-}
-
-static void on_poll(uv_poll_t *p, int status, int events)
-{
-    run(p->data);
-}
-
-/* MHD keeps connections with buffered work on an internal ready list that does not wake its
- * epoll fd again; MHD_get_timeout() then answers 0, so the timer runs it again at once. */
-static void reschedule(struct http_server *s)
-{
-    MHD_UNSIGNED_LONG_LONG ms = 0;
-    if (MHD_get_timeout(s->d, &ms) == MHD_YES)
-        uv_timer_start(s->timer, on_timer, ms, 0);
+    int n = addr_count(s, ip) + delta;
+    if (n > 0)
+        idmap_put(&s->per_addr, ip, (void *)(intptr_t)n);
     else
-        uv_timer_stop(s->timer);
+        idmap_del(&s->per_addr, ip);
 }
 
-static const char *lookup(struct conn *cn, enum MHD_ValueKind kind, const char *key)
+static void release_count(struct http_server *s, const char *ip)
 {
-    return MHD_lookup_connection_value(cn->mc, kind, key);
+    addr_adjust(s, ip, -1);
+    s->n_conns--;
 }
 
-static const char *query_lookup(void *ctx, const char *key)
+/* Refusals are logged at most once a second, with how many there were. */
+static void log_refusal(struct http_server *s, const char *ip, const char *setting, int limit)
 {
-    return lookup(ctx, MHD_GET_ARGUMENT_KIND, key);
+    s->refusals_unlogged++;
+    int64_t now = tm_now_us();
+    if (now - s->refusal_logged_us < 1000000)
+        return;
+    log_warn("msg=\"connections refused\" count=%llu last_address=%s setting=%s limit=%d",
+             (unsigned long long)s->refusals_unlogged, ip, setting, limit);
+    s->refusal_logged_us = now;
+    s->refusals_unlogged = 0;
 }
 
-static const char *header_lookup(void *ctx, const char *name)
+static const char *reason_phrase(int status)
 {
-    return lookup(ctx, MHD_HEADER_KIND, name);
+    switch (status) {
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 417:
+        return "Expectation Failed";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
+    }
+}
+
+/* A refused connection: one JSON answer (written without waiting), then closed. */
+static void refused_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void refuse(uv_tcp_t *tcp, enum err_status status, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void refuse(uv_tcp_t *tcp, enum err_status status, const char *reason, const char *fmt, ...)
+{
+    struct error e = {.status = status};
+    str_copy(e.reason, sizeof(e.reason), reason);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof(e.message), fmt, ap);
+    va_end(ap);
+    struct api_response r;
+    api_error_response(&r, &e);
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "X-Request-Id: %s\r\nConnection: close\r\n\r\n",
+                     r.status, reason_phrase(r.status), r.body_len, r.request_id);
+    uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)n), uv_buf_init(r.body, (unsigned)r.body_len)};
+    (void)uv_try_write((uv_stream_t *)tcp, bufs, 2);
+    api_response_fini(&r);
+    uv_close((uv_handle_t *)tcp, refused_closed);
+}
+
+/* ---- connections ---- */
+
+/* After http_stop(): h2o leaves a timeout's uv timer running until it fires even when nothing
+ * waits on it any more; stop the idle ones so the loop can end at once. */
+static void stop_idle_timers(struct http_server *s)
+{
+    h2o_timeout_t *all[] = {&s->ctx.zero_timeout,
+                            &s->ctx.one_sec_timeout,
+                            &s->ctx.hundred_ms_timeout,
+                            &s->ctx.handshake_timeout,
+                            &s->ctx.http1.req_timeout,
+                            &s->ctx.http2.idle_timeout,
+                            &s->ctx.http2.graceful_shutdown_timeout,
+                            &s->ctx.proxy.io_timeout};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (h2o_linklist_is_empty(&all[i]->_entries))
+            uv_timer_stop(&all[i]->_backend.timer);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct http_conn *c = (struct http_conn *)h;
+    struct http_server *s = c->srv;
+    UNLINK(s->conns, c);
+    if (c->counted && !c->upgraded)
+        release_count(s, c->ip);
+    free(c);
+    if (s->stopping)
+        stop_idle_timers(s);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct http_server *s = listener->data;
+    if (status < 0)
+        return;
+    uv_tcp_t *tcp = xcalloc(1, sizeof(struct http_conn));
+    uv_tcp_init(s->loop, tcp);
+    if (uv_accept(listener, (uv_stream_t *)tcp) != 0) {
+        uv_close((uv_handle_t *)tcp, refused_closed);
+        return;
+    }
+    struct http_conn *c = (struct http_conn *)tcp;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->ip, sizeof(c->ip));
+    else
+        str_copy(c->ip, sizeof(c->ip), "unknown");
+    if (s->n_conns >= (size_t)s->cfg.max_connections) {
+        s->refused_total++;
+        log_refusal(s, c->ip, "http_max_connections", s->cfg.max_connections);
+        refuse(tcp, ERR_UNAVAILABLE, "TOO_MANY_CONNECTIONS",
+               "The server has %d open connections, its limit (setting http_max_connections); "
+               "try again shortly.",
+               s->cfg.max_connections);
+        return;
+    }
+    if (addr_count(s, c->ip) >= s->cfg.max_connections_per_address) {
+        s->refused_per_address++;
+        log_refusal(s, c->ip, "http_max_connections_per_address",
+                    s->cfg.max_connections_per_address);
+        refuse(tcp, ERR_RESOURCE_EXHAUSTED, "TOO_MANY_CONNECTIONS",
+               "Address %s already has %d open connections, the most one address may have "
+               "(setting http_max_connections_per_address); close some or reuse them.",
+               c->ip, s->cfg.max_connections_per_address);
+        return;
+    }
+    s->accepted++;
+    s->n_conns++;
+    addr_adjust(s, c->ip, 1);
+    c->counted = true;
+    c->srv = s;
+    LINK(s->conns, c);
+    c->sock = h2o_uv_socket_create((uv_stream_t *)tcp, on_conn_closed);
+    h2o_accept(&s->accept_ctx, c->sock);
+}
+
+/* ---- answers ---- */
+
+static void free_body(void *p)
+{
+    free(*(char **)p);
+}
+
+/* Sends an API response on an h2o request; the body is handed to the request's pool. */
+static void send_response(h2o_req_t *req, struct api_response *r)
+{
+    req->res.status = r->status;
+    req->res.reason = reason_phrase(r->status);
+    if (r->status == 204) { /* no body, and so neither a length nor a type */
+        req->res.content_length = SIZE_MAX;
+    } else {
+        req->res.content_length = r->body_len;
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       H2O_STRLIT("application/json"));
+    }
+    h2o_iovec_t id = h2o_strdup(&req->pool, r->request_id, strlen(r->request_id));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0,
+                          "X-Request-Id", id.base, id.len);
+    for (int i = 0; i < r->n_headers; i++) {
+        h2o_iovec_t n = h2o_strdup(&req->pool, r->headers[i].name, strlen(r->headers[i].name));
+        h2o_iovec_t v = h2o_strdup(&req->pool, r->headers[i].value, strlen(r->headers[i].value));
+        h2o_strtolower(n.base, n.len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, r->headers[i].name,
+                              v.base, v.len);
+    }
+    char **owned = h2o_mem_alloc_shared(&req->pool, sizeof(*owned), free_body);
+    *owned = r->body;
+    h2o_iovec_t body = h2o_iovec_init(r->body, r->body_len);
+    r->body = NULL;
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_start_response(req, &generator);
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) || r->body_len == 0)
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
+static void send_error(h2o_req_t *req, enum err_status status, const char *reason,
+                       const char *message, bool close)
+{
+    struct error e = {.status = status};
+    str_copy(e.reason, sizeof(e.reason), reason);
+    str_copy(e.message, sizeof(e.message), message);
+    struct api_response r;
+    api_error_response(&r, &e);
+    if (close)
+        req->http1_is_persistent = 0;
+    send_response(req, &r);
+    api_response_fini(&r);
 }
 
 static void ws_closed(void *arg)
 {
     struct ws_link *link = arg;
-    MHD_upgrade_action(link->urh, MHD_UPGRADE_ACTION_CLOSE);
-    struct http_server *s = link->srv;
+    close(link->fd);
+    release_count(link->srv, link->ip);
     free(link);
-    /* MHD closes the socket in its next run; nothing else would wake it. */
-    if (s->d)
-        uv_timer_start(s->timer, on_timer, 0, 0);
 }
 
-static void on_upgrade(void *cls, struct MHD_Connection *mc, void *con_cls, const char *extra,
-                       size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+struct upgrade {
+    struct http_server *srv;
+    struct http_conn *conn;
+    struct ws_credential cred;
+};
+
+/* h2o has sent our 101: take the socket (and any bytes already read past the request) out of
+ * h2o and give it to the WebSocket hub. */
+static void on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
 {
-    struct http_server *s = cls;
-    struct conn *cn = con_cls;
-    /* An upgraded connection is no longer a request in flight: shutdown does not wait for it. */
-    if (!cn->upgraded && s->inflight)
-        s->inflight--;
-    cn->upgraded = true;
+    struct upgrade *u = data;
+    struct http_server *s = u->srv;
+    if (!sock) { /* the 101 could not be written: h2o closed the connection */
+        free(u);
+        return;
+    }
     struct ws_link *link = xcalloc(1, sizeof(*link));
     link->srv = s;
-    link->urh = urh;
-    int flags = fcntl(sock, F_GETFL);
-    if (flags >= 0)
-        fcntl(sock, F_SETFL, flags | O_NONBLOCK);
-    ws_hub_accept(s->hub, sock, extra, extra_len, cn->ws_customer_id, ws_closed, link);
-}
-
-static enum MHD_Result send_response(struct conn *cn, struct api_response *r)
-{
-    struct MHD_Response *resp;
-    unsigned status = (unsigned)r->status;
-    if (r->ws_upgrade) {
-        memcpy(cn->ws_customer_id, r->ws_customer_id, sizeof(cn->ws_customer_id));
-        resp = MHD_create_response_for_upgrade(on_upgrade, cn->srv);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
-        MHD_add_response_header(resp, "Sec-WebSocket-Accept", r->ws_accept);
-        status = MHD_HTTP_SWITCHING_PROTOCOLS;
-    } else {
-        resp = MHD_create_response_from_buffer(r->body_len, r->body, MHD_RESPMEM_MUST_FREE);
-        r->body = NULL; /* now MHD's */
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    str_copy(link->ip, sizeof(link->ip), u->conn->ip);
+    u->conn->upgraded = true; /* the count moves to the link */
+    h2o_buffer_consume(&sock->input, reqsize);
+    h2o_socket_export_t info;
+    if (h2o_socket_export(sock, &info) != 0) {
+        h2o_socket_close(sock);
+        release_count(s, link->ip);
+        free(link);
+        free(u);
+        return;
     }
-    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
-    enum MHD_Result ok = MHD_queue_response(cn->mc, status, resp);
-    MHD_destroy_response(resp);
-    cn->state = CONN_DONE;
-    return ok;
+    link->fd = info.fd;
+    ws_hub_accept(s->hub, info.fd, info.input->bytes, info.input->size, &u->cred, ws_closed, link);
+    h2o_buffer_dispose(&info.input);
+    free(u);
 }
 
-/* A pending answer: usually later (after suspension), but it may also come synchronously from
- * inside api_handle() when the work turned out not to need the thread pool. */
+static struct http_conn *conn_of(struct http_server *s, h2o_req_t *req)
+{
+    h2o_socket_t *sock =
+        req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    for (struct http_conn *c = s->conns; c && sock; c = c->next)
+        if (c->sock == sock)
+            return c;
+    return NULL;
+}
+
+static void start_upgrade(struct http_server *s, h2o_req_t *req, struct api_response *r)
+{
+    struct http_conn *c = conn_of(s, req);
+    if (req->version >= 0x200 || !c) {
+        send_error(req, ERR_INVALID_ARGUMENT, "WEBSOCKET_REQUIRED",
+                   "A WebSocket needs an HTTP/1.1 connection (Upgrade: websocket).", false);
+        return;
+    }
+    struct upgrade *u = xcalloc(1, sizeof(*u));
+    u->srv = s;
+    u->conn = c;
+    u->cred = r->ws_cred;
+    req->res.status = 101;
+    req->res.reason = reason_phrase(101);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_UPGRADE, NULL, H2O_STRLIT("websocket"));
+    h2o_iovec_t accept = h2o_strdup(&req->pool, r->ws_accept, strlen(r->ws_accept));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-accept"), 0,
+                          "Sec-WebSocket-Accept", accept.base, accept.len);
+    h2o_iovec_t id = h2o_strdup(&req->pool, r->request_id, strlen(r->request_id));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0,
+                          "X-Request-Id", id.base, id.len);
+    h2o_http1_upgrade(req, NULL, 0, on_upgraded, u);
+}
+
+static void answer(struct http_server *s, h2o_req_t *req, struct api_response *r)
+{
+    if (r->ws_upgrade)
+        start_upgrade(s, req, r);
+    else
+        send_response(req, r);
+}
+
+/* ---- pending answers ---- */
+
+static void guard_dispose(void *arg)
+{
+    struct guard *g = arg;
+    struct pending *p = g->p;
+    if (!p)
+        return;
+    p->req = NULL;
+    p->guard = NULL;
+    if (p->srv && p->srv->inflight)
+        p->srv->inflight--; /* it will never be answered */
+}
+
 static void on_done(void *arg, struct api_response *r)
 {
-    struct conn *cn = arg;
-    bool suspended = cn->state == CONN_PENDING;
-    cn->ready = r;
-    cn->state = CONN_READY;
-    if (suspended) {
-        MHD_resume_connection(cn->mc);
-        uv_timer_start(cn->srv->timer, on_timer, 0, 0);
+    struct pending *p = arg;
+    if (!p->async) { /* still inside api_handle() */
+        p->ready = r;
+        return;
     }
-}
-
-/* Sends the answer a pending request received through on_done(). */
-static enum MHD_Result send_ready(struct conn *cn)
-{
-    struct api_response *r = cn->ready;
-    cn->ready = NULL;
-    enum MHD_Result ok = send_response(cn, r);
+    struct http_server *s = p->srv;
+    if (s) {
+        UNLINK(s->pendings, p);
+        if (p->req) {
+            p->guard->p = NULL;
+            if (s->inflight)
+                s->inflight--;
+            answer(s, p->req, r);
+        }
+    }
     api_response_fini(r);
     free(r);
-    return ok;
+    free(p);
 }
 
-static enum MHD_Result dispatch(struct conn *cn, const char *url, const char *method)
+/* ---- requests ---- */
+
+static const char *view_header(void *ctx, const char *name)
 {
-    struct api_request req = {
-        .method = method,
-        .path = url,
-        .body = cn->body,
-        .body_len = cn->len,
-        .body_too_large = cn->too_large,
-        .uri_has_nul = cn->uri_has_nul,
-        .client_ip = cn->client_ip,
-        .query = query_lookup,
-        .header = header_lookup,
-        .ctx = cn,
+    struct req_view *v = ctx;
+    h2o_req_t *req = v->req;
+    char lower[MAX_HEADER_NAME];
+    size_t n = strlen(name);
+    if (n >= sizeof(lower))
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        lower[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    h2o_iovec_t value;
+    if (!strcmp(lower, "upgrade")) {
+        value = req->upgrade;
+    } else if (!strcmp(lower, "host")) {
+        value = req->input.authority;
+    } else {
+        ssize_t i = h2o_find_header_by_str(&req->headers, lower, n, -1);
+        if (i < 0)
+            return NULL;
+        value = req->headers.entries[i].value;
+    }
+    if (!value.base)
+        return NULL;
+    return h2o_strdup(&req->pool, value.base, value.len).base;
+}
+
+static const char *view_query(void *ctx, const char *key)
+{
+    struct req_view *v = ctx;
+    return uri_query_get(&v->query, key);
+}
+
+/* h2o reads one Content-Length and drops the header; two that disagree would let a proxy in
+ * front of us and us see different requests. The request head is still at the start of the
+ * connection's input buffer while the handler runs (HTTP/1 only). */
+static bool conflicting_content_length(h2o_req_t *req)
+{
+    if (req->version >= 0x200 || !req->conn->callbacks->get_socket)
+        return false;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (!sock || !sock->input)
+        return false;
+    const char *p = sock->input->bytes, *end = p + sock->input->size;
+    const char *first = NULL;
+    size_t first_len = 0;
+    for (;;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            return false;
+        size_t len = (size_t)(nl - p);
+        if (len && p[len - 1] == '\r')
+            len--;
+        if (len == 0)
+            return false; /* the end of the head */
+        if (len > 15 && !strncasecmp(p, "content-length:", 15)) {
+            const char *v = p + 15, *ve = p + len;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            if (!first) {
+                first = v;
+                first_len = (size_t)(ve - v);
+            } else if ((size_t)(ve - v) != first_len || memcmp(first, v, first_len) != 0) {
+                return true;
+            }
+        }
+        p = nl + 1;
+    }
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct http_server *s = ((struct handler *)self)->srv;
+    if (req->version == 0x101 && req->input.authority.base == s->host->authority.hostport.base) {
+        send_error(req, ERR_INVALID_ARGUMENT, "MISSING_HOST",
+                   "An HTTP/1.1 request needs a Host header.", true);
+        return 0;
+    }
+    if (conflicting_content_length(req)) {
+        send_error(req, ERR_INVALID_ARGUMENT, "INVALID_CONTENT_LENGTH",
+                   "The request has Content-Length headers that disagree.", true);
+        return 0;
+    }
+    /* The target as sent: origin form "/path?query", or absolute form "http://host/path". */
+    const char *t = req->input.path.base;
+    size_t tlen = req->input.path.len;
+    if (tlen > 7 && (!strncasecmp(t, "http://", 7) || !strncasecmp(t, "https://", 8))) {
+        const char *slash = memchr(t + 8, '/', tlen - 8);
+        size_t skip = slash ? (size_t)(slash - t) : tlen;
+        t += skip;
+        tlen -= skip;
+    }
+    const char *q = memchr(t, '?', tlen);
+    size_t plen = q ? (size_t)(q - t) : tlen;
+    struct req_view view = {.req = req};
+    const char *uri_error = NULL;
+    if (q) {
+        int rc = uri_query_parse(&view.query, q + 1, tlen - plen - 1);
+        if (rc < 0)
+            uri_error = uri_result_text(rc);
+    }
+    char ip[INET6_ADDRSTRLEN] = "";
+    struct sockaddr_storage ss;
+    if (req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) &&
+        ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
+    struct api_request areq = {
+        .method = h2o_strdup(&req->pool, req->method.base, req->method.len).base,
+        .path = plen ? h2o_strdup(&req->pool, t, plen).base : "/",
+        .body = req->entity.base,
+        .body_len = req->entity.base ? req->entity.len : 0,
+        .uri_error = uri_error,
+        .client_ip = ip,
+        .query = view_query,
+        .header = view_header,
+        .ctx = &view,
     };
+    s->inflight++;
+    struct pending *p = xcalloc(1, sizeof(*p));
+    p->srv = s;
+    p->req = req;
     struct api_response r;
-    cn->state = CONN_DISPATCHING;
-    int rc = api_handle(cn->srv->api, &req, &r, on_done, cn);
-    free(cn->body);
-    cn->body = NULL;
-    cn->len = cn->cap = 0;
-    if (rc == 1 && cn->state == CONN_READY) /* answered during the call */
-        return send_ready(cn);
+    int rc = api_handle(s->api, &areq, &r, on_done, p);
+    uri_query_fini(&view.query);
+    if (rc == 1 && !p->ready) { /* answered later, through on_done */
+        p->async = true;
+        p->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*p->guard), guard_dispose);
+        p->guard->p = p;
+        LINK(s->pendings, p);
+        return 0;
+    }
+    s->inflight--;
     if (rc == 1) {
-        cn->state = CONN_PENDING;
-        MHD_suspend_connection(cn->mc);
-        return MHD_YES;
+        answer(s, req, p->ready);
+        api_response_fini(p->ready);
+        free(p->ready);
+    } else {
+        answer(s, req, &r);
+        api_response_fini(&r);
     }
-    enum MHD_Result ok = send_response(cn, &r);
+    free(p);
+    return 0;
+}
+
+/* ---- h2o's own error answers as JSON ---- */
+
+/* h2o answers some malformed requests itself (a bad or too large Content-Length, a broken
+ * chunked body, an unknown Expect) with a text/plain body; this output filter turns each into
+ * our JSON error envelope. (Requests it cannot parse at all get its fixed "400 Bad Request".) */
+struct json_error_ostream {
+    h2o_ostream_t super;
+};
+
+static void json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t n,
+                            h2o_send_state_t state)
+{
+    char text[200];
+    size_t len = 0;
+    for (size_t i = 0; i < n && len + 1 < sizeof(text); i++) {
+        size_t take = bufs[i].len < sizeof(text) - 1 - len ? bufs[i].len : sizeof(text) - 1 - len;
+        memcpy(text + len, bufs[i].base, take);
+        len += take;
+    }
+    text[len] = '\0';
+    struct error e;
+    switch (req->res.status) {
+    case 413:
+        error_set(&e, ERR_PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE",
+                  "The request body is larger than %d bytes.", API_MAX_BODY);
+        break;
+    case 417:
+        error_set(&e, ERR_INVALID_ARGUMENT, "EXPECTATION_FAILED",
+                  "Only 'Expect: 100-continue' is understood.");
+        break;
+    default:
+        error_set(&e, ERR_INVALID_ARGUMENT, "BAD_REQUEST", "The request is malformed: %s.", text);
+        break;
+    }
+    struct api_response r;
+    api_error_response(&r, &e);
+    h2o_iovec_t body = h2o_strdup(&req->pool, r.body, r.body_len);
     api_response_fini(&r);
-    return ok;
+    req->res.content_length = body.len;
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
+        h2o_ostream_send_next(self, req, NULL, 0, state);
+    else
+        h2o_ostream_send_next(self, req, &body, 1, state);
 }
 
-/* MHD calls this with the raw URI of each request before decoding it, and passes what it returns
- * to the handler as the request's context. It only marks a %00 (which decoding would turn into a
- * string end): MHD does not report requests it drops before the handler, so nothing may be
- * allocated here. */
-static char uri_nul_marker;
-
-static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
+static void json_error_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
-    return strcasestr(uri, "%00") ? &uri_nul_marker : NULL;
+    ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (req->res.status >= 400 && i >= 0 &&
+        h2o_memis(req->res.headers.entries[i].value.base, req->res.headers.entries[i].value.len,
+                  H2O_STRLIT("text/plain; charset=utf-8"))) {
+        req->res.headers.entries[i].value = h2o_iovec_init(H2O_STRLIT("application/json"));
+        struct json_error_ostream *o = (void *)h2o_add_ostream(req, sizeof(*o), slot);
+        o->super.do_send = json_error_send;
+        slot = &o->super.next;
+    }
+    h2o_setup_next_ostream(req, slot);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+/* ---- life cycle ---- */
+
+static void free_handle(uv_handle_t *h)
 {
-    struct http_server *s = cls;
-    struct conn *cn = *con_cls;
-    if (!cn || *con_cls == &uri_nul_marker) {
-        cn = xcalloc(1, sizeof(*cn));
-        cn->srv = s;
-        cn->mc = mc;
-        cn->uri_has_nul = *con_cls == &uri_nul_marker;
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr,
-                      cn->client_ip, sizeof(cn->client_ip));
-        *con_cls = cn;
-        s->inflight++;
-        const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
-        if (cl) {
-            char *end;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (end != cl && n > API_MAX_BODY) {
-                cn->too_large = true; /* answer at once; MHD closes after it */
-                return dispatch(cn, url, method);
-            }
-        }
-        return MHD_YES;
-    }
-    if (cn->state == CONN_READY)
-        return send_ready(cn);
-    if (cn->state != CONN_RECEIVING)
-        return MHD_YES;
-    if (*upload_data_size) {
-        size_t n = *upload_data_size;
-        if (!cn->too_large && cn->len + n > API_MAX_BODY) {
-            cn->too_large = true;
-            free(cn->body);
-            cn->body = NULL;
-            cn->len = cn->cap = 0;
-        }
-        if (!cn->too_large) {
-            if (cn->len + n + 1 > cn->cap) {
-                cn->cap = (cn->len + n + 1) * 2;
-                if (cn->cap > API_MAX_BODY + 1)
-                    cn->cap = API_MAX_BODY + 1;
-                cn->body = xrealloc(cn->body, cn->cap);
-            }
-            memcpy(cn->body + cn->len, upload_data, n);
-            cn->len += n;
-            cn->body[cn->len] = '\0';
-        }
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
-    return dispatch(cn, url, method);
+    free(h);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+static void collect_async(uv_handle_t *h, void *arg)
 {
-    struct http_server *s = cls;
-    struct conn *cn = *con_cls;
-    if (!cn || *con_cls == &uri_nul_marker)
-        return;
-    if (cn->ready) {
-        api_response_fini(cn->ready);
-        free(cn->ready);
-    }
-    free(cn->body);
-    bool counted = !cn->upgraded;
-    free(cn);
-    *con_cls = NULL;
-    if (counted && s->inflight)
-        s->inflight--;
+    struct idmap *seen = arg;
+    char key[32];
+    snprintf(key, sizeof(key), "%p", (void *)h);
+    if (h->type == UV_ASYNC && !idmap_get(seen, key))
+        idmap_put(seen, key, h);
 }
 
-struct http_server *http_start(uv_loop_t *loop, const char *addr, int port, struct api *api,
+struct http_server *http_start(uv_loop_t *loop, const struct http_config *cfg, struct api *api,
                                struct ws_hub *hub, char *err, size_t errlen)
 {
     struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
-        snprintf(err, errlen, "invalid HTTP address %s", addr);
+    if (uv_ip4_addr(cfg->addr, cfg->port, &sa) != 0) {
+        snprintf(err, errlen, "invalid HTTP address %s", cfg->addr);
+        return NULL;
+    }
+    uv_tcp_t *listener = xcalloc(1, sizeof(*listener));
+    uv_tcp_init(loop, listener);
+    int rc = uv_tcp_bind(listener, (struct sockaddr *)&sa, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)listener, 1024, on_connection);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->addr, cfg->port, uv_strerror(rc));
+        uv_close((uv_handle_t *)listener, free_handle);
         return NULL;
     }
     struct http_server *s = xcalloc(1, sizeof(*s));
     s->loop = loop;
+    s->cfg = *cfg;
+    str_copy(s->addr, sizeof(s->addr), cfg->addr);
+    s->cfg.addr = s->addr;
     s->api = api;
     s->hub = hub;
-    unsigned flags =
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_TURBO | MHD_USE_ITC;
-    s->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(32 * 1024), MHD_OPTION_END);
-    if (!s->d) {
-        snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)", addr,
-                 port);
-        free(s);
-        return NULL;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : port;
-    info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
-    s->poll = xcalloc(1, sizeof(*s->poll));
-    s->timer = xcalloc(1, sizeof(*s->timer));
-    uv_poll_init(loop, s->poll, info->epoll_fd);
-    s->poll->data = s;
-    uv_poll_start(s->poll, UV_READABLE, on_poll);
-    uv_timer_init(loop, s->timer);
-    s->timer->data = s;
-    reschedule(s);
+    s->listener = listener;
+    listener->data = s;
+    idmap_init(&s->per_addr);
+    struct sockaddr_in bound;
+    int blen = sizeof(bound);
+    s->port = uv_tcp_getsockname(listener, (struct sockaddr *)&bound, &blen) == 0
+                  ? ntohs(bound.sin_port)
+                  : cfg->port;
+
+    h2o_config_init(&s->config);
+    s->config.server_name = h2o_iovec_init(H2O_STRLIT("conferenced"));
+    s->config.max_request_entity_size = API_MAX_BODY;
+    s->config.http1.req_timeout = (uint64_t)cfg->request_timeout_ms;
+    s->config.http2.idle_timeout = (uint64_t)cfg->request_timeout_ms;
+    s->host = h2o_config_register_host(&s->config, h2o_iovec_init(H2O_STRLIT(HOST_NAME)), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(s->host, "/", 0);
+    struct handler *h = (struct handler *)h2o_create_handler(path, sizeof(*h));
+    h->srv = s;
+    h->super.on_req = on_req;
+    h2o_create_filter(path, sizeof(h2o_filter_t))->on_setup_ostream = json_error_setup;
+    h2o_create_filter(&s->host->fallback_path, sizeof(h2o_filter_t))->on_setup_ostream =
+        json_error_setup;
+    /* h2o's context keeps a wake-up handle for work from other threads, which we never give
+     * it: unref it so that the loop can end once everything else has closed. */
+    struct idmap before;
+    idmap_init(&before);
+    uv_walk(loop, collect_async, &before);
+    struct idmap after;
+    idmap_init(&after);
+    h2o_context_init(&s->ctx, loop, &s->config);
+    uv_walk(loop, collect_async, &after);
+    size_t it = 0;
+    const char *key;
+    void *handle;
+    while (idmap_next(&after, &it, &key, &handle))
+        if (!idmap_get(&before, key))
+            uv_unref(handle);
+    idmap_fini(&before);
+    idmap_fini(&after);
+    s->accept_ctx.ctx = &s->ctx;
+    s->accept_ctx.hosts = s->config.hosts;
     return s;
 }
 
@@ -339,30 +771,81 @@ int http_port(const struct http_server *s)
 
 void http_quiesce(struct http_server *s)
 {
-    MHD_socket fd = MHD_quiesce_daemon(s->d);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    if (s->listener) {
+        uv_close((uv_handle_t *)s->listener, free_handle);
+        s->listener = NULL;
+    }
+    h2o_context_request_shutdown(&s->ctx); /* no more keep-alive; HTTP/2 GOAWAY */
+}
+
+/* A request whose first bytes have arrived but that h2o has not handed to us yet (its head or
+ * body is still coming). */
+static int count_receiving(h2o_req_t *req, void *arg)
+{
+    if (req->timestamps.request_begin_at.tv_sec != 0 && req->processed_at.at.tv_sec == 0)
+        (*(unsigned *)arg)++;
+    return 0;
 }
 
 unsigned http_inflight(const struct http_server *s)
 {
-    return s->inflight;
+    unsigned n = s->inflight;
+    h2o_context_t *ctx = (h2o_context_t *)&s->ctx;
+    if (s->config.http1.callbacks.foreach_request)
+        s->config.http1.callbacks.foreach_request(ctx, count_receiving, &n);
+    if (s->config.http2.callbacks.foreach_request)
+        s->config.http2.callbacks.foreach_request(ctx, count_receiving, &n);
+    return n;
 }
 
-static void free_handle(uv_handle_t *h)
+void http_stats(const struct http_server *s, struct http_stats *out)
 {
-    free(h);
+    out->connections = s->n_conns;
+    out->accepted = s->accepted;
+    out->refused_total = s->refused_total;
+    out->refused_per_address = s->refused_per_address;
 }
 
 void http_stop(struct http_server *s)
 {
+    if (!s || s->stopping)
+        return;
+    http_quiesce(s);
+    s->stopping = true;
+    /* Answers still owed: nobody will wait for them any more. */
+    while (s->pendings) {
+        struct pending *p = s->pendings;
+        UNLINK(s->pendings, p);
+        p->srv = NULL;
+        if (p->req) {
+            p->guard->p = NULL;
+            if (s->inflight)
+                s->inflight--;
+            send_error(p->req, ERR_UNAVAILABLE, "SHUTTING_DOWN", "The server is shutting down.",
+                       true);
+            p->req = NULL;
+        }
+    }
+    h2o_timeout_unlink(&s->ctx.http2._graceful_shutdown_timeout); /* no GOAWAY resends */
+    stop_idle_timers(s);
+    /* h2o closes each connection when it sees the end of its stream. */
+    for (struct http_conn *c = s->conns; c; c = c->next) {
+        int fd = h2o_socket_get_fd(c->sock);
+        if (fd >= 0)
+            shutdown(fd, SHUT_RDWR);
+    }
+}
+
+void http_destroy(struct http_server *s)
+{
     if (!s)
         return;
-    uv_poll_stop(s->poll);
-    uv_timer_stop(s->timer);
-    uv_close((uv_handle_t *)s->poll, free_handle);
-    uv_close((uv_handle_t *)s->timer, free_handle);
-    MHD_stop_daemon(s->d);
-    s->d = NULL;
+    if (s->conns) { /* cannot happen once the loop has run dry; never free under h2o's feet */
+        log_error("msg=\"HTTP connections left at exit\"");
+        return;
+    }
+    h2o_context_dispose(&s->ctx);
+    h2o_config_dispose(&s->config);
+    idmap_fini(&s->per_addr);
     free(s);
 }

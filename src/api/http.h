@@ -1,9 +1,14 @@
-/* The HTTP server: libmicrohttpd driven from the control thread's libuv loop (its epoll fd is
- * watched by one uv_poll_t; no thread per connection). Control thread only. */
+/* The HTTP server: h2o (HTTP/1.1, and HTTP/2 over cleartext) on the control thread's libuv loop.
+ * We accept connections ourselves so that limits apply before h2o sees a byte: a total, a per
+ * client address share, and a deadline for each request (h2o's request timeout, which also
+ * closes idle keep-alive connections). Requests go to the API layer; a WebSocket upgrade hands
+ * the socket to the WebSocket hub. Errors h2o itself answers (a bad Content-Length, a body over
+ * the limit) get the API's JSON error envelope. Control thread only. */
 #ifndef CONFERENCED_HTTP_H
 #define CONFERENCED_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "api/api.h"
@@ -11,17 +16,37 @@
 
 struct http_server;
 
-/* Listens on addr:port (port 0 picks a free one). Returns NULL with a message in err. */
-struct http_server *http_start(uv_loop_t *loop, const char *addr, int port, struct api *api,
+struct http_config {
+    const char *addr; /* IPv4 listen address */
+    int port;         /* 0 picks a free one */
+    int max_connections;
+    int max_connections_per_address; /* at most half of max_connections */
+    int request_timeout_ms;          /* a whole request must arrive within this */
+};
+
+/* Listens (port 0 picks a free one). Returns NULL with a message in err. */
+struct http_server *http_start(uv_loop_t *loop, const struct http_config *cfg, struct api *api,
                                struct ws_hub *hub, char *err, size_t errlen);
 /* The bound port. */
 int http_port(const struct http_server *s);
-/* Stops accepting new connections (graceful shutdown). */
+/* Graceful shutdown: stops accepting, ends keep-alive (idle connections close), lets requests
+ * in flight finish. */
 void http_quiesce(struct http_server *s);
-/* Requests received and not yet answered or finished. */
+/* Requests being received (some bytes arrived) or not yet answered. */
 unsigned http_inflight(const struct http_server *s);
-/* Closes every connection and frees the server (NULL is a no-op). Run the loop afterwards so
- * the handles' close callbacks complete. */
+
+struct http_stats {
+    size_t connections;              /* open now (HTTP and WebSocket) */
+    uint64_t accepted;               /* since start */
+    uint64_t refused_total;          /* over max_connections */
+    uint64_t refused_per_address;    /* over max_connections_per_address */
+};
+void http_stats(const struct http_server *s, struct http_stats *out);
+
+/* Stops listening, answers requests still waiting for the API with 503 and closes every
+ * connection (NULL is a no-op). Run the loop afterwards so the connections finish closing. */
 void http_stop(struct http_server *s);
+/* Frees the server once the loop has ended (NULL is a no-op). */
+void http_destroy(struct http_server *s);
 
 #endif

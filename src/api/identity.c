@@ -1,4 +1,5 @@
 /* /auth/login, /v1.0/customer(s), /v1.0/agents, /v1.0/accesskeys and the /v1.0/ws upgrade. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -40,8 +41,21 @@ int api_login(struct api_call *c)
         return api_fail(c, ERR_INVALID_ARGUMENT, "MISSING_FIELD",
                         "Fields 'username' and 'password' are required.");
     }
-    identity_login(c->api->d.identity, username, password, login_done, api_pending_new(c));
+    struct api_pending *p = api_pending_new(c);
+    int retry_after_s = 0;
+    rc = identity_login(c->api->d.identity, username, password, c->req->client_ip, login_done, p,
+                        &e, &retry_after_s);
     json_decref(body);
+    if (rc < 0) {
+        free(p);
+        api_reply_error(c, &e);
+        if (retry_after_s > 0) {
+            char v[16];
+            snprintf(v, sizeof(v), "%d", retry_after_s);
+            api_response_header(c->resp, "Retry-After", v);
+        }
+        return 0;
+    }
     return 1;
 }
 
@@ -208,12 +222,14 @@ static int agent_write(struct api_call *c, int create)
         return api_reply_error(c, &e);
     }
     struct api_pending *p = api_pending_new(c);
-    if (create)
+    if (create) {
+        p->status = 201; /* "Agent created", as VoIPBIN answers */
         rc = identity_agent_create(c->api->d.identity, c->who.customer_id, &req, agent_saved, p,
                                    &e);
-    else
+    } else {
         rc = identity_agent_update(c->api->d.identity, c->who.customer_id, c->id, &req,
                                    agent_saved, p, &e);
+    }
     json_decref(body);
     if (rc < 0) {
         free(p);
@@ -399,6 +415,11 @@ int api_ws(struct api_call *c)
                         "Sec-WebSocket-Key must be 24 base64 characters.");
     c->resp->ws_upgrade = true;
     c->resp->status = 101;
-    memcpy(c->resp->ws_customer_id, c->who.customer_id, sizeof(c->resp->ws_customer_id));
+    struct ws_credential *cred = &c->resp->ws_cred;
+    memcpy(cred->customer_id, c->who.customer_id, sizeof(cred->customer_id));
+    /* A JWT names its agent, an access key itself: revoking either ends the stream. */
+    const char *cid = strcmp(c->who.agent_id, ID_NIL) != 0 ? c->who.agent_id : c->who.accesskey_id;
+    memcpy(cred->credential_id, cid, sizeof(cred->credential_id));
+    cred->expire_us = c->who.expire_us;
     return 0;
 }

@@ -24,6 +24,8 @@ struct api_call {
 
 /* Fills the response: 200 with a JSON value (stolen). Returns 0. */
 int api_reply(struct api_call *c, json_t *v);
+/* Fills the response: 204 No Content. Returns 0. */
+int api_reply_no_content(struct api_call *c);
 /* Fills the response with the error envelope. Returns 0. */
 int api_reply_error(struct api_call *c, const struct error *e);
 /* Same, built from parts. Returns 0. */
@@ -91,6 +93,7 @@ struct api_pending {
     api_done_cb done;
     void *done_arg;
     char request_id[ID_LEN + 1];
+    int status; /* HTTP status of a success (0: 200) */
 };
 struct api_pending *api_pending_new(struct api_call *c);
 /* Sends a JSON value (stolen) or an error through the pending completion and frees it. */

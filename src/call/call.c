@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/idmap.h"
 #include "core/jsonutil.h"
@@ -27,6 +28,7 @@ struct live_call {
     enum call_direction direction;
     enum call_status status;
     bool answered;   /* incoming: our 200 went out; outgoing: the peer's 200 came */
+    bool acked;      /* incoming: our 200 was acknowledged; outgoing: set with answered */
     bool hanging_up;
     const char *cancel_reason; /* outgoing, cancelled before the answer: "cancel"/"noanswer" */
     struct sdp_offer_result offer; /* incoming: the offer, answered when the flow answers */
@@ -44,6 +46,11 @@ struct call_mgr {
     struct idmap live;  /* call id -> struct live_call */
     struct idmap rooms; /* conference id -> struct media_room */
     char media_ip[64];
+    bool draining; /* shutting down: no new calls */
+    /* Start-up: the saved SIP dialogs of the calls a previous run left up, waiting for the SIP
+     * stack to send their BYEs (call_mgr_end_saved_dialogs). */
+    char **saved;
+    size_t n_saved;
 };
 
 static int call_not_found(const char *id, struct error *e)
@@ -57,9 +64,10 @@ static void publish(struct call_mgr *m, const char *type, const struct call *c)
     events_publish(m->d.bus, type, c->customer_id, c->id, call_to_json(c));
 }
 
-/* Writes a status change of a live call to its record and publishes call_<status>. */
-static void set_status(struct call_mgr *m, struct live_call *lc, enum call_status st,
-                       const char *hangup_by, const char *reason)
+/* Writes a status change of a live call to its record and publishes call_<status>. dialog: the
+ * SIP dialog's saved state to keep with the record (NULL: unchanged); a hang-up clears it. */
+static void set_status_dialog(struct call_mgr *m, struct live_call *lc, enum call_status st,
+                              const char *hangup_by, const char *reason, const char *dialog)
 {
     struct call c;
     if (store_call_get(m->d.store, NULL, lc->id, &c) != 0)
@@ -73,6 +81,10 @@ static void set_status(struct call_mgr *m, struct live_call *lc, enum call_statu
         c.tm_progressing = now;
     if (st == CALL_HANGUP)
         c.tm_hangup = now;
+    if (dialog || st == CALL_HANGUP) {
+        free(c.dialog);
+        c.dialog = xstrdup(st == CALL_HANGUP ? "" : dialog);
+    }
     if (hangup_by && !c.hangup_by[0])
         str_copy(c.hangup_by, sizeof(c.hangup_by), hangup_by);
     if (reason && !c.hangup_reason[0])
@@ -84,6 +96,22 @@ static void set_status(struct call_mgr *m, struct live_call *lc, enum call_statu
         publish(m, type, &c);
     }
     call_fini(&c);
+}
+
+static void set_status(struct call_mgr *m, struct live_call *lc, enum call_status st,
+                       const char *hangup_by, const char *reason)
+{
+    set_status_dialog(m, lc, st, hangup_by, reason, NULL);
+}
+
+/* The call is answered: progressing, with what a restart needs to end its dialog. */
+static void set_answered(struct call_mgr *m, struct live_call *lc)
+{
+    char state[4096];
+    bool saved = lc->dialog && sip_dialog_state(lc->dialog, state, sizeof(state)) > 0;
+    if (!saved)
+        log_warn("msg=\"dialog state not saved\" call_id=%s", lc->id);
+    set_status_dialog(m, lc, CALL_PROGRESSING, NULL, NULL, saved ? state : NULL);
 }
 
 static char *address_text(const char *type, const char *target, const char *target_name)
@@ -114,6 +142,7 @@ static void finish_call(struct call_mgr *m, struct live_call *lc, const char *by
     if (lc->dialog)
         sip_dialog_set_data(lc->dialog, NULL);
     lc->dialog = NULL;
+    bool leaving = lc->media == MEDIA_LEAVING && lc->cc_id[0];
     if (lc->leg) {
         media_leg_destroy(m->d.media, lc->leg); /* out of the room at once, no event */
         lc->leg = NULL;
@@ -123,6 +152,9 @@ static void finish_call(struct call_mgr *m, struct live_call *lc, const char *by
     log_info("msg=\"call ended\" call_id=%s by=%s reason=%s", lc->id, by, reason);
     if (m->afs)
         af_on_call_ended(m->afs, lc->activeflow_id);
+    /* A leave the bridge was working on (a kick, the flow's end): its report died with the leg. */
+    if (leaving && lc->cc_id[0] && m->conferences)
+        conference_on_leaved(m->conferences, lc->cc_id);
     live_free(m, lc);
 }
 
@@ -153,7 +185,8 @@ static void hangup_live(struct call_mgr *m, struct live_call *lc, const char *re
         return;
     }
     if (lc->dialog && !lc->answered) {
-        sip_dialog_reject(lc->dialog, reject_code(reason), NULL); /* frees the dialog */
+        /* frees the dialog; at shutdown "try again later" rather than a refusal */
+        sip_dialog_reject(lc->dialog, m->draining ? 503 : reject_code(reason), NULL);
         lc->dialog = NULL;
         finish_call(m, lc, "local", reason);
         return;
@@ -220,8 +253,11 @@ static int route(struct call_mgr *m, const char *user, id_t_ customer_id, id_t_ 
     struct error e;
     *actions = NULL;
     if (!strncmp(user, "direct.", 7)) {
+        /* The seeds write the URI "sip:direct.<hash>@host"; applied to our direct_hash (which is
+         * "direct.<12hex>" already) that gives direct.direct.<12hex>: both forms reach it. */
+        const char *hash = !strncmp(user, "direct.direct.", 14) ? user + 7 : user;
         struct conference conf;
-        if (!m->conferences || conference_find_by_hash(m->conferences, user, &conf, &e) < 0)
+        if (!m->conferences || conference_find_by_hash(m->conferences, hash, &conf, &e) < 0)
             return 404;
         int code = 0;
         if (conf.status != CONFERENCE_PROGRESSING)
@@ -253,6 +289,11 @@ static void on_invite(void *ctx, struct sip_dialog *d, const struct sip_invite *
 {
     struct call_mgr *m = ctx;
     const char *user = inv->request_user ? inv->request_user : "";
+    if (m->draining) {
+        log_info("msg=\"incoming call refused\" reason=shutting_down sip_call_id=%s", inv->call_id);
+        sip_dialog_reject(d, 503, "Shutting Down");
+        return;
+    }
     id_t_ customer_id, flow_id;
     json_t *actions = NULL;
     const char *type = "flow";
@@ -328,10 +369,13 @@ fail_503:
     sip_dialog_reject(d, 503, "Service Unavailable");
 }
 
+/* The call counts as up from our 200; the ACK only tells that the caller is there. */
 static void on_established(void *ctx, struct sip_dialog *d)
 {
+    struct live_call *lc = sip_dialog_data(d);
     (void)ctx;
-    (void)d; /* the call counts as up from our 200; the ACK changes nothing */
+    if (lc)
+        lc->acked = true;
 }
 
 static void on_ended(void *ctx, struct sip_dialog *d, bool remote, bool cancelled)
@@ -341,7 +385,9 @@ static void on_ended(void *ctx, struct sip_dialog *d, bool remote, bool cancelle
     if (!lc)
         return;
     lc->dialog = NULL;
-    finish_call(m, lc, remote ? "remote" : "local", cancelled ? "cancel" : "normal");
+    /* Our 2xx never acknowledged: the call failed to set up, whatever came first. */
+    const char *reason = cancelled ? "cancel" : sip_dialog_unacked(d) ? "failed" : "normal";
+    finish_call(m, lc, remote ? "remote" : "local", reason);
 }
 
 /* ---- outgoing calls ---- */
@@ -365,7 +411,7 @@ static void on_answered(void *ctx, struct sip_dialog *d, const char *sdp)
         sched_cancel(m->d.sched, lc->ring_timer);
         lc->ring_timer = NULL;
     }
-    lc->answered = true;
+    lc->answered = lc->acked = true; /* we have sent the ACK */
     if (lc->hanging_up) { /* our CANCEL crossed the 200 */
         lc->hanging_up = false;
         hangup_live(m, lc, lc->cancel_reason ? lc->cancel_reason : "cancel");
@@ -379,7 +425,8 @@ static void on_answered(void *ctx, struct sip_dialog *d, const char *sdp)
     }
     media_leg_set_remote(m->d.media, lc->leg, ans.remote_ip, ans.remote_port,
                          ans.codec == SDP_PCMA ? MIX_PCMA : MIX_PCMU, ans.dtmf_pt);
-    set_status(m, lc, CALL_PROGRESSING, NULL, NULL);
+    media_leg_arm_timeout(m->d.media, lc->leg); /* no RTP timeout while ringing */
+    set_answered(m, lc);
     if (m->afs)
         af_run(m->afs, lc->activeflow_id); /* outgoing calls start their flow when answered */
 }
@@ -461,6 +508,9 @@ void call_on_media_event(void *ctx, const struct media_event *ev)
         break;
     }
     case MEDIA_LEG_TIMEOUT:
+        /* An answer never acknowledged: the SIP side ends it at 64*T1 as failed. */
+        if (!lc->acked)
+            break;
         log_info("msg=\"rtp timeout\" call_id=%s", lc->id);
         hangup_live(m, lc, "timeout");
         break;
@@ -568,7 +618,8 @@ static int op_answer(void *ctx, const char *call_id)
         sip_dialog_answer(lc->dialog, sdp) < 0)
         return -1;
     lc->answered = true;
-    set_status(m, lc, CALL_PROGRESSING, NULL, NULL);
+    media_leg_arm_timeout(m->d.media, lc->leg); /* no RTP timeout while ringing */
+    set_answered(m, lc);
     return 0;
 }
 
@@ -598,9 +649,32 @@ static void op_hangup(void *ctx, const char *call_id, const char *reason)
         hangup_live(m, lc, reason);
 }
 
+/* The call's action is the one its flow runs now: id, type and option as the flow has them. */
+static void op_action(void *ctx, const char *call_id, const json_t *action)
+{
+    struct call_mgr *m = ctx;
+    struct live_call *lc = idmap_get(&m->live, call_id);
+    struct call c;
+    if (!lc || !json_is_object(action) || store_call_get(m->d.store, NULL, call_id, &c) != 0)
+        return;
+    json_t *id = json_object_get(action, "id"), *type = json_object_get(action, "type"),
+           *opt = json_object_get(action, "option");
+    json_t *v = json_object();
+    json_object_set_new(v, "id", json_is_string(id) ? json_copy(id) : json_string(ID_NIL));
+    json_object_set_new(v, "type", json_is_string(type) ? json_copy(type) : json_string(""));
+    json_object_set_new(v, "option", json_is_object(opt) ? json_deep_copy(opt) : json_object());
+    free(c.action);
+    c.action = json_dump_compact(v);
+    json_decref(v);
+    c.tm_update = tm_now_us();
+    if (store_call_update(m->d.store, &c) == 0)
+        publish(m, "call_updated", &c);
+    call_fini(&c);
+}
+
 struct flow_call_ops call_flow_ops(struct call_mgr *m)
 {
-    struct flow_call_ops ops = {m, op_answer, op_play, op_play_stop, op_hangup};
+    struct flow_call_ops ops = {m, op_answer, op_play, op_play_stop, op_hangup, op_action};
     return ops;
 }
 
@@ -611,14 +685,27 @@ struct dest {
     json_t *address;
 };
 
-/* "sip:user@host[:port]" or "user@host[:port]" -> a SIP URI. */
-static int dest_uri(const char *target, char *out, size_t cap)
+/* "sip:user@host[:port]" or "user@host[:port]" -> a SIP URI we can dial (sip_uri_check: the
+ * host an IPv4 address or a DNS name, the port 1-65535, nothing else). -1 with what is wrong in
+ * why. */
+static int dest_uri(const char *target, char *out, size_t cap, char *why, size_t whylen)
 {
-    const char *t = strncmp(target, "sip:", 4) == 0 ? target + 4 : target;
-    const char *at = strchr(t, '@');
-    if (!at || at == t || !at[1] || strpbrk(t, " <>\"\r\n;?"))
+    const char *t = strncasecmp(target, "sip:", 4) == 0 ? target + 4 : target;
+    size_t scheme = strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+    if (t == target && scheme > 0 && t[scheme] == ':') {
+        snprintf(why, whylen, "only sip: addresses can be dialled (the scheme must be sip:)");
         return -1;
-    return snprintf(out, cap, "sip:%s", t) < (int)cap ? 0 : -1;
+    }
+    const char *at = strchr(t, '@');
+    if (!at || at == t || !at[1]) {
+        snprintf(why, whylen, "it needs a user and a host (user@host)");
+        return -1;
+    }
+    if (snprintf(out, cap, "sip:%s", t) >= (int)cap) {
+        snprintf(why, whylen, "it is too long");
+        return -1;
+    }
+    return sip_uri_check(out, why, whylen);
 }
 
 static int check_address(json_t *a, const char *field, size_t i, struct error *e)
@@ -636,6 +723,16 @@ static int check_address(json_t *a, const char *field, size_t i, struct error *e
                              keys[k]);
     }
     return 0;
+}
+
+/* Input shown in an error message: printable ASCII, '?' for the rest, cut to fit. */
+static const char *printable(const char *in, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (; *in && n + 1 < cap; in++)
+        buf[n++] = (*in >= ' ' && *in < 127 && *in != '"' && *in != '\\') ? *in : '?';
+    buf[n] = '\0';
+    return buf;
 }
 
 static const char *jstr(json_t *o, const char *k)
@@ -775,11 +872,13 @@ int call_dial(struct call_mgr *m, const char *customer_id, const struct call_dia
                            i, type);
             break;
         }
-        if (dest_uri(jstr(a, "target"), list[i].uri, sizeof(list[i].uri)) < 0) {
+        char why[160], shown[68];
+        if (dest_uri(jstr(a, "target"), list[i].uri, sizeof(list[i].uri), why, sizeof(why)) < 0) {
             rc = error_set(e, ERR_INVALID_ARGUMENT, "INVALID_DESTINATION",
-                           "destinations[%zu].target must be a SIP address such as "
-                           "\"sip:alice@192.0.2.10:5060\".",
-                           i);
+                           "destinations[%zu].target \"%s\" is not a SIP address this server "
+                           "can dial: %s. Use e.g. \"sip:alice@192.0.2.10:5060\" (host an IPv4 "
+                           "address or a DNS name, port 1-65535).",
+                           i, printable(jstr(a, "target"), shown, sizeof(shown)), why);
             break;
         }
         list[i].address = address_copy(a);
@@ -795,7 +894,9 @@ int call_dial(struct call_mgr *m, const char *customer_id, const struct call_dia
                                  "", "name", "", "detail", "");
         const char *st = jstr(source, "target");
         char user[ADDRESS_TARGET_MAX + 1];
-        if (!strncmp(st, "sip:", 4) && dest_uri(st, from_uri, sizeof(from_uri)) == 0) {
+        char why[160];
+        if (!strncmp(st, "sip:", 4) &&
+            dest_uri(st, from_uri, sizeof(from_uri), why, sizeof(why)) == 0) {
             /* a full SIP address: used as it is */
         } else {
             size_t k = 0;
@@ -811,6 +912,9 @@ int call_dial(struct call_mgr *m, const char *customer_id, const struct call_dia
     if (rc == 0 && (!m->sip || !m->d.media))
         rc = error_set(e, ERR_UNAVAILABLE, "CALLS_UNAVAILABLE",
                        "Outgoing calls are not available on this server.");
+    if (rc == 0 && m->draining)
+        rc = error_set(e, ERR_UNAVAILABLE, "SHUTTING_DOWN",
+                       "The server is shutting down and places no new calls; try again later.");
     json_t *calls = json_array();
     for (size_t i = 0; i < n && rc == 0; i++) {
         json_t *v = dial_one(m, customer_id, r, actions, source, from_uri, &list[i], e);
@@ -860,6 +964,9 @@ void call_mgr_destroy(struct call_mgr *m)
     }
     idmap_fini(&m->live);
     idmap_fini(&m->rooms);
+    for (size_t i = 0; i < m->n_saved; i++)
+        free(m->saved[i]);
+    free(m->saved);
     free(m);
 }
 
@@ -884,21 +991,73 @@ void call_mgr_set_flows(struct call_mgr *m, struct flow_mgr *flows, struct af_mg
     m->afs = activeflows;
 }
 
+/* The ids of the live calls, so that ending them (which frees them) does not disturb the walk. */
+static id_t_ *live_ids(struct call_mgr *m, size_t *n)
+{
+    id_t_ *ids = xcalloc(m->live.len + 1, sizeof(*ids));
+    size_t it = 0, k = 0;
+    const char *key;
+    void *v;
+    while (k < m->live.len && idmap_next(&m->live, &it, &key, &v))
+        memcpy(ids[k++], ((struct live_call *)v)->id, sizeof(id_t_));
+    *n = k;
+    return ids;
+}
+
+size_t call_mgr_drain(struct call_mgr *m)
+{
+    m->draining = true;
+    size_t n = 0;
+    id_t_ *ids = live_ids(m, &n);
+    for (size_t i = 0; i < n; i++) {
+        struct live_call *lc = idmap_get(&m->live, ids[i]);
+        if (lc)
+            hangup_live(m, lc, "normal");
+    }
+    free(ids);
+    if (n)
+        log_info("msg=\"hanging up every call\" count=%zu still_live=%zu", n, m->live.len);
+    return m->live.len;
+}
+
 void call_mgr_shutdown(struct call_mgr *m)
 {
-    size_t it = 0;
-    void *v;
-    while (idmap_next(&m->live, &it, NULL, &v)) {
-        struct live_call *lc = v;
-        set_status(m, lc, CALL_HANGUP, "local", "normal");
-        if (lc->dialog)
-            sip_dialog_set_data(lc->dialog, NULL);
-        if (lc->ring_timer)
-            sched_cancel(m->d.sched, lc->ring_timer);
-        free(lc);
+    m->draining = true;
+    size_t n = 0;
+    id_t_ *ids = live_ids(m, &n);
+    for (size_t i = 0; i < n; i++) {
+        struct live_call *lc = idmap_get(&m->live, ids[i]);
+        if (!lc)
+            continue;
+        log_info("msg=\"call ended at shutdown\" call_id=%s status=%s", lc->id,
+                 call_status_name(lc->status));
+        finish_call(m, lc, "local", lc->cancel_reason ? lc->cancel_reason : "normal");
     }
-    idmap_fini(&m->live);
-    idmap_init(&m->live);
+    free(ids);
+}
+
+/* Start-up: the participants of calls that did not survive the restart leave at once (with
+ * their events), rather than after the health checks' 15 s. */
+static void recover_participants(struct call_mgr *m)
+{
+    struct conferencecall *ccs = NULL;
+    size_t n = 0;
+    if (!m->conferences || store_conferencecall_list_active(m->d.store, NULL, &ccs, &n) != 0)
+        return;
+    size_t left = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct conferencecall *cc = &ccs[i];
+        if (cc->reference_type != CC_REFERENCE_CALL || idmap_get(&m->live, cc->reference_id))
+            continue;
+        if (cc->status == CC_LEAVING)
+            conference_on_leaved(m->conferences, cc->id); /* no bridge will ever confirm */
+        else
+            conference_leave(m->conferences, cc->id);
+        left++;
+    }
+    free(ccs);
+    if (left)
+        log_info("msg=\"participants of the previous run left\" count=%zu", left);
 }
 
 int call_mgr_recover(struct call_mgr *m)
@@ -910,6 +1069,11 @@ int call_mgr_recover(struct call_mgr *m)
     int64_t now = tm_now_us();
     for (size_t i = 0; i < n; i++) {
         struct call *c = &list[i];
+        if (c->dialog && c->dialog[0]) { /* answered: its peer still thinks it is up */
+            m->saved = xrealloc(m->saved, (m->n_saved + 1) * sizeof(*m->saved));
+            m->saved[m->n_saved++] = xstrdup(c->dialog);
+            c->dialog[0] = '\0';
+        }
         c->status = CALL_HANGUP;
         c->tm_hangup = c->tm_update = now;
         if (!c->hangup_reason[0])
@@ -920,9 +1084,24 @@ int call_mgr_recover(struct call_mgr *m)
             publish(m, "call_hangup", c);
     }
     if (n)
-        log_info("msg=\"calls from the previous run ended\" count=%zu", n);
+        log_info("msg=\"calls from the previous run ended\" count=%zu dialogs=%zu", n, m->n_saved);
     store_free_calls(list, n);
+    recover_participants(m);
     return 0;
+}
+
+void call_mgr_end_saved_dialogs(struct call_mgr *m)
+{
+    for (size_t i = 0; i < m->n_saved; i++) {
+        char err[160];
+        if (!m->sip || sip_bye_saved(m->sip, m->saved[i], err, sizeof(err)) < 0)
+            log_warn("msg=\"no BYE for a dialog of the previous run\" error=\"%s\"",
+                     m->sip ? err : "no SIP stack");
+        free(m->saved[i]);
+    }
+    free(m->saved);
+    m->saved = NULL;
+    m->n_saved = 0;
 }
 
 int call_get(struct call_mgr *m, const char *customer_id, const char *id, struct call *out,

@@ -40,11 +40,20 @@ void call_mgr_set_conferences(struct call_mgr *m, struct conference_mgr *confere
 void call_mgr_set_sip(struct call_mgr *m, struct sip_stack *sip);
 void call_mgr_set_media(struct call_mgr *m, struct media_engine *media);
 void call_mgr_set_flows(struct call_mgr *m, struct flow_mgr *flows, struct af_mgr *activeflows);
-/* Shutdown, before the SIP stack sends its BYEs: every live call is recorded as hung up by us
- * (reason normal) and forgotten. */
+/* Shutdown, first step: new calls are refused (incoming 503, POST /calls 503 SHUTTING_DOWN)
+ * and every live call is hung up as call_hangup() does (BYE, CANCEL or a refusal); each ends,
+ * with its events, when the SIP stack completes its hang-up. Returns how many are still live. */
+size_t call_mgr_drain(struct call_mgr *m);
+/* Shutdown, last step (before the SIP stack is destroyed): the calls still live are ended at once
+ * as hung up by us (reason normal): recorded, their flows ended, their participants leaved. */
 void call_mgr_shutdown(struct call_mgr *m);
-/* Start-up: calls left up by a previous run are marked hung up (reason failed). */
+/* Start-up, before the conferences recover: calls left up by a previous run are marked hung up
+ * (reason failed) and their participants leave at once; the SIP dialogs of those that were
+ * answered are kept for call_mgr_end_saved_dialogs(). */
 int call_mgr_recover(struct call_mgr *m);
+/* Start-up, once the SIP stack runs (call_mgr_set_sip): a BYE to each dialog a previous run left
+ * up, from the state saved with its call. */
+void call_mgr_end_saved_dialogs(struct call_mgr *m);
 
 /* Interfaces handed to the other modules. */
 struct sip_callbacks call_sip_callbacks(struct call_mgr *m);

@@ -26,10 +26,16 @@ struct conf_timer {
     struct sched_timer *timer;
 };
 
+/* Conferences of one customer that are not terminated (for max_conferences). */
+struct open_count {
+    size_t n;
+};
+
 struct conference_mgr {
     struct conference_deps d;
     struct idmap participants; /* conferencecall id -> struct cc_state */
     struct idmap timers;       /* conference id -> struct conf_timer */
+    struct idmap open;         /* customer id -> struct open_count (absent: 0) */
 };
 
 static int64_t now_us(const struct conference_mgr *m)
@@ -37,10 +43,48 @@ static int64_t now_us(const struct conference_mgr *m)
     return sched_now(m->d.sched);
 }
 
+/* ---- conferences not terminated, per customer ----
+ * Counted here rather than in the store: a conference enters the count when it is inserted and
+ * leaves when it is stored terminated, both in this module; recovery counts what the store holds.
+ */
+
+static size_t open_get(const struct conference_mgr *m, const char *customer_id)
+{
+    const struct open_count *o = idmap_get(&m->open, customer_id);
+    return o ? o->n : 0;
+}
+
+static void open_add(struct conference_mgr *m, const char *customer_id)
+{
+    struct open_count *o = idmap_get(&m->open, customer_id);
+    if (!o) {
+        o = xcalloc(1, sizeof(*o));
+        idmap_put(&m->open, customer_id, o);
+    }
+    o->n++;
+}
+
+static void open_remove(struct conference_mgr *m, const char *customer_id)
+{
+    struct open_count *o = idmap_get(&m->open, customer_id);
+    if (o && --o->n == 0)
+        free(idmap_del(&m->open, customer_id));
+}
+
+static void open_clear(struct conference_mgr *m)
+{
+    size_t it = 0;
+    void *v;
+    while (idmap_next(&m->open, &it, NULL, &v))
+        free(v);
+    idmap_fini(&m->open);
+    idmap_init(&m->open);
+}
+
 static int store_failed(int rc, const char *what, struct error *e)
 {
-    return error_set(e, ERR_INTERNAL, "INTERNAL", "The server could not %s; try again (%d).",
-                     what, rc);
+    return error_set(e, ERR_INTERNAL, "INTERNAL", "The server could not %s; try again (%d).", what,
+                     rc);
 }
 
 static int conference_not_found(const char *id, struct error *e)
@@ -191,6 +235,7 @@ static void finish_if_empty(struct conference_mgr *m, const char *conference_id)
         c.status = CONFERENCE_TERMINATED;
         c.tm_end = c.tm_update = tm_unique_us();
         if (store_conference_update(m->d.store, &c) == 0) {
+            open_remove(m, c.customer_id);
             log_info("msg=\"conference terminated\" conference_id=%s", c.id);
             if (m->d.bridge.destroy)
                 m->d.bridge.destroy(m->d.bridge.ctx, c.id);
@@ -229,8 +274,7 @@ static int terminate(struct conference_mgr *m, const char *conference_id, bool d
     if (rc != 0)
         return store_failed(rc, "update the conference", e);
     disarm_timeout(m, conference_id);
-    log_info("msg=\"conference terminating\" conference_id=%s deleted=%d", conference_id,
-             deleted);
+    log_info("msg=\"conference terminating\" conference_id=%s deleted=%d", conference_id, deleted);
     publish_conf(m, deleted ? "conference_deleted" : "conference_updated", conference_id);
 
     struct conferencecall *list = NULL;
@@ -304,8 +348,8 @@ static void health_fired(void *arg)
         st->fails = 0;
     } else if (++st->fails >= CONFERENCE_HEALTH_MAX_FAILS) {
         st->fails = 0;
-        log_info("msg=\"participant removed by health check\" conferencecall_id=%s status=%s",
-                 id, cc_status_name(cc.status));
+        log_info("msg=\"participant removed by health check\" conferencecall_id=%s status=%s", id,
+                 cc_status_name(cc.status));
         if (cc.status == CC_LEAVING)
             conference_on_leaved(m, id); /* the bridge never confirmed: finish it */
         else
@@ -326,6 +370,7 @@ struct conference_mgr *conference_mgr_create(const struct conference_deps *deps)
     m->d = *deps;
     idmap_init(&m->participants);
     idmap_init(&m->timers);
+    idmap_init(&m->open);
     return m;
 }
 
@@ -348,6 +393,8 @@ void conference_mgr_destroy(struct conference_mgr *m)
     }
     idmap_fini(&m->participants);
     idmap_fini(&m->timers);
+    open_clear(m);
+    idmap_fini(&m->open);
     free(m);
 }
 
@@ -362,6 +409,20 @@ int conference_mgr_recover(struct conference_mgr *m)
     size_t n = 0;
     if (store_conference_list_unfinished(m->d.store, &list, &n) != 0)
         return -1;
+    /* Every one of them comes back, whatever the limit is now: it is for new conferences. */
+    open_clear(m);
+    for (size_t i = 0; i < n; i++)
+        open_add(m, list[i].customer_id);
+    if (m->d.max_conferences > 0) {
+        size_t it = 0;
+        const char *customer_id;
+        void *v;
+        while (idmap_next(&m->open, &it, &customer_id, &v))
+            if (((struct open_count *)v)->n > (size_t)m->d.max_conferences)
+                log_warn("msg=\"more conferences than max_conferences\" customer_id=%s "
+                         "conferences=%zu max_conferences=%d",
+                         customer_id, ((struct open_count *)v)->n, m->d.max_conferences);
+    }
     for (size_t i = 0; i < n; i++) {
         struct conference *c = &list[i];
         if (c->status == CONFERENCE_STARTING || c->status == CONFERENCE_PROGRESSING) {
@@ -419,6 +480,13 @@ int conference_create(struct conference_mgr *m, const char *customer_id,
     if ((rc = check_timeout(req->has_timeout, req->timeout, e)) < 0 ||
         (rc = check_flows(m, customer_id, req->pre_flow_id, req->post_flow_id, e)) < 0)
         return rc;
+    size_t open = open_get(m, customer_id);
+    if (m->d.max_conferences > 0 && open >= (size_t)m->d.max_conferences)
+        return error_set(e, ERR_RESOURCE_EXHAUSTED, "TOO_MANY_CONFERENCES",
+                         "This customer has %zu conferences that are not terminated and the "
+                         "server's limit (setting max_conferences) is %d; end some (DELETE "
+                         "/v1.0/conferences/{id}) before creating more.",
+                         open, m->d.max_conferences);
 
     struct conference c;
     memset(&c, 0, sizeof(c));
@@ -449,10 +517,12 @@ int conference_create(struct conference_mgr *m, const char *customer_id,
         conference_fini(&c);
         return store_failed(rc, "create the conference", e);
     }
+    open_add(m, customer_id);
     if (bridge_create(m, &c) < 0) {
         c.status = CONFERENCE_TERMINATED;
         c.tm_end = now_us(m);
-        store_conference_update(m->d.store, &c);
+        if (store_conference_update(m->d.store, &c) == 0)
+            open_remove(m, customer_id);
         conference_fini(&c);
         return error_set(e, ERR_UNAVAILABLE, "BRIDGE_UNAVAILABLE",
                          "The media bridge could not be set up; try again later.");
@@ -479,8 +549,7 @@ int conference_get(struct conference_mgr *m, const char *customer_id, const char
 static int state_invalid(const struct conference *c, const char *what, struct error *e)
 {
     return error_set(e, ERR_FAILED_PRECONDITION, "STATE_INVALID",
-                     "Cannot %s: the conference is %s%s.", what,
-                     conference_status_name(c->status),
+                     "Cannot %s: the conference is %s%s.", what, conference_status_name(c->status),
                      c->tm_delete != TM_NEVER ? " and deleted" : "");
 }
 

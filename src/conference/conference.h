@@ -51,6 +51,9 @@ struct conference_deps {
     struct conference_bridge bridge;
     struct conference_calls calls;
     struct conference_flows flows;
+    /* The max_conferences setting: conferences of one customer that are not terminated; more
+     * are refused (429 TOO_MANY_CONFERENCES). 0: no limit. */
+    int max_conferences;
 };
 
 #define CONFERENCE_HEALTH_INTERVAL_US INT64_C(5000000)
@@ -63,7 +66,9 @@ struct conference_mgr *conference_mgr_create(const struct conference_deps *deps)
 /* Cancels timers and frees in-memory state (stored data is untouched). NULL is a no-op. */
 void conference_mgr_destroy(struct conference_mgr *m);
 /* Start-up recovery: re-arms timeouts and health checks from stored times, finishes
- * conferences left starting or terminating. 0 or negative. */
+ * conferences left starting or terminating. Every conference that is not terminated comes back,
+ * even beyond max_conferences (a warning is logged; only new ones are refused). 0 or negative
+ * (the store could not be read). */
 int conference_mgr_recover(struct conference_mgr *m);
 
 /* Create / update requests; NULL pointers and has_* false mean "not sent". */
@@ -82,7 +87,9 @@ struct conference_update_req {
     const char *pre_flow_id, *post_flow_id;
 };
 
-/* Every call below returns 0 with *out filled (caller finis it), or a negative error in e. */
+/* Every call below returns 0 with *out filled (caller finis it), or a negative error in e.
+ * conference_create refuses with RESOURCE_EXHAUSTED (TOO_MANY_CONFERENCES) when the customer has
+ * max_conferences conferences that are not terminated. */
 int conference_create(struct conference_mgr *m, const char *customer_id,
                       const struct conference_create_req *req, struct conference *out,
                       struct error *e);

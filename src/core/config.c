@@ -39,9 +39,13 @@ struct setting {
 #define F(field) offsetof(struct config, field)
 #define CAP(field) sizeof(((struct config *)0)->field)
 #define STR(key, env, flag, field, arg, help)                                                      \
-    {key, env, flag, K_STRING, F(field), 0, CAP(field), 0, 0, arg, help}
+    {                                                                                              \
+        key, env, flag, K_STRING, F(field), 0, CAP(field), 0, 0, arg, help                         \
+    }
 #define INT(key, env, flag, field, lo, hi, arg, help)                                              \
-    {key, env, flag, K_INT, F(field), 0, 0, lo, hi, arg, help}
+    {                                                                                              \
+        key, env, flag, K_INT, F(field), 0, 0, lo, hi, arg, help                                   \
+    }
 
 static const struct setting settings[] = {
     {"http", "CONFERENCED_HTTP", "--http", K_ADDR_PORT, F(http_addr), F(http_port), CAP(http_addr),
@@ -63,8 +67,8 @@ static const struct setting settings[] = {
         shutdown_grace_ms, 0, 600000, "MS", "how long SIGTERM waits for in-flight work"),
     {"sip", "CONFERENCED_SIP", "--sip", K_ADDR_PORT, F(sip_addr), F(sip_port), CAP(sip_addr), 0,
      65535, "ADDR:PORT", "SIP over UDP listen address (port 0 picks a free one)"},
-    {"rtp_ports", "CONFERENCED_RTP_PORTS", "--rtp-ports", K_RANGE, F(rtp_port_min),
-     F(rtp_port_max), 0, 1024, 65535, "A-B", "RTP port range (RTCP on each port + 1)"},
+    {"rtp_ports", "CONFERENCED_RTP_PORTS", "--rtp-ports", K_RANGE, F(rtp_port_min), F(rtp_port_max),
+     0, 1024, 65535, "A-B", "RTP port range (RTCP on each port + 1)"},
     INT("media_threads", "CONFERENCED_MEDIA_THREADS", "--media-threads", media_threads, 1, 64, "N",
         "mixing threads, each on its own 20 ms clock"),
     {"media_ip", "CONFERENCED_MEDIA_IP", "--media-ip", K_IPV4, F(media_ip), 0, CAP(media_ip), 0, 0,
@@ -94,7 +98,8 @@ static const struct setting settings[] = {
         "failed logins per username and per client address before 429"),
     INT("sip_max_setup_per_source", "CONFERENCED_SIP_MAX_SETUP_PER_SOURCE",
         "--sip-max-setup-per-source", sip_max_setup_per_source, 1, 100000, "N",
-        "incoming calls from one address still being set up (not yet answered); more get 503"),
+        "incoming calls from one address still being set up (our answer not yet acknowledged); "
+        "more get 503 with Retry-After"),
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -297,30 +302,28 @@ int config_set(struct config *cfg, const char *key, const char *value, char *err
         return 0;
     case K_BOOL:
         if (parse_bool(value, (bool *)(base + s->off)) < 0) {
-            snprintf(err, errlen, "%s: '%.64s' is not one of true/false, on/off, yes/no, 1/0",
-                     key, value);
+            snprintf(err, errlen, "%s: '%.64s' is not one of true/false, on/off, yes/no, 1/0", key,
+                     value);
             return -1;
         }
         return 0;
     case K_ADDR_PORT:
         if (parse_addr_port(value, base + s->off, s->cap, (int *)(base + s->off2)) < 0) {
-            snprintf(err, errlen, "%s: '%.64s' is not an IPv4 ADDR:PORT such as 127.0.0.1:%s",
-                     key, value, !strcmp(key, "sip") ? "5060" : "8080");
+            snprintf(err, errlen, "%s: '%.64s' is not an IPv4 ADDR:PORT such as 127.0.0.1:%s", key,
+                     value, !strcmp(key, "sip") ? "5060" : "8080");
             return -1;
         }
         return 0;
     case K_RANGE:
         if (parse_range(value, (int *)(base + s->off), (int *)(base + s->off2)) < 0) {
-            snprintf(err, errlen,
-                     "%s: '%.64s' is not a range A-B of UDP ports (1024-65535, B > A)", key,
-                     value);
+            snprintf(err, errlen, "%s: '%.64s' is not a range A-B of UDP ports (1024-65535, B > A)",
+                     key, value);
             return -1;
         }
         return 0;
     case K_LOG_LEVEL:
         if (log_level_parse(value, (enum log_level *)(base + s->off)) < 0) {
-            snprintf(err, errlen, "%s: '%.64s' is not one of debug, info, warn, error", key,
-                     value);
+            snprintf(err, errlen, "%s: '%.64s' is not one of debug, info, warn, error", key, value);
             return -1;
         }
         return 0;

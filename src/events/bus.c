@@ -1,5 +1,6 @@
 #include "events/bus.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,20 @@
 #include "core/mem.h"
 
 #define MAX_SUBSCRIBERS 8
+
+/* Add a resource here when a module starts publishing its events (recording, transcribe, ...). */
+const char *const events_resources[] = {
+    "activeflow", "agent", "call",   "conference", "conferencecall",
+    "customer",   "flow",  "number", NULL,
+};
+
+bool events_resource_known(const char *resource)
+{
+    for (size_t i = 0; events_resources[i]; i++)
+        if (!strcmp(events_resources[i], resource))
+            return true;
+    return false;
+}
 
 struct event_bus {
     struct {
@@ -50,6 +65,7 @@ void events_publish(struct event_bus *bus, const char *type, const char *custome
         rlen = sizeof(resource) - 1;
     memcpy(resource, type, rlen);
     resource[rlen] = '\0';
+    assert(events_resource_known(resource) && "add the event's resource to events_resources");
 
     json_t *env = json_object();
     json_object_set_new(env, "type", json_string(type));

@@ -4,6 +4,7 @@
 #define CONFERENCED_BUS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* One published event. Valid only during the subscriber call; copy what you keep. */
@@ -18,6 +19,13 @@ struct event {
 };
 
 typedef void (*event_subscriber)(const struct event *ev, void *ctx);
+
+/* Every resource the server publishes events of (an event type's word before its first '_'),
+ * in one place: the WebSocket's topic kinds are checked against it, and events_publish asserts
+ * that its events use one. NULL-terminated, sorted. */
+extern const char *const events_resources[];
+/* Any thread. True when resource is one of events_resources. */
+bool events_resource_known(const char *resource);
 
 struct event_bus;
 

@@ -4,11 +4,13 @@
  * resources with work wait in a ready list for one of WEBHOOK_MAX_PARALLEL transfer slots. */
 #include "events/webhook.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -805,6 +807,65 @@ int webhook_validate_uri(const char *uri, struct error *e)
     }
 out:
     curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ret;
+}
+
+/* True for "localhost", "localhost." and names under it (RFC 6761: always loopback). */
+static bool localhost_name(const char *host)
+{
+    size_t n = strlen(host);
+    if (n && host[n - 1] == '.')
+        n--;
+    static const char lh[] = "localhost";
+    size_t l = sizeof(lh) - 1;
+    if (n < l || strncasecmp(host + n - l, lh, l) != 0)
+        return false;
+    return n == l || host[n - l - 1] == '.';
+}
+
+int webhook_check_uri_host(const char *uri, bool allow_private, struct error *e)
+{
+    if (allow_private || !uri || !uri[0])
+        return 0;
+    CURLU *u = curl_url();
+    if (!u)
+        die("out of memory parsing a URL");
+    char *host = NULL;
+    int ret = 0;
+    /* curl normalises IPv4 spellings (127.1, 0x7f000001, 2130706433) to dotted quads. */
+    if (curl_url_set(u, CURLUPART_URL, uri, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0]) {
+        ret = error_set(e, ERR_INVALID_ARGUMENT, "INVALID_WEBHOOK_URI",
+                        "webhook_uri is not a valid URL with a host");
+        goto out;
+    }
+    bool blocked = localhost_name(host);
+    char literal[64];
+    size_t hl = strlen(host);
+    if (!blocked && host[0] == '[' && hl >= 2 && hl - 2 < sizeof(literal)) {
+        memcpy(literal, host + 1, hl - 2);
+        literal[hl - 2] = '\0';
+        struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6};
+        if (inet_pton(AF_INET6, literal, &sa6.sin6_addr) == 1)
+            blocked = webhook_addr_blocked((struct sockaddr *)&sa6, sizeof(sa6));
+    } else if (!blocked) {
+        struct sockaddr_in sa4 = {.sin_family = AF_INET};
+        if (inet_pton(AF_INET, host, &sa4.sin_addr) == 1)
+            blocked = webhook_addr_blocked((struct sockaddr *)&sa4, sizeof(sa4));
+    }
+    if (blocked) {
+        char shown[80];
+        str_copy(shown, sizeof(shown), host);
+        ret = error_set(e, ERR_INVALID_ARGUMENT, "WEBHOOK_URI_PRIVATE",
+                        "webhook_uri points at %s, a loopback, private or link-local address: "
+                        "webhooks are only sent to public addresses unless the server runs "
+                        "with webhook_allow_private (--webhook-allow-private or "
+                        "CONFERENCED_WEBHOOK_ALLOW_PRIVATE=1)",
+                        shown);
+    }
+out:
     curl_free(host);
     curl_url_cleanup(u);
     return ret;

@@ -35,6 +35,13 @@ bool webhook_idle(const struct webhook *w);
 /* Checks a webhook_uri given by a client: "" (none) or an absolute http(s) URL with a host, at
  * most URI_MAX_LEN characters. Returns 0 or a negative error filled into e. */
 int webhook_validate_uri(const char *uri, struct error *e);
+/* Any thread. The save-time half of the SSRF rule, for a webhook_uri that passed
+ * webhook_validate_uri: unless allow_private, a host that is a loopback, private or link-local
+ * address literal (webhook_addr_blocked) or the name localhost (or a *.localhost name) is refused.
+ * Other names are not resolved here (it would block); delivery checks every resolved address.
+ * Returns 0 or a negative INVALID_ARGUMENT error (WEBHOOK_URI_PRIVATE) naming the
+ * webhook_allow_private setting. */
+int webhook_check_uri_host(const char *uri, bool allow_private, struct error *e);
 /* Any thread. The SSRF rule: true when sa (len bytes) must not be connected to unless
  * allow_private: loopback, private, link-local, CGNAT, 0/8, multicast, reserved (also in their
  * IPv4-mapped, -compatible, NAT64 and 6to4 forms), or a family other than IPv4/IPv6. */

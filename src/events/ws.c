@@ -21,6 +21,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/timeutil.h"
 
 #define WS_MAX_TOPICS 64
 #define WS_MAX_RECV_MSG (64 * 1024)
@@ -37,6 +38,7 @@
 #define WS_RESOURCE_ID_MAX 64
 #define WS_TOPIC_PREFIX "customer_id:"
 #define WS_ERROR_QUOTE_MAX 80
+#define WS_CLOSE_REASON_MAX 100 /* a close frame's reason must fit in 123 bytes */
 
 struct topic {
     char resource[WS_RESOURCE_MAX + 1];
@@ -56,7 +58,8 @@ struct ws_conn {
     bool ended;
     int poll_events;
     uint64_t last_rx;
-    char customer_id[ID_LEN + 1];
+    struct ws_credential cred;
+    char revoked[WS_CLOSE_REASON_MAX + 1]; /* "" = not revoked; else the close reason */
     struct topic topics[WS_MAX_TOPICS];
     size_t n_topics;
     ws_closed_cb closed_cb;
@@ -67,7 +70,8 @@ struct ws_hub {
     uv_loop_t *loop;
     uv_timer_t ping_timer;
     uv_timer_t kick_timer;
-    int open_timers; /* the hub is freed by the close callback that brings this to 0 */
+    uv_timer_t end_timer; /* closes revoked streams and those whose credential expired */
+    int open_timers;      /* the hub is freed by the close callback that brings this to 0 */
     struct ws_conn *conns;
     size_t n_conns;
 };
@@ -120,7 +124,7 @@ static void conn_settle(struct ws_conn *c)
     if (c->ended)
         return;
     if (c->overflow) {
-        log_info("msg=ws_slow_client customer_id=%s", c->customer_id);
+        log_info("msg=ws_slow_client customer_id=%s", c->cred.customer_id);
         conn_abort(c, WSLAY_CODE_POLICY_VIOLATION, "client too slow");
         return;
     }
@@ -314,11 +318,11 @@ static int topic_parse(struct ws_conn *c, const char *s, struct topic *out)
         conn_send_error(c, "topic \"%s\" has a customer id that is not a UUID: %s", q, form);
         return -1;
     }
-    if (strcmp(norm, c->customer_id) != 0) {
+    if (strcmp(norm, c->cred.customer_id) != 0) {
         conn_send_error(c,
                         "topic \"%s\" names another customer; only your own customer id (%s) "
                         "may be subscribed to",
-                        q, c->customer_id);
+                        q, c->cred.customer_id);
         return -1;
     }
     p += ID_LEN + 1;
@@ -341,6 +345,17 @@ static int topic_parse(struct ws_conn *c, const char *s, struct topic *out)
     }
     memcpy(out->resource, p, rlen);
     out->resource[rlen] = '\0';
+    if (!events_resource_known(out->resource)) {
+        char known[512];
+        size_t kn = 0;
+        known[0] = '\0';
+        for (size_t i = 0; events_resources[i] && kn < sizeof(known); i++)
+            kn += (size_t)snprintf(known + kn, sizeof(known) - kn, "%s%s", i ? ", " : "",
+                                   events_resources[i]);
+        conn_send_error(c, "topic \"%s\" has an unknown topic kind '%s'; known kinds: %s", q,
+                        out->resource, known);
+        return -1;
+    }
     out->resource_id[0] = '\0';
     if (!p[rlen])
         return 0;
@@ -375,7 +390,29 @@ static ssize_t topic_find(const struct topic *list, size_t n, const struct topic
     return -1;
 }
 
-/* A subscribe/unsubscribe message is applied whole or not at all. */
+/* Answers an applied (un)subscribe with the topics of the message, as the server reads them
+ * (lower-case ids, duplicates once). */
+static void conn_send_topics(struct ws_conn *c, const char *type, const struct topic *t, size_t n)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char buf[sizeof(WS_TOPIC_PREFIX) + ID_LEN + WS_RESOURCE_MAX + WS_RESOURCE_ID_MAX + 4];
+        snprintf(buf, sizeof(buf), "%s%s:%s%s%s", WS_TOPIC_PREFIX, c->cred.customer_id,
+                 t[i].resource, t[i].resource_id[0] ? ":" : "", t[i].resource_id);
+        json_array_append_new(list, json_string(buf));
+    }
+    json_t *root = json_pack("{s:s, s:{s:o}}", "type", type, "data", "topics", list);
+    if (!root)
+        die("out of memory building a WebSocket answer");
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (!text)
+        die("out of memory building a WebSocket answer");
+    conn_queue_text(c, text, strlen(text));
+    free(text);
+}
+
+/* A subscribe/unsubscribe message is applied whole or not at all, then answered. */
 static void handle_text(struct ws_conn *c, const uint8_t *msg, size_t len)
 {
     json_error_t jerr;
@@ -433,12 +470,14 @@ static void handle_text(struct ws_conn *c, const uint8_t *msg, size_t len)
         for (size_t i = 0; i < n_parsed; i++)
             if (topic_find(c->topics, c->n_topics, &parsed[i]) < 0)
                 c->topics[c->n_topics++] = parsed[i];
+        conn_send_topics(c, "subscribed", parsed, n_parsed);
     } else {
         for (size_t i = 0; i < n_parsed; i++) {
             ssize_t at = topic_find(c->topics, c->n_topics, &parsed[i]);
             if (at >= 0)
                 c->topics[at] = c->topics[--c->n_topics];
         }
+        conn_send_topics(c, "unsubscribed", parsed, n_parsed);
     }
 out:
     free(parsed);
@@ -469,7 +508,7 @@ static void ping_cb(uv_timer_t *t)
     for (struct ws_conn *c = hub->conns; c; c = next) {
         next = c->next;
         if (now - c->last_rx > WS_IDLE_LIMIT_MS) {
-            log_info("msg=ws_peer_silent customer_id=%s", c->customer_id);
+            log_info("msg=ws_peer_silent customer_id=%s", c->cred.customer_id);
             conn_end(c);
             continue;
         }
@@ -494,18 +533,68 @@ static void kick_cb(uv_timer_t *t)
     }
 }
 
+static bool conn_expires(const struct ws_conn *c)
+{
+    return c->cred.expire_us > 0 && c->cred.expire_us < TM_NEVER;
+}
+
+static void end_cb(uv_timer_t *t);
+
+/* Arms the end timer for the next revoked stream (at once) or the next credential to expire. */
+static void hub_schedule_end(struct ws_hub *hub)
+{
+    int64_t now = tm_now_us(), next = INT64_MAX;
+    for (struct ws_conn *c = hub->conns; c; c = c->next) {
+        int64_t at = c->revoked[0] ? now : conn_expires(c) ? c->cred.expire_us : INT64_MAX;
+        if (at < next)
+            next = at;
+    }
+    if (next == INT64_MAX) {
+        uv_timer_stop(&hub->end_timer);
+        return;
+    }
+    int64_t ms = next > now ? (next - now + 999) / 1000 : 0;
+    uv_timer_start(&hub->end_timer, end_cb, (uint64_t)ms, 0);
+}
+
+/* Why a timer: revocations arrive in the middle of an API request (an agent being deleted);
+ * closing here, on the next iteration, keeps the HTTP layer's socket release out of its own
+ * request handling. */
+static void end_cb(uv_timer_t *t)
+{
+    struct ws_hub *hub = t->data;
+    int64_t now = tm_now_us();
+    struct ws_conn *next;
+    for (struct ws_conn *c = hub->conns; c; c = next) {
+        next = c->next;
+        if (c->revoked[0]) {
+            log_info("msg=ws_credential_revoked customer_id=%s credential_id=%s",
+                     c->cred.customer_id, c->cred.credential_id);
+            conn_abort(c, WSLAY_CODE_POLICY_VIOLATION, c->revoked);
+        } else if (conn_expires(c) && c->cred.expire_us <= now) {
+            log_info("msg=ws_credential_expired customer_id=%s credential_id=%s",
+                     c->cred.customer_id, c->cred.credential_id);
+            conn_abort(c, WSLAY_CODE_POLICY_VIOLATION, "credential expired");
+        }
+    }
+    hub_schedule_end(hub);
+}
+
 struct ws_hub *ws_hub_create(uv_loop_t *loop)
 {
     struct ws_hub *hub = xcalloc(1, sizeof(*hub));
     hub->loop = loop;
     uv_timer_init(loop, &hub->ping_timer);
     uv_timer_init(loop, &hub->kick_timer);
+    uv_timer_init(loop, &hub->end_timer);
     hub->ping_timer.data = hub;
     hub->kick_timer.data = hub;
-    hub->open_timers = 2;
+    hub->end_timer.data = hub;
+    hub->open_timers = 3;
     uv_timer_start(&hub->ping_timer, ping_cb, WS_PING_INTERVAL_MS, WS_PING_INTERVAL_MS);
     /* Nothing but open connections should keep the loop alive. */
     uv_unref((uv_handle_t *)&hub->ping_timer);
+    uv_unref((uv_handle_t *)&hub->end_timer);
     return hub;
 }
 
@@ -524,10 +613,11 @@ void ws_hub_destroy(struct ws_hub *hub)
         conn_abort(hub->conns, WSLAY_CODE_GOING_AWAY, "server shutting down");
     uv_close((uv_handle_t *)&hub->ping_timer, hub_timer_close_cb);
     uv_close((uv_handle_t *)&hub->kick_timer, hub_timer_close_cb);
+    uv_close((uv_handle_t *)&hub->end_timer, hub_timer_close_cb);
 }
 
 int ws_hub_accept(struct ws_hub *hub, int fd, const char *extra, size_t extra_len,
-                  const char *customer_id, ws_closed_cb closed_cb, void *closed_arg)
+                  const struct ws_credential *cred, ws_closed_cb closed_cb, void *closed_arg)
 {
     static const struct wslay_event_callbacks callbacks = {
         .recv_callback = recv_cb,
@@ -539,10 +629,12 @@ int ws_hub_accept(struct ws_hub *hub, int fd, const char *extra, size_t extra_le
     c->fd = fd;
     c->closed_cb = closed_cb;
     c->closed_arg = closed_arg;
-    if (extra_len > WS_MAX_EXTRA || !customer_id || id_normalize(customer_id, c->customer_id)) {
+    if (extra_len > WS_MAX_EXTRA || !cred || id_normalize(cred->customer_id, c->cred.customer_id) ||
+        id_normalize(cred->credential_id, c->cred.credential_id)) {
         log_warn("msg=ws_accept_rejected extra_len=%zu", extra_len);
         goto fail;
     }
+    c->cred.expire_us = cred->expire_us;
     if (wslay_event_context_server_init(&c->ctx, &callbacks, c) != 0)
         die("out of memory creating a WebSocket context");
     wslay_event_config_set_max_recv_msg_length(c->ctx, WS_MAX_RECV_MSG);
@@ -564,6 +656,8 @@ int ws_hub_accept(struct ws_hub *hub, int fd, const char *extra, size_t extra_le
         c->kick = true;
         uv_timer_start(&hub->kick_timer, kick_cb, 0, 0);
     }
+    if (conn_expires(c))
+        hub_schedule_end(hub);
     conn_settle(c);
     return 0;
 fail:
@@ -576,7 +670,7 @@ fail:
 
 static bool conn_matches(const struct ws_conn *c, const struct event *ev)
 {
-    if (!ev->customer_id || strcasecmp(c->customer_id, ev->customer_id) != 0)
+    if (c->revoked[0] || !ev->customer_id || strcasecmp(c->cred.customer_id, ev->customer_id) != 0)
         return false;
     for (size_t i = 0; i < c->n_topics; i++) {
         const struct topic *t = &c->topics[i];
@@ -600,6 +694,26 @@ void ws_hub_on_event(const struct event *ev, void *ctx)
         conn_queue_text(c, ev->payload, ev->payload_len);
         conn_settle(c);
     }
+}
+
+void ws_hub_revoke(struct ws_hub *hub, const char *credential_id, const char *why)
+{
+    bool any = false;
+    for (struct ws_conn *c = hub->conns; c; c = c->next) {
+        if (c->revoked[0] || strcasecmp(c->cred.credential_id, credential_id) != 0)
+            continue;
+        /* Cut on a UTF-8 boundary: the reason must stay valid text. */
+        size_t n = strnlen(why, WS_CLOSE_REASON_MAX);
+        while (n > 0 && n < strlen(why) && ((unsigned char)why[n] & 0xc0) == 0x80)
+            n--;
+        memcpy(c->revoked, why, n);
+        c->revoked[n] = '\0';
+        if (!c->revoked[0])
+            str_copy(c->revoked, sizeof(c->revoked), "credential revoked");
+        any = true;
+    }
+    if (any)
+        uv_timer_start(&hub->end_timer, end_cb, 0, 0);
 }
 
 size_t ws_hub_count(const struct ws_hub *hub)

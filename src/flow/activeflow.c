@@ -1,5 +1,6 @@
 #include "flow/activeflow.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,8 @@ static void set_current(struct af *a, json_t *action)
     while (json_array_size(a->executed) > ACTIVEFLOW_MAX_EXECUTED)
         json_array_remove(a->executed, 0);
     save(a);
+    if (a->m->d.call.action)
+        a->m->d.call.action(a->m->d.call.ctx, a->call_id, action);
 }
 
 static void cancel_waits(struct af *a)
@@ -306,8 +309,8 @@ static void on_rendered(void *arg, struct media_clip *clip, const char *error)
 }
 
 /* A local location (absolute path or file:// URL) is allowed only inside the sounds directory:
- * customers must not read the server's other files. */
-static bool location_allowed(struct af_mgr *m, const char *loc)
+ * customers must not read the server's other files. Returns NULL when allowed, else why not. */
+static const char *location_refusal(struct af_mgr *m, const char *loc, char *why, size_t cap)
 {
     const char *path = NULL;
     if (loc[0] == '/')
@@ -315,14 +318,22 @@ static bool location_allowed(struct af_mgr *m, const char *loc)
     else if (!strncasecmp(loc, "file://", 7))
         path = loc + 7;
     if (!path)
-        return true; /* http(s): fetched, with the loader's own limits */
+        return NULL; /* http(s): fetched, with the loader's own limits */
     if (!m->d.sounds_dir)
-        return false;
+        return "local files are not allowed on this server";
     char real[PATH_MAX], dir[PATH_MAX];
-    if (!realpath(path, real) || !realpath(m->d.sounds_dir, dir))
-        return false;
+    if (!realpath(m->d.sounds_dir, dir)) {
+        snprintf(why, cap, "the sounds directory cannot be read: %s", strerror(errno));
+        return why;
+    }
+    if (!realpath(path, real)) {
+        snprintf(why, cap, "%s", errno == ENOENT ? "no such file" : strerror(errno));
+        return why;
+    }
     size_t n = strlen(dir);
-    return strncmp(real, dir, n) == 0 && real[n] == '/';
+    if (strncmp(real, dir, n) != 0 || real[n] != '/')
+        return "local files must be inside the sounds directory";
+    return NULL;
 }
 
 /* play: loads stream_urls[play_index] (or moves on when there are no more). */
@@ -336,10 +347,12 @@ static void play_next(struct af *a)
     const char *loc = json_string_value(json_array_get(urls, a->play_index));
     char err[256];
     a->wait = W_RENDER;
-    if (!loc || !location_allowed(a->m, loc)) {
+    char why[160];
+    const char *refusal = loc ? location_refusal(a->m, loc, why, sizeof(why)) : "not a string";
+    if (refusal) {
         log_warn("msg=\"play location refused\" activeflow_id=%s location=\"%.200s\" "
-                 "error=\"local files must be inside the sounds directory\"",
-                 a->rec.id, loc ? loc : "");
+                 "error=\"%s\"",
+                 a->rec.id, loc ? loc : "", refusal);
         a->play_index++;
         a->wait = W_NONE;
         play_next(a);

@@ -33,6 +33,9 @@ struct flow_call_ops {
     void (*play_stop)(void *ctx, const char *call_id);
     /* Hangs the call up. */
     void (*hangup)(void *ctx, const char *call_id, const char *reason);
+    /* The flow runs action now (the flow's Action object, borrowed): the call shows it. May be
+     * NULL. */
+    void (*action)(void *ctx, const char *call_id, const json_t *action);
 };
 
 struct af_deps {

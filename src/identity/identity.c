@@ -8,13 +8,19 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/timeutil.h"
+#include "core/worker.h"
 #include "events/webhook.h"
+#include "identity/throttle.h"
 
 #define SECRET_BYTES 32
 #define ACCESSKEY_PREFIX "cf_"
 #define ACCESSKEY_RANDOM_BYTES 24 /* 32 base64url characters */
 #define ACCESSKEY_PREFIX_SHOWN 11
 #define ACCESSKEY_MAX_EXPIRE_S (10LL * 366 * 86400)
+/* The store records here that the operator is set up (see identity_bootstrap). */
+#define META_OPERATOR_READY "operator_ready"
+/* Throttled logins are logged at most this many times per second (then counted). */
+#define THROTTLE_LOG_BURST 5
 
 struct identity {
     uv_loop_t *loop;
@@ -23,6 +29,11 @@ struct identity {
     struct identity_options opt;
     unsigned char secret[SECRET_BYTES];
     char dummy_hash[crypto_pwhash_STRBYTES]; /* verified against for unknown users */
+    struct worker_pool *hashers;             /* NULL once shut down */
+    struct login_throttle *throttle;
+    int64_t log_second;   /* the second the throttled-login log budget is for */
+    unsigned log_used;    /* lines written in it */
+    uint64_t log_skipped; /* lines not written since the last one */
 };
 
 int identity_store_error(int rc, const char *what, struct error *e)
@@ -31,15 +42,16 @@ int identity_store_error(int rc, const char *what, struct error *e)
                      what, rc);
 }
 
-/* ---- password hashing on the thread pool ---- */
+/* ---- password hashing on the identity's workers ---- */
 
 struct hash_job {
-    uv_work_t req;
+    struct worker_job w;
     struct identity *id;
-    int verify;          /* 0: hash password into hash; 1: check password against hash */
+    int verify; /* 0: hash password into hash; 1: check password against hash */
     char *password;
     char hash[crypto_pwhash_STRBYTES];
-    int ok;
+    int ok;        /* the hash was made, or the password matched */
+    int cancelled; /* the identity shut down before the job ran */
     void (*done)(struct hash_job *job);
     void *ctx;
 };
@@ -55,9 +67,10 @@ static void hash_password(const struct identity *id, const char *password,
         die("out of memory hashing a password");
 }
 
-static void hash_work(uv_work_t *req)
+/* Worker thread: reads only the job and the identity's options (fixed after create). */
+static void hash_work(struct worker_job *w)
 {
-    struct hash_job *job = req->data;
+    struct hash_job *job = w->data;
     if (job->verify)
         job->ok = crypto_pwhash_str_verify(job->hash, job->password, strlen(job->password)) == 0;
     else {
@@ -66,22 +79,40 @@ static void hash_work(uv_work_t *req)
     }
 }
 
-static void hash_after(uv_work_t *req, int status)
+static void hash_after(struct worker_job *w, int status)
 {
-    struct hash_job *job = req->data;
-    if (status != 0)
+    struct hash_job *job = w->data;
+    if (status != 0) {
         job->ok = 0;
+        job->cancelled = 1;
+    }
     job->done(job);
     sodium_memzero(job->password, strlen(job->password));
     free(job->password);
+    sodium_memzero(job->hash, sizeof(job->hash));
     free(job);
 }
 
-static void hash_start(struct identity *id, int verify, const char *password, const char *hash,
-                       void (*done)(struct hash_job *), void *ctx)
+static int shutting_down(struct error *e)
 {
+    return error_set(e, ERR_UNAVAILABLE, "SHUTTING_DOWN",
+                     "The server is shutting down; try again once it is back.");
+}
+
+/* Queues a hash or a check in lane (logins: their client address, so that one address's
+ * backlog delays others' checks by one check at most; 0: everything else). Returns 0
+ * (done(job) will be called on the control thread, ctx passed along), or a negative error when
+ * the queue is full (ctx is the caller's again). */
+static int hash_start(struct identity *id, uint64_t lane, int verify, const char *password,
+                      const char *hash, void (*done)(struct hash_job *), void *ctx, struct error *e)
+{
+    if (!id->hashers)
+        return shutting_down(e);
     struct hash_job *job = xcalloc(1, sizeof(*job));
-    job->req.data = job;
+    job->w.data = job;
+    job->w.work = hash_work;
+    job->w.done = hash_after;
+    job->w.lane = lane;
     job->id = id;
     job->verify = verify;
     job->password = xstrdup(password);
@@ -89,8 +120,18 @@ static void hash_start(struct identity *id, int verify, const char *password, co
         str_copy(job->hash, sizeof(job->hash), hash);
     job->done = done;
     job->ctx = ctx;
-    if (uv_queue_work(id->loop, &job->req, hash_work, hash_after) != 0)
-        die("cannot queue password hashing work");
+    int rc = worker_pool_submit(id->hashers, &job->w);
+    if (rc == 0)
+        return 0;
+    sodium_memzero(job->password, strlen(job->password));
+    free(job->password);
+    free(job);
+    if (rc == WORKER_STOPPING)
+        return shutting_down(e);
+    return error_set(e, ERR_RESOURCE_EXHAUSTED, "PASSWORD_QUEUE_FULL",
+                     "The server is checking too many passwords right now (login_queue=%d are "
+                     "waiting for one of login_workers=%d); try again in a second.",
+                     id->opt.login_queue, id->opt.login_workers);
 }
 
 /* ---- lifecycle ---- */
@@ -126,6 +167,14 @@ struct identity *identity_create(uv_loop_t *loop, struct store *store, struct ev
     id->opt = *opt;
     if (id->opt.jwt_ttl_us <= 0)
         id->opt.jwt_ttl_us = INT64_C(7) * 86400 * 1000000;
+    if (id->opt.login_workers <= 0)
+        id->opt.login_workers = 2;
+    if (id->opt.login_queue <= 0)
+        id->opt.login_queue = 64;
+    if (id->opt.login_failures_per_minute <= 0)
+        id->opt.login_failures_per_minute = 10;
+    id->hashers = worker_pool_create(loop, "pwhash", id->opt.login_workers, id->opt.login_queue);
+    id->throttle = login_throttle_create(id->opt.login_failures_per_minute);
     load_secret(id);
     unsigned char junk[16];
     char junk_hex[33];
@@ -135,12 +184,28 @@ struct identity *identity_create(uv_loop_t *loop, struct store *store, struct ev
     return id;
 }
 
+void identity_shutdown(struct identity *id)
+{
+    struct worker_pool *p = id->hashers;
+    id->hashers = NULL; /* hashing asked for by the callbacks below answers UNAVAILABLE */
+    worker_pool_destroy(p);
+}
+
 void identity_destroy(struct identity *id)
 {
     if (!id)
         return;
+    identity_shutdown(id);
+    login_throttle_destroy(id->throttle);
     sodium_memzero(id->secret, sizeof(id->secret));
+    sodium_memzero(id->dummy_hash, sizeof(id->dummy_hash));
     free(id);
+}
+
+static void revoked(struct identity *id, const char *credential_id, const char *why)
+{
+    if (id->opt.listener.revoked)
+        id->opt.listener.revoked(id->opt.listener.ctx, credential_id, why);
 }
 
 /* ---- validation helpers ---- */
@@ -211,6 +276,10 @@ int identity_require(const struct principal *p, uint64_t any_of, struct error *e
 {
     if (p->permission & (any_of | PERM_PROJECT_SUPER_ADMIN))
         return 0;
+    if ((any_of & ~(uint64_t)PERM_PROJECT_SUPER_ADMIN) == 0)
+        return error_set(e, ERR_PERMISSION_DENIED, "PERMISSION_DENIED",
+                         "Only the operator (the server's first admin, created at its first "
+                         "start) may do that; log in as the operator.");
     return error_set(e, ERR_PERMISSION_DENIED, "PERMISSION_DENIED",
                      "This credential is not allowed to do that; use an admin agent or an "
                      "access key.");
@@ -241,9 +310,10 @@ static void customer_defaults(struct customer *c, const char *name, const char *
     c->tm_delete = TM_NEVER;
 }
 
-/* Inserts a customer and its first admin agent in one transaction. */
+/* Inserts a customer and its first admin agent in one transaction; mark_ready also records
+ * that the operator is set up, in the same transaction. */
 static int insert_customer_with_admin(struct identity *id, struct customer *c, struct agent *a,
-                                      struct error *e)
+                                      bool mark_ready, struct error *e)
 {
     int rc = store_begin(id->store);
     if (rc != 0)
@@ -251,6 +321,8 @@ static int insert_customer_with_admin(struct identity *id, struct customer *c, s
     rc = store_customer_insert(id->store, c);
     if (rc == 0)
         rc = store_agent_insert(id->store, a);
+    if (rc == 0 && mark_ready)
+        rc = store_meta_set(id->store, META_OPERATOR_READY, "1");
     if (rc != 0) {
         store_rollback(id->store);
         if (rc == STORE_CONFLICT)
@@ -264,14 +336,81 @@ static int insert_customer_with_admin(struct identity *id, struct customer *c, s
     return 0;
 }
 
+/* The state a first start of an earlier version left when it died before listening (its
+ * generated password never shown): one customer and its one agent, the operator, both never
+ * changed, and nothing else ever created. Fills *op with that agent (caller finis) and returns
+ * 1, or 0 for any other store. */
+static int stale_first_start(struct identity *id, struct agent *op)
+{
+    struct store_page page = {.before_us = INT64_MAX, .limit = 2};
+    struct customer *cs = NULL;
+    struct agent *as = NULL;
+    size_t nc = 0, na = 0;
+    int64_t newest = 0;
+    int stale = 0;
+    if (store_customer_list(id->store, &page, &cs, &nc) != 0 || nc != 1)
+        goto out;
+    if (store_agent_list(id->store, cs[0].id, &page, &as, &na) != 0 || na != 1)
+        goto out;
+    const struct agent *a = &as[0];
+    if (!(a->permission & PERM_PROJECT_SUPER_ADMIN) || a->tm_update != a->tm_create ||
+        cs[0].tm_update != cs[0].tm_create || store_newest_time(id->store, &newest) != 0)
+        goto out;
+    int64_t made = a->tm_create > cs[0].tm_create ? a->tm_create : cs[0].tm_create;
+    if (newest != made)
+        goto out;
+    stale = 1;
+    *op = as[0];
+    memset(&as[0], 0, sizeof(as[0])); /* moved to *op */
+out:
+    store_free_customers(cs, nc);
+    store_free_agents(as, na);
+    return stale;
+}
+
+/* Gives the operator of a stale first start the configured username and password. */
+static int reset_stale_operator(struct identity *id, struct agent *op, const char *username,
+                                const char *password)
+{
+    char hash[crypto_pwhash_STRBYTES];
+    hash_password(id, password, hash);
+    free(op->password_hash);
+    op->password_hash = xstrdup(hash);
+    sodium_memzero(hash, sizeof(hash));
+    free(op->username);
+    op->username = xstrdup(username);
+    op->token_generation++; /* whoever logged in with the old password is signed out */
+    op->tm_update = tm_unique_us();
+    int rc = store_begin(id->store);
+    if (rc == 0)
+        rc = store_agent_update(id->store, op);
+    if (rc == 0)
+        rc = store_meta_set(id->store, META_OPERATOR_READY, "1");
+    if (rc != 0) {
+        store_rollback(id->store);
+        return -1;
+    }
+    return store_commit(id->store) == 0 ? 0 : -1;
+}
+
 int identity_bootstrap(struct identity *id, const char *username, const char *password,
                        char **generated)
 {
+    char *ready = NULL;
+    if (store_meta_get(id->store, META_OPERATOR_READY, &ready) == 0) {
+        free(ready);
+        return 0;
+    }
     int64_t n = 0;
     if (store_customer_count(id->store, &n) != 0)
         return -1;
-    if (n > 0)
-        return 0;
+    struct agent stale;
+    memset(&stale, 0, sizeof(stale));
+    bool reset = n > 0 && stale_first_start(id, &stale);
+    if (n > 0 && !reset) {
+        /* A store an earlier version set up and used: its operator is whatever it is now. */
+        return store_meta_set(id->store, META_OPERATOR_READY, "1") == 0 ? 0 : -1;
+    }
     char pw[33];
     if (!password || !password[0]) {
         unsigned char raw[12];
@@ -281,29 +420,76 @@ int identity_bootstrap(struct identity *id, const char *username, const char *pa
         password = pw;
         *generated = xstrdup(pw);
     }
-    int64_t now = tm_unique_us();
-    struct customer c;
-    customer_defaults(&c, "default", "created at first start", 0);
-    c.tm_create = c.tm_update = now;
-    struct agent a;
-    agent_defaults(&a, c.id, tm_unique_us());
-    a.username = xstrdup(username);
-    a.name = xstrdup("operator");
-    a.detail = xstrdup("");
-    a.permission = PERM_PROJECT_SUPER_ADMIN | PERM_CUSTOMER_ADMIN;
-    char hash[crypto_pwhash_STRBYTES];
-    hash_password(id, password, hash);
-    a.password_hash = xstrdup(hash);
+    int rc;
+    if (reset) {
+        rc = reset_stale_operator(id, &stale, username, password);
+        if (rc == 0)
+            log_info("msg=\"operator of an unfinished first start reset\" agent_id=%s", stale.id);
+        else
+            log_error("msg=\"bootstrap failed\" reason=\"cannot reset the operator\"");
+        agent_fini(&stale);
+    } else {
+        int64_t now = tm_unique_us();
+        struct customer c;
+        customer_defaults(&c, "default", "created at first start", 0);
+        c.tm_create = c.tm_update = now;
+        struct agent a;
+        agent_defaults(&a, c.id, tm_unique_us());
+        a.username = xstrdup(username);
+        a.name = xstrdup("operator");
+        a.detail = xstrdup("");
+        a.permission = PERM_PROJECT_SUPER_ADMIN | PERM_CUSTOMER_ADMIN;
+        char hash[crypto_pwhash_STRBYTES];
+        hash_password(id, password, hash);
+        a.password_hash = xstrdup(hash);
+        sodium_memzero(hash, sizeof(hash));
+        struct error e;
+        rc = insert_customer_with_admin(id, &c, &a, true, &e);
+        customer_fini(&c);
+        agent_fini(&a);
+        if (rc < 0)
+            log_error("msg=\"bootstrap failed\" reason=%s", e.reason);
+    }
     sodium_memzero(pw, sizeof(pw));
-    struct error e;
-    int rc = insert_customer_with_admin(id, &c, &a, &e);
-    customer_fini(&c);
-    agent_fini(&a);
     if (rc < 0) {
-        log_error("msg=\"bootstrap failed\" reason=%s", e.reason);
-        return rc;
+        if (*generated) {
+            sodium_memzero(*generated, strlen(*generated));
+            free(*generated);
+            *generated = NULL;
+        }
+        return -1;
     }
     return 1;
+}
+
+int identity_password_set(struct identity *id, const char *username, const char *password,
+                          struct error *e)
+{
+    int rc = check_password(password, true, e);
+    if (rc < 0)
+        return rc;
+    struct agent a;
+    rc = store_agent_get_by_username(id->store, username, &a);
+    if (rc == STORE_NOT_FOUND)
+        return error_set(e, ERR_NOT_FOUND, "AGENT_NOT_FOUND",
+                         "No agent has the username '%s' (usernames are case-sensitive).",
+                         username);
+    if (rc != 0)
+        return identity_store_error(rc, "read the agent", e);
+    char hash[crypto_pwhash_STRBYTES];
+    hash_password(id, password, hash);
+    free(a.password_hash);
+    a.password_hash = xstrdup(hash);
+    sodium_memzero(hash, sizeof(hash));
+    a.token_generation++;
+    a.tm_update = tm_unique_us();
+    rc = store_agent_update(id->store, &a);
+    if (rc == 0)
+        log_info("msg=\"password set\" agent_id=%s customer_id=%s", a.id, a.customer_id);
+    agent_fini(&a);
+    if (rc != 0)
+        return identity_store_error(rc, "store the new password", e);
+    return 0;
 }
 
 /* ---- JWT ---- */
@@ -318,6 +504,9 @@ char *identity_jwt_issue(struct identity *id, const struct agent *a, int64_t now
     jwt_add_grant(jwt, "cid", a->customer_id);
     jwt_add_grant_int(jwt, "iat", (long)(now_us / 1000000));
     jwt_add_grant_int(jwt, "exp", (long)((now_us + id->opt.jwt_ttl_us) / 1000000));
+    /* Why a generation and not "issued after the password change": iat has whole seconds, so a
+     * login in the same second as a change could not be told from one just before it. */
+    jwt_add_grant_int(jwt, "gen", (long)a->token_generation);
     if (jwt_set_alg(jwt, JWT_ALG_HS256, id->secret, SECRET_BYTES) != 0)
         die("cannot set the JWT algorithm");
     char *s = jwt_encode_str(jwt);
@@ -344,6 +533,7 @@ static int authenticate_jwt(struct identity *id, const char *token, int64_t now_
     const char *typ = jwt_get_grant(jwt, "typ");
     const char *sub = jwt_get_grant(jwt, "sub");
     long exp = jwt_get_grant_int(jwt, "exp");
+    long gen = jwt_get_grant_int(jwt, "gen"); /* 0 when absent: tokens from before generations */
     if (jwt_get_alg(jwt) != JWT_ALG_HS256 || !typ || strcmp(typ, "agent") != 0 || !sub ||
         !id_valid(sub) || exp <= 0 || (int64_t)exp * 1000000 <= now_us) {
         rc = invalid_credentials(e);
@@ -354,13 +544,14 @@ static int authenticate_jwt(struct identity *id, const char *token, int64_t now_
         rc = invalid_credentials(e);
         goto done;
     }
-    if (a.tm_delete != TM_NEVER) {
-        rc = invalid_credentials(e);
+    if (a.tm_delete != TM_NEVER || (int64_t)gen != a.token_generation) {
+        rc = invalid_credentials(e); /* deleted, or its password changed since */
     } else {
         memcpy(out->customer_id, a.customer_id, sizeof(out->customer_id));
         memcpy(out->agent_id, a.id, sizeof(out->agent_id));
         memcpy(out->accesskey_id, ID_NIL, sizeof(out->accesskey_id));
         out->permission = a.permission;
+        out->expire_us = (int64_t)exp * 1000000;
     }
     agent_fini(&a);
 done:
@@ -391,6 +582,7 @@ static int authenticate_key(struct identity *id, const char *token, int64_t now_
         memcpy(out->agent_id, ID_NIL, sizeof(out->agent_id));
         memcpy(out->accesskey_id, k.id, sizeof(out->accesskey_id));
         out->permission = PERM_CUSTOMER_ADMIN;
+        out->expire_us = k.tm_expire;
     }
     accesskey_fini(&k);
     return rc;
@@ -409,24 +601,80 @@ int identity_authenticate(struct identity *id, const char *credential, int64_t n
 
 /* ---- login ---- */
 
+/* Copies s for a log line: printable ASCII, quotes and backslashes escaped, at most 64
+ * characters, so a username cannot forge log fields or lines. */
+static void log_text(const char *s, char out[160])
+{
+    size_t o = 0, i = 0;
+    out[o++] = '"';
+    for (; s && s[i] && i < 64; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            out[o++] = '\\';
+        out[o++] = (ch < 0x20 || ch >= 0x7f) ? '?' : (char)ch;
+    }
+    if (s && s[i]) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+}
+
+/* Throttled attempts are not hashed, so they can come fast: their log lines are rationed. */
+static void log_throttled(struct identity *id, const char *username, const char *client_ip,
+                          const char *limit, int64_t retry_s, int64_t now_us)
+{
+    int64_t second = now_us / 1000000;
+    if (second != id->log_second) {
+        id->log_second = second;
+        id->log_used = 0;
+    }
+    if (id->log_used >= THROTTLE_LOG_BURST) {
+        id->log_skipped++;
+        return;
+    }
+    id->log_used++;
+    char u[160];
+    log_text(username, u);
+    log_warn("msg=\"login throttled\" username=%s client_ip=%s limit=%s retry_after_s=%lld "
+             "not_logged_before=%llu",
+             u, client_ip && client_ip[0] ? client_ip : "-", limit, (long long)retry_s,
+             (unsigned long long)id->log_skipped);
+    id->log_skipped = 0;
+}
+
 struct login_ctx {
     identity_login_cb cb;
     void *arg;
     struct agent agent;
     int found;
+    struct login_ticket ticket;
+    char username[160]; /* for the log, already quoted */
+    char client_ip[48];
 };
 
 static void login_done(struct hash_job *job)
 {
     struct login_ctx *ctx = job->ctx;
     struct identity *id = job->id;
-    if (ctx->found && job->ok) {
-        char *token = identity_jwt_issue(id, &ctx->agent, tm_now_us());
+    int64_t now = tm_now_us();
+    bool good = ctx->found && job->ok;
+    /* A check cut short by shutdown proves nothing: its reservation is given back. */
+    login_throttle_end(id->throttle, &ctx->ticket, !good && !job->cancelled, now);
+    struct error e;
+    if (job->cancelled) {
+        shutting_down(&e);
+        ctx->cb(ctx->arg, -ERR_UNAVAILABLE, NULL, NULL, &e);
+    } else if (good) {
+        char *token = identity_jwt_issue(id, &ctx->agent, now);
         log_info("msg=login agent_id=%s customer_id=%s", ctx->agent.id, ctx->agent.customer_id);
         ctx->cb(ctx->arg, 0, ctx->agent.username, token, NULL);
         free(token);
     } else {
-        struct error e;
+        log_warn("msg=\"login failed\" username=%s client_ip=%s reason=%s", ctx->username,
+                 ctx->client_ip[0] ? ctx->client_ip : "-",
+                 ctx->found ? "wrong_password" : "unknown_username");
         error_set(&e, ERR_UNAUTHENTICATED, "INVALID_CREDENTIALS",
                   "The username or password is wrong.");
         ctx->cb(ctx->arg, -ERR_UNAUTHENTICATED, NULL, NULL, &e);
@@ -435,17 +683,54 @@ static void login_done(struct hash_job *job)
     free(ctx);
 }
 
-void identity_login(struct identity *id, const char *username, const char *password,
-                    identity_login_cb cb, void *arg)
+/* Why the budgets are checked before anything else: a refused attempt costs no hashing, so
+ * a flood of guesses for one username or from one address cannot occupy the workers. */
+int identity_login(struct identity *id, const char *username, const char *password,
+                   const char *client_ip, identity_login_cb cb, void *arg, struct error *e,
+                   int *retry_after_s)
 {
+    int retry_dummy;
+    if (!retry_after_s)
+        retry_after_s = &retry_dummy;
+    *retry_after_s = 0;
+    int64_t now = tm_now_us();
+    struct login_ticket ticket;
+    int64_t retry = 0;
+    int limit = login_throttle_begin(id->throttle, username, client_ip, now, &ticket, &retry);
+    if (limit) {
+        bool by_user = limit == LOGIN_THROTTLE_USERNAME;
+        log_throttled(id, username, client_ip, by_user ? "username" : "address", retry, now);
+        *retry_after_s = retry > INT32_MAX ? INT32_MAX : (int)retry;
+        if (by_user)
+            return error_set(e, ERR_RESOURCE_EXHAUSTED, "TOO_MANY_FAILED_LOGINS",
+                             "Too many failed logins for this username (login_failures_per_"
+                             "minute=%d); try again in %lld s.",
+                             id->opt.login_failures_per_minute, (long long)retry);
+        return error_set(e, ERR_RESOURCE_EXHAUSTED, "TOO_MANY_FAILED_LOGINS",
+                         "Too many failed logins from your address %s (login_failures_per_"
+                         "minute=%d); try again in %lld s.",
+                         client_ip, id->opt.login_failures_per_minute, (long long)retry);
+    }
     struct login_ctx *ctx = xcalloc(1, sizeof(*ctx));
     ctx->cb = cb;
     ctx->arg = arg;
+    ctx->ticket = ticket;
+    log_text(username, ctx->username);
+    str_copy(ctx->client_ip, sizeof(ctx->client_ip), client_ip ? client_ip : "");
     ctx->found = store_agent_get_by_username(id->store, username, &ctx->agent) == 0;
     /* Unknown users are verified against a dummy hash so both cases take the same time. */
     const char *hash = ctx->found && ctx->agent.password_hash ? ctx->agent.password_hash
                                                                : id->dummy_hash;
-    hash_start(id, 1, password, hash, login_done, ctx);
+    int rc = hash_start(id, ticket.addr_key, 1, password, hash, login_done, ctx, e);
+    if (rc < 0) {
+        login_throttle_end(id->throttle, &ticket, false, now);
+        agent_fini(&ctx->agent);
+        free(ctx);
+        if (rc == -ERR_RESOURCE_EXHAUSTED)
+            *retry_after_s = 1;
+        return rc;
+    }
+    return 0;
 }
 
 /* ---- customers ---- */
@@ -462,10 +747,17 @@ static void customer_hashed(struct hash_job *job)
     struct customer_job *cj = job->ctx;
     struct error e;
     int rc;
+    if (job->cancelled) {
+        cj->cb(cj->arg, shutting_down(&e), NULL, &e);
+        customer_fini(&cj->c);
+        agent_fini(&cj->a);
+        free(cj);
+        return;
+    }
     cj->a.password_hash = xstrdup(job->hash);
     cj->c.tm_create = cj->c.tm_update = tm_unique_us();
     cj->a.tm_create = cj->a.tm_update = tm_unique_us();
-    rc = insert_customer_with_admin(job->id, &cj->c, &cj->a, &e);
+    rc = insert_customer_with_admin(job->id, &cj->c, &cj->a, false, &e);
     if (rc == 0) {
         log_info("msg=\"customer created\" customer_id=%s", cj->c.id);
         events_publish(job->id->bus, "customer_created", cj->c.id, cj->c.id,
@@ -501,7 +793,12 @@ int identity_customer_create(struct identity *id, const struct customer_create_r
     cj->a.name = xstrdup("admin");
     cj->a.detail = xstrdup("");
     cj->a.permission = PERM_CUSTOMER_ADMIN;
-    hash_start(id, 0, req->password, NULL, customer_hashed, cj);
+    if ((rc = hash_start(id, 0, 0, req->password, NULL, customer_hashed, cj, e)) < 0) {
+        customer_fini(&cj->c);
+        agent_fini(&cj->a);
+        free(cj);
+        return rc;
+    }
     return 0;
 }
 
@@ -534,7 +831,9 @@ int identity_customer_update(struct identity *id, const char *customer_id,
         return error_set(e, ERR_INVALID_ARGUMENT, "INVALID_WEBHOOK_METHOD",
                          "Field 'webhook_method' must be one of POST, GET, PUT, DELETE (or \"\" "
                          "for POST).");
-    if (req->webhook_uri && (rc = webhook_validate_uri(req->webhook_uri, e)) < 0)
+    if (req->webhook_uri &&
+        ((rc = webhook_validate_uri(req->webhook_uri, e)) < 0 ||
+         (rc = webhook_check_uri_host(req->webhook_uri, id->opt.webhook_allow_private, e)) < 0))
         return rc;
     if ((rc = identity_customer_get(id, customer_id, out, e)) < 0)
         return rc;
@@ -590,16 +889,28 @@ struct agent_job {
     void *arg;
     struct agent a;
     int create;
+    int new_password;
 };
 
 static void agent_finish(struct identity *id, struct agent_job *aj)
 {
     struct error e;
     int rc;
-    if (aj->create)
+    if (aj->create) {
         rc = store_agent_insert(id->store, &aj->a);
-    else
+    } else {
+        if (aj->new_password) {
+            /* From the row as it is now: two changes at once must both end older sessions. */
+            struct agent cur;
+            if (store_agent_get(id->store, aj->a.customer_id, aj->a.id, &cur) == 0) {
+                if (cur.token_generation > aj->a.token_generation)
+                    aj->a.token_generation = cur.token_generation;
+                agent_fini(&cur);
+            }
+            aj->a.token_generation++;
+        }
         rc = store_agent_update(id->store, &aj->a);
+    }
     if (rc == STORE_CONFLICT)
         rc = error_set(&e, ERR_ALREADY_EXISTS, "USERNAME_TAKEN",
                        "The username '%s' is already taken; choose another.", aj->a.username);
@@ -608,6 +919,11 @@ static void agent_finish(struct identity *id, struct agent_job *aj)
     else
         events_publish(id->bus, aj->create ? "agent_created" : "agent_updated",
                        aj->a.customer_id, aj->a.id, agent_to_json(&aj->a));
+    if (rc == 0 && aj->new_password) {
+        log_info("msg=\"agent password changed\" agent_id=%s customer_id=%s", aj->a.id,
+                 aj->a.customer_id);
+        revoked(id, aj->a.id, "agent password changed");
+    }
     aj->cb(aj->arg, rc, rc == 0 ? &aj->a : NULL, rc == 0 ? NULL : &e);
     agent_fini(&aj->a);
     free(aj);
@@ -616,6 +932,13 @@ static void agent_finish(struct identity *id, struct agent_job *aj)
 static void agent_hashed(struct hash_job *job)
 {
     struct agent_job *aj = job->ctx;
+    if (job->cancelled) {
+        struct error e;
+        aj->cb(aj->arg, shutting_down(&e), NULL, &e);
+        agent_fini(&aj->a);
+        free(aj);
+        return;
+    }
     free(aj->a.password_hash);
     aj->a.password_hash = xstrdup(job->hash);
     if (aj->create)
@@ -674,7 +997,11 @@ int identity_agent_create(struct identity *id, const char *customer_id, const st
     aj->a.name = xstrdup("");
     aj->a.detail = xstrdup("");
     agent_apply(&aj->a, req);
-    hash_start(id, 0, req->password, NULL, agent_hashed, aj);
+    if ((rc = hash_start(id, 0, 0, req->password, NULL, agent_hashed, aj, e)) < 0) {
+        agent_fini(&aj->a);
+        free(aj);
+        return rc;
+    }
     return 0;
 }
 
@@ -694,7 +1021,12 @@ int identity_agent_update(struct identity *id, const char *customer_id, const ch
     aj->arg = arg;
     agent_apply(&aj->a, req);
     if (req->password) {
-        hash_start(id, 0, req->password, NULL, agent_hashed, aj);
+        aj->new_password = 1;
+        if ((rc = hash_start(id, 0, 0, req->password, NULL, agent_hashed, aj, e)) < 0) {
+            agent_fini(&aj->a);
+            free(aj);
+            return rc;
+        }
         return 0;
     }
     aj->a.tm_update = tm_now_us();
@@ -717,6 +1049,7 @@ int identity_agent_delete(struct identity *id, const struct principal *caller,
         return identity_store_error(rc, "delete the agent", e);
     }
     events_publish(id->bus, "agent_deleted", out->customer_id, out->id, agent_to_json(out));
+    revoked(id, out->id, "agent deleted");
     return 0;
 }
 
@@ -824,5 +1157,6 @@ int identity_accesskey_delete(struct identity *id, const char *customer_id, cons
         accesskey_fini(out);
         return identity_store_error(rc, "delete the access key", e);
     }
+    revoked(id, out->id, "access key deleted");
     return 0;
 }

@@ -1,6 +1,7 @@
 #include "media/engine.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -28,10 +29,8 @@
 #define EV_RING 16384
 #define MAX_RX_PER_TICK 16
 #define ROOM_INITIAL_CAP 8
-#define RELATCH_NS INT64_C(2000000000)
 
 enum cmd_type {
-    CMD_ROOM_ADD,
     CMD_ROOM_REMOVE,
     CMD_ROOM_RESIZE,
     CMD_LEG_ADD,
@@ -42,6 +41,7 @@ enum cmd_type {
     CMD_LEG_DETACH,
     CMD_LEG_PLAY,
     CMD_LEG_PLAY_STOP,
+    CMD_LEG_ARM_TIMEOUT,
     CMD_STOP,
 };
 
@@ -80,8 +80,13 @@ struct media_clip {
 
 struct media_thread;
 
+/* Rooms and legs are on intrusive lists, so how many there are is limited by nothing but memory
+ * (and the settings above the engine): a media thread lists its legs and the rooms that have
+ * members (an empty room costs nothing per tick); the control thread lists every room it has not
+ * freed yet, for the shutdown. */
 struct media_room {
     /* control-owned */
+    struct media_room *prev, *next; /* the engine's list of rooms */
     struct media_thread *thread;
     size_t reserved; /* legs joined or joining, as the control thread counts them */
     size_t cap;      /* capacity of the arrays the control thread last handed over */
@@ -90,8 +95,8 @@ struct media_room {
     /* media-owned */
     size_t media_cap;
     struct mix_room mix;
-    struct media_leg **members; /* parallel to mix.p */
-    size_t index;               /* in the thread's room list */
+    struct media_leg **members;                   /* parallel to mix.p */
+    struct media_room *prev_active, *next_active; /* the thread's rooms with members */
 };
 
 struct media_leg {
@@ -107,22 +112,23 @@ struct media_leg {
     size_t n_deferred, cap_deferred;
     bool destroying;
     /* media-owned */
+    struct media_leg *prev, *next; /* the thread's list of legs */
     struct mix_participant mp;
     struct jitter_buffer *jb;
     plc_state_t *plc;
     struct dtmf_tracker dtmf;
-    struct sockaddr_in remote;
-    bool remote_set, latched;
-    bool connected; /* fd_rtp is connected to remote */
-    int64_t latched_rx_ns;
+    struct rtp_source src;     /* strict learning: whose audio is taken */
+    struct sockaddr_in remote; /* where the audio goes: the current source */
+    bool remote_set;
+    bool connected; /* fd_rtp is connected to remote (only while that is the SDP's source) */
     int audio_pt, dtmf_pt;
     uint16_t seq;
     uint32_t ts, ssrc;
     int64_t last_rx_ns;
+    bool timeout_armed; /* the call is answered: MEDIA_LEG_TIMEOUT after rtp_timeout_ms */
     bool timed_out;
     struct media_room *room;
     size_t room_index;
-    size_t index;            /* in the thread's leg list */
     struct media_clip *clip; /* playing (outside a room): the engine's reference */
     size_t clip_pos;         /* next sample to send */
     uint32_t play_id;
@@ -137,14 +143,15 @@ struct media_thread {
     struct spsc events;
     int wake_fd; /* eventfd: commands are waiting */
     /* media-owned */
-    struct media_leg **legs;
-    size_t n_legs, cap_legs;
-    struct media_room **rooms;
-    size_t n_rooms, cap_rooms;
+    struct media_leg *legs; /* every leg of the thread */
+    size_t n_legs;
+    struct media_room *active; /* the rooms that have members */
     uint64_t tick_count;
     struct ev *pending; /* events that did not fit the ring, retried each tick */
     size_t n_pending, cap_pending;
     bool events_pushed;
+    int64_t last_alarm_ns; /* the last "never expected" log line (at most one a second) */
+    uint64_t alarms_unlogged;
 };
 
 struct media_engine {
@@ -156,10 +163,15 @@ struct media_engine {
     void *ctx;
     struct media_thread *threads;
     int n_threads;
-    int next_port;
-    size_t n_legs, n_rooms; /* control's count */
+    /* control-owned: the RTP port pairs (port_base + 2 i, + 1) and which ones legs hold */
+    int port_base, n_pairs, n_pairs_used;
+    uint64_t *pairs_used;     /* bitmap, n_pairs bits */
+    uint64_t *pairs_tried;    /* scratch of media_leg_create: pairs another program holds */
+    struct media_room *rooms; /* every room not freed yet */
+    size_t n_legs, n_rooms;   /* control's count */
     /* statistics written by media threads */
     _Atomic uint64_t ticks, late_ticks, packets_in, packets_out, bad_packets, max_tick_us;
+    _Atomic uint64_t rtp_refused, rtp_learned;
 };
 
 static int64_t mono_ns(void)
@@ -171,6 +183,31 @@ static int64_t mono_ns(void)
 
 /* ---- media thread side ---- */
 
+/* Back to an unconnected socket: every sender reaches us again (strict learning decides). */
+static void leg_disconnect(struct media_leg *l)
+{
+    if (!l->connected)
+        return;
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    connect(l->fd_rtp, &unspec, sizeof(unspec));
+    l->connected = false;
+}
+
+/* Logs a "never expected" condition from the media thread, at most once a second (the lines in
+ * between are counted in the next one). */
+static void alarm_log(struct media_thread *t, const char *what)
+{
+    int64_t now = mono_ns();
+    if (t->last_alarm_ns && now - t->last_alarm_ns < INT64_C(1000000000)) {
+        t->alarms_unlogged++;
+        return;
+    }
+    t->last_alarm_ns = now;
+    log_error("msg=\"%s\" thread=%d unlogged_before=%llu", what, t->id,
+              (unsigned long long)t->alarms_unlogged);
+    t->alarms_unlogged = 0;
+}
+
 static void emit(struct media_thread *t, const struct ev *ev)
 {
     if (t->n_pending == 0 && spsc_push(&t->events, ev)) {
@@ -180,7 +217,7 @@ static void emit(struct media_thread *t, const struct ev *ev)
     if (t->n_pending < t->cap_pending)
         t->pending[t->n_pending++] = *ev;
     else
-        log_error("msg=\"media event lost\" thread=%d", t->id); /* never expected */
+        alarm_log(t, "media event lost"); /* never expected */
 }
 
 static void emit_public(struct media_thread *t, enum media_event_type type, struct media_leg *l,
@@ -216,7 +253,28 @@ static void flush_pending(struct media_thread *t)
     }
 }
 
-static void room_unlink_leg(struct media_leg *l)
+/* A room is on its thread's active list while it has members. */
+static void room_activate(struct media_thread *t, struct media_room *r)
+{
+    r->prev_active = NULL;
+    r->next_active = t->active;
+    if (t->active)
+        t->active->prev_active = r;
+    t->active = r;
+}
+
+static void room_deactivate(struct media_thread *t, struct media_room *r)
+{
+    if (r->prev_active)
+        r->prev_active->next_active = r->next_active;
+    else
+        t->active = r->next_active;
+    if (r->next_active)
+        r->next_active->prev_active = r->prev_active;
+    r->prev_active = r->next_active = NULL;
+}
+
+static void room_unlink_leg(struct media_thread *t, struct media_leg *l)
 {
     struct media_room *r = l->room;
     if (!r)
@@ -227,13 +285,29 @@ static void room_unlink_leg(struct media_leg *l)
     r->members[i]->room_index = i;
     r->mix.n--;
     l->room = NULL;
+    if (r->mix.n == 0)
+        room_deactivate(t, r);
+}
+
+static void thread_link_leg(struct media_thread *t, struct media_leg *l)
+{
+    l->prev = NULL;
+    l->next = t->legs;
+    if (t->legs)
+        t->legs->prev = l;
+    t->legs = l;
+    t->n_legs++;
 }
 
 static void thread_unlink_leg(struct media_thread *t, struct media_leg *l)
 {
-    size_t i = l->index, last = t->n_legs - 1;
-    t->legs[i] = t->legs[last];
-    t->legs[i]->index = i;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        t->legs = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    l->prev = l->next = NULL;
     t->n_legs--;
 }
 
@@ -241,7 +315,7 @@ static void leg_leave(struct media_thread *t, struct media_leg *l, bool notify)
 {
     if (!l->room)
         return;
-    room_unlink_leg(l);
+    room_unlink_leg(t, l);
     if (notify)
         emit_public(t, MEDIA_LEG_LEFT, l, 0);
 }
@@ -255,10 +329,12 @@ static void leg_join(struct media_thread *t, struct media_leg *l, struct media_r
     }
     leg_leave(t, l, true);
     if (r->mix.n >= r->media_cap) { /* the control thread grows rooms first: not expected */
-        log_error("msg=\"room full\" thread=%d", t->id);
+        alarm_log(t, "room full");
         emit_public(t, MEDIA_LEG_LEFT, l, 0);
         return;
     }
+    if (r->mix.n == 0)
+        room_activate(t, r);
     l->room = r;
     l->room_index = r->mix.n;
     r->mix.p[r->mix.n] = &l->mp;
@@ -275,17 +351,9 @@ static void apply(struct media_thread *t, const struct cmd *c)
     struct media_leg *l = c->leg;
     struct media_room *r = c->room;
     switch (c->type) {
-    case CMD_ROOM_ADD:
-        r->index = t->n_rooms;
-        t->rooms[t->n_rooms++] = r;
-        break;
     case CMD_ROOM_REMOVE: {
         while (r->mix.n > 0)
             leg_leave(t, r->members[r->mix.n - 1], true);
-        size_t last = t->n_rooms - 1;
-        t->rooms[r->index] = t->rooms[last];
-        t->rooms[r->index]->index = r->index;
-        t->n_rooms--;
         struct ev ev = {.type = EV_ROOM_REMOVED, .room = r};
         emit(t, &ev);
         break;
@@ -304,8 +372,7 @@ static void apply(struct media_thread *t, const struct cmd *c)
         break;
     }
     case CMD_LEG_ADD:
-        l->index = t->n_legs;
-        t->legs[t->n_legs++] = l;
+        thread_link_leg(t, l);
         l->last_rx_ns = mono_ns();
         break;
     case CMD_LEG_REMOVE: {
@@ -318,12 +385,8 @@ static void apply(struct media_thread *t, const struct cmd *c)
     case CMD_LEG_REMOTE:
         l->remote = c->remote;
         l->remote_set = true;
-        l->latched = false;
-        if (l->connected) {
-            struct sockaddr unspec = {.sa_family = AF_UNSPEC};
-            connect(l->fd_rtp, &unspec, sizeof(unspec));
-            l->connected = false;
-        }
+        rtp_source_expect(&l->src, c->remote.sin_addr.s_addr, c->remote.sin_port);
+        leg_disconnect(l);
         l->audio_pt = c->codec == MIX_PCMA ? 8 : 0;
         l->mp.codec = (enum mix_codec)c->codec;
         l->dtmf_pt = c->dtmf_pt;
@@ -372,6 +435,12 @@ static void apply(struct media_thread *t, const struct cmd *c)
     case CMD_LEG_PLAY_STOP:
         play_end(t, l, true);
         break;
+    case CMD_LEG_ARM_TIMEOUT:
+        if (!l->timeout_armed) {
+            l->timeout_armed = true;
+            l->last_rx_ns = mono_ns(); /* the inactivity clock starts at the answer */
+        }
+        break;
     case CMD_STOP:
         break;
     }
@@ -387,24 +456,27 @@ static void take_packet(struct media_thread *t, struct media_leg *l, const uint8
         atomic_fetch_add_explicit(&e->bad_packets, 1, memory_order_relaxed);
         return;
     }
-    bool same =
-        from->sin_addr.s_addr == l->remote.sin_addr.s_addr && from->sin_port == l->remote.sin_port;
-    if (!l->latched || (!same && now - l->latched_rx_ns > RELATCH_NS)) {
+    uint64_t learned = l->src.learned;
+    switch (rtp_source_check(&l->src, from->sin_addr.s_addr, from->sin_port, &p, now / 1000)) {
+    case RTP_SOURCE_REFUSE:
+        atomic_fetch_add_explicit(&e->rtp_refused, 1, memory_order_relaxed);
+        return;
+    case RTP_SOURCE_SWITCH:
+        /* Symmetric RTP: the audio goes where the accepted source sends from. */
+        leg_disconnect(l);
         l->remote = *from;
         l->remote_set = true;
-        l->latched = true;
-        same = true;
-        /* A connected socket sends without a route lookup per packet and the kernel drops
-         * other sources before they reach us; re-latching later connects anew. */
-        struct sockaddr unspec = {.sa_family = AF_UNSPEC};
-        connect(l->fd_rtp, &unspec, sizeof(unspec));
+        if (l->src.learned != learned)
+            atomic_fetch_add_explicit(&e->rtp_learned, 1, memory_order_relaxed);
+        break;
+    case RTP_SOURCE_ACCEPT:
+        break;
+    }
+    /* The SDP's own source, once heard, gets a connected socket: it sends without a route lookup
+     * per packet, and the kernel drops every other sender before it reaches us. A learned source
+     * does not: the SDP's source must still be seen, to take the leg back. */
+    if (!l->connected && l->src.addr == l->src.sdp_addr && l->src.port == l->src.sdp_port)
         l->connected = connect(l->fd_rtp, (const struct sockaddr *)from, sizeof(*from)) == 0;
-    }
-    if (!same) {
-        atomic_fetch_add_explicit(&e->bad_packets, 1, memory_order_relaxed);
-        return;
-    }
-    l->latched_rx_ns = now;
     l->last_rx_ns = now;
     atomic_fetch_add_explicit(&e->packets_in, 1, memory_order_relaxed);
     if (p.payload_type == l->audio_pt) {
@@ -422,9 +494,9 @@ static void take_packet(struct media_thread *t, struct media_leg *l, const uint8
 #define RX_BATCH 4
 
 /* Reads what arrived on a leg's sockets: RTP into the jitter buffer, telephone events into key
- * presses; latches the reply address to the sender (symmetric RTP). One recvmmsg() per leg per
- * tick takes everything that is normally waiting (one packet per 20 ms), so an idle socket costs
- * one system call, not a read that only returns EAGAIN after the data. */
+ * presses, from the source strict learning accepts (the replies go where it sends from). One
+ * recvmmsg() per leg per tick takes everything that is normally waiting (one packet per 20 ms), so
+ * an idle socket costs one system call, not a read that only returns EAGAIN after the data. */
 static void drain_leg(struct media_thread *t, struct media_leg *l, int64_t now, bool rtcp_too)
 {
     struct media_engine *e = t->e;
@@ -532,12 +604,9 @@ static void tick(struct media_thread *t, int64_t now)
 {
     struct media_engine *e = t->e;
     bool rtcp_too = (t->tick_count++ % 50) == 0;
-    for (size_t i = 0; i < t->n_legs; i++)
-        drain_leg(t, t->legs[i], now, rtcp_too);
-    for (size_t i = 0; i < t->n_rooms; i++) {
-        struct media_room *r = t->rooms[i];
-        if (r->mix.n == 0)
-            continue; /* an empty room costs nothing */
+    for (struct media_leg *l = t->legs; l; l = l->next)
+        drain_leg(t, l, now, rtcp_too);
+    for (struct media_room *r = t->active; r; r = r->next_active) { /* empty rooms are not here */
         for (size_t k = 0; k < r->mix.n; k++)
             fill_input(r->members[k]);
         mix_room_tick(&r->mix);
@@ -545,17 +614,12 @@ static void tick(struct media_thread *t, int64_t now)
             send_output(t, r->members[k]);
     }
     int64_t timeout = (int64_t)e->cfg.rtp_timeout_ms * 1000000;
-    for (size_t i = 0; i < t->n_legs; i++) {
-        struct media_leg *l = t->legs[i];
+    for (struct media_leg *l = t->legs; l; l = l->next) {
         if (!l->room)
             idle_leg_tick(t, l);
-        if (l->connected && now - l->latched_rx_ns > RELATCH_NS) {
-            /* Silent for a while: accept another source again (a NAT may have moved it). */
-            struct sockaddr unspec = {.sa_family = AF_UNSPEC};
-            connect(l->fd_rtp, &unspec, sizeof(unspec));
-            l->connected = false;
-        }
-        if (!l->timed_out && now - l->last_rx_ns > timeout) {
+        if (l->connected && rtp_source_silent(&l->src, now / 1000))
+            leg_disconnect(l); /* silent: let another sender be seen (a NAT may have moved it) */
+        if (l->timeout_armed && !l->timed_out && now - l->last_rx_ns > timeout) {
             l->timed_out = true;
             emit_public(t, MEDIA_LEG_TIMEOUT, l, 0);
         }
@@ -641,12 +705,15 @@ static void send_cmd(struct media_thread *t, const struct cmd *c)
 
 static void room_release_ptr(struct media_room *r);
 
+static void pair_release(struct media_engine *e, int port);
+
 /* The media threads are done with the leg: what it still holds (a clip it was playing, commands
- * it did not get to) goes with it. */
+ * it did not get to) goes with it; its port pair is free again. */
 static void free_leg(struct media_leg *l)
 {
     close(l->fd_rtp);
     close(l->fd_rtcp);
+    pair_release(l->thread->e, l->port);
     jb_destroy(l->jb);
     plc_free(l->plc);
     media_clip_unref(l->clip);
@@ -663,6 +730,13 @@ static void free_leg(struct media_leg *l)
 
 static void free_room(struct media_room *r)
 {
+    struct media_engine *e = r->thread->e;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        e->rooms = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
     free(r->mix.p);
     free(r);
 }
@@ -742,10 +816,13 @@ struct media_engine *media_engine_create(uv_loop_t *loop, const struct media_con
                                          media_event_cb cb, void *ctx, char *err, size_t errlen)
 {
     mix_init();
+    int base = cfg->port_min + (cfg->port_min & 1);
     if (cfg->threads < 1 || cfg->port_min < 1024 || cfg->port_max > 65535 ||
-        cfg->port_max - cfg->port_min < 1) {
-        snprintf(err, errlen, "invalid media configuration (threads %d, ports %d-%d)", cfg->threads,
-                 cfg->port_min, cfg->port_max);
+        cfg->port_max - base < 1 || cfg->rtp_timeout_ms < 1) {
+        snprintf(err, errlen,
+                 "invalid media configuration (threads %d, ports %d-%d: at least one even port "
+                 "with the next one, rtp timeout %d ms)",
+                 cfg->threads, cfg->port_min, cfg->port_max, cfg->rtp_timeout_ms);
         return NULL;
     }
     struct media_engine *e = xcalloc(1, sizeof(*e));
@@ -755,13 +832,15 @@ struct media_engine *media_engine_create(uv_loop_t *loop, const struct media_con
     e->loop = loop;
     e->cb = cb;
     e->ctx = ctx;
-    e->next_port = cfg->port_min + (cfg->port_min & 1);
+    e->port_base = base;
+    e->n_pairs = (cfg->port_max - base - 1) / 2 + 1;
+    e->pairs_used = xcalloc(((size_t)e->n_pairs + 63) / 64, sizeof(uint64_t));
+    e->pairs_tried = xcalloc(((size_t)e->n_pairs + 63) / 64, sizeof(uint64_t));
     e->async = xcalloc(1, sizeof(*e->async));
     uv_async_init(loop, e->async, on_async);
     e->async->data = e;
     e->n_threads = cfg->threads;
     e->threads = xcalloc((size_t)cfg->threads, sizeof(*e->threads));
-    size_t max_legs = (size_t)(cfg->port_max - cfg->port_min) / 2 + 1;
     for (int i = 0; i < cfg->threads; i++) {
         struct media_thread *t = &e->threads[i];
         t->e = e;
@@ -769,9 +848,6 @@ struct media_engine *media_engine_create(uv_loop_t *loop, const struct media_con
         spsc_init(&t->cmds, CMD_RING, sizeof(struct cmd));
         spsc_init(&t->events, EV_RING, sizeof(struct ev));
         t->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        t->cap_legs = t->cap_rooms = max_legs;
-        t->legs = xcalloc(max_legs, sizeof(*t->legs));
-        t->rooms = xcalloc(max_legs, sizeof(*t->rooms));
         t->cap_pending = 4096;
         t->pending = xcalloc(t->cap_pending, sizeof(*t->pending));
         if (pthread_create(&t->tid, NULL, thread_main, t) != 0)
@@ -827,10 +903,11 @@ void media_engine_destroy(struct media_engine *e)
     struct media_stats st;
     media_engine_stats(e, &st);
     log_info("msg=\"media stats\" ticks=%llu late_ticks=%llu max_tick_us=%llu packets_in=%llu "
-             "packets_out=%llu bad_packets=%llu",
+             "packets_out=%llu bad_packets=%llu rtp_refused=%llu rtp_learned=%llu",
              (unsigned long long)st.ticks, (unsigned long long)st.late_ticks,
              (unsigned long long)st.max_tick_us, (unsigned long long)st.packets_in,
-             (unsigned long long)st.packets_out, (unsigned long long)st.bad_packets);
+             (unsigned long long)st.packets_out, (unsigned long long)st.bad_packets,
+             (unsigned long long)st.rtp_refused, (unsigned long long)st.rtp_learned);
     for (int i = 0; i < e->n_threads; i++) {
         struct cmd stop = {.type = CMD_STOP};
         send_cmd(&e->threads[i], &stop);
@@ -857,21 +934,23 @@ void media_engine_destroy(struct media_engine *e)
     }
     for (int i = 0; i < e->n_threads; i++) {
         struct media_thread *t = &e->threads[i];
-        for (size_t k = 0; k < t->n_legs; k++)
-            final_free_leg(t->legs[k]);
-        t->n_legs = 0;
+        while (t->legs) {
+            struct media_leg *l = t->legs;
+            thread_unlink_leg(t, l);
+            final_free_leg(l);
+        }
     }
+    while (e->rooms) /* whatever no leg counts any more */
+        free_room(e->rooms);
     for (int i = 0; i < e->n_threads; i++) {
         struct media_thread *t = &e->threads[i];
-        for (size_t k = 0; k < t->n_rooms; k++)
-            free_room(t->rooms[k]);
         close(t->wake_fd);
         spsc_fini(&t->cmds);
         spsc_fini(&t->events);
-        free(t->legs);
-        free(t->rooms);
         free(t->pending);
     }
+    free(e->pairs_used);
+    free(e->pairs_tried);
     free(e->threads);
     uv_close((uv_handle_t *)e->async, free_async);
     free(e);
@@ -885,8 +964,11 @@ struct media_room *media_room_create(struct media_engine *e, const char *key)
     /* One allocation: participant pointers, then member pointers. */
     r->mix.p = xcalloc(2 * r->cap, sizeof(void *));
     r->members = (struct media_leg **)(r->mix.p + r->cap);
-    struct cmd c = {.type = CMD_ROOM_ADD, .room = r};
-    send_cmd(r->thread, &c);
+    /* The media thread first hears of it when a leg joins (or it is removed). */
+    r->next = e->rooms;
+    if (e->rooms)
+        e->rooms->prev = r;
+    e->rooms = r;
     e->n_rooms++;
     return r;
 }
@@ -915,27 +997,81 @@ static int bind_udp(const char *ip, int port)
     return fd;
 }
 
+static bool bit_get(const uint64_t *map, int i)
+{
+    return (map[i / 64] >> (i % 64)) & 1;
+}
+
+static void bit_set(uint64_t *map, int i, bool on)
+{
+    if (on)
+        map[i / 64] |= UINT64_C(1) << (i % 64);
+    else
+        map[i / 64] &= ~(UINT64_C(1) << (i % 64));
+}
+
+/* The index of the k-th pair (from 0) that is neither in used nor in tried. */
+static int nth_free_pair(const struct media_engine *e, const uint64_t *tried, uint32_t k)
+{
+    size_t words = ((size_t)e->n_pairs + 63) / 64;
+    for (size_t w = 0; w < words; w++) {
+        uint64_t taken = e->pairs_used[w] | tried[w];
+        if (w == words - 1 && e->n_pairs % 64)
+            taken |= ~UINT64_C(0) << (e->n_pairs % 64); /* beyond the last pair */
+        uint32_t free_here = 64 - (uint32_t)__builtin_popcountll(taken);
+        if (k >= free_here) {
+            k -= free_here;
+            continue;
+        }
+        for (int b = 0; b < 64; b++)
+            if (!((taken >> b) & 1) && k-- == 0)
+                return (int)(w * 64) + b;
+    }
+    return -1; /* not reached while k < the number of free pairs */
+}
+
+static void pair_release(struct media_engine *e, int port)
+{
+    int i = (port - e->port_base) / 2;
+    assert(bit_get(e->pairs_used, i));
+    if (bit_get(e->pairs_used, i)) {
+        bit_set(e->pairs_used, i, false);
+        e->n_pairs_used--;
+    }
+}
+
+/* A port pair chosen uniformly at random among those no leg holds (so the next caller's port
+ * cannot be guessed from the last one's), then bound; a pair another program holds is left out
+ * and another one drawn, until none is left. */
 struct media_leg *media_leg_create(struct media_engine *e, const char *key, char *err,
                                    size_t errlen)
 {
-    int span = (e->cfg.port_max - e->cfg.port_min) / 2 + 1;
-    int rtp = -1, rtcp = -1, port = 0;
-    for (int tries = 0; tries < span && rtp < 0; tries++) {
-        port = e->next_port;
-        e->next_port += 2;
-        if (e->next_port + 1 > e->cfg.port_max)
-            e->next_port = e->cfg.port_min + (e->cfg.port_min & 1);
+    int rtp = -1, rtcp = -1, port = 0, foreign = 0;
+    uint64_t *tried = e->pairs_tried;
+    for (int left = e->n_pairs - e->n_pairs_used; left > 0 && rtp < 0; left--) {
+        int i = nth_free_pair(e, tried, randombytes_uniform((uint32_t)left));
+        assert(i >= 0);
+        port = e->port_base + 2 * i;
         rtp = bind_udp(e->bind_ip, port);
-        if (rtp < 0)
-            continue;
-        rtcp = bind_udp(e->bind_ip, port + 1);
-        if (rtcp < 0) {
+        if (rtp >= 0 && (rtcp = bind_udp(e->bind_ip, port + 1)) < 0) {
             close(rtp);
             rtp = -1;
         }
+        if (rtp < 0) {
+            bit_set(tried, i, true);
+            foreign++;
+        } else {
+            bit_set(e->pairs_used, i, true);
+            e->n_pairs_used++;
+        }
     }
+    if (foreign)
+        memset(tried, 0, ((size_t)e->n_pairs + 63) / 64 * sizeof(uint64_t));
     if (rtp < 0) {
-        snprintf(err, errlen, "no free RTP port in %d-%d", e->cfg.port_min, e->cfg.port_max);
+        snprintf(err, errlen,
+                 "no free RTP port pair in rtp_ports %d-%d (%d pairs: %d held by calls, %d in use "
+                 "by other programs)",
+                 e->cfg.port_min, e->cfg.port_max, e->n_pairs, e->n_pairs_used, foreign);
         return NULL;
     }
     struct media_leg *l = xcalloc(1, sizeof(*l));
@@ -1066,6 +1202,12 @@ void media_leg_play_stop(struct media_engine *e, struct media_leg *l)
     leg_send(l, &c);
 }
 
+void media_leg_arm_timeout(struct media_engine *e, struct media_leg *l)
+{
+    struct cmd c = {.type = CMD_LEG_ARM_TIMEOUT, .leg = l};
+    leg_send(l, &c);
+}
+
 struct media_clip *media_clip_create(const int16_t *samples, size_t n)
 {
     if (n > (SIZE_MAX - sizeof(struct media_clip)) / sizeof(int16_t))
@@ -1121,6 +1263,8 @@ void media_engine_stats(const struct media_engine *e, struct media_stats *out)
     out->packets_out = atomic_load(&e->packets_out);
     out->bad_packets = atomic_load(&e->bad_packets);
     out->max_tick_us = atomic_load(&e->max_tick_us);
+    out->rtp_refused = atomic_load(&e->rtp_refused);
+    out->rtp_learned = atomic_load(&e->rtp_learned);
     out->legs = e->n_legs;
     out->rooms = e->n_rooms;
 }

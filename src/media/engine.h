@@ -26,7 +26,7 @@ enum media_event_type {
     MEDIA_LEG_JOINED = 0, /* the leg's audio is in its room */
     MEDIA_LEG_LEFT,       /* the leg's audio is out of its room */
     MEDIA_LEG_DTMF,       /* a telephone-event key press (RFC 4733) */
-    MEDIA_LEG_TIMEOUT,    /* no RTP for the configured inactivity time */
+    MEDIA_LEG_TIMEOUT,    /* no RTP for the inactivity time, once armed (media_leg_arm_timeout) */
     MEDIA_LEG_PLAY_DONE,  /* a clip played to the end (stopped=false) or was cut short (true) */
 };
 
@@ -54,24 +54,32 @@ struct media_engine *media_engine_create(uv_loop_t *loop, const struct media_con
  * the wake-up handle closes. */
 void media_engine_destroy(struct media_engine *e);
 
-/* A conference's mix. key: the conference id (rooms are spread over the threads by it). */
+/* A conference's mix. key: the conference id (rooms are spread over the threads by it). There is
+ * no limit on rooms here (only memory): limits are the callers' settings. */
 struct media_room *media_room_create(struct media_engine *e, const char *key);
 /* Legs still in the room leave it first (MEDIA_LEG_LEFT for each). */
 void media_room_destroy(struct media_engine *e, struct media_room *r);
 
-/* A call's audio: binds an RTP/RTCP port pair. key: the call id. Returns NULL when no port is
- * free. The leg is not in a room yet; it latches to the first source that sends it RTP. */
+/* A call's audio: binds an RTP/RTCP port pair chosen at random in the range. key: the call id.
+ * Returns NULL with a message in err when no pair is free. The leg is not in a room yet, takes no
+ * RTP until media_leg_set_remote() and never times out until media_leg_arm_timeout(). */
 struct media_leg *media_leg_create(struct media_engine *e, const char *key, char *err,
                                    size_t errlen);
 int media_leg_port(const struct media_leg *l);
 const char *media_leg_key(const struct media_leg *l);
-/* Where to send (from the SDP) and in which codec; dtmf_pt is -1 without telephone-event. */
+/* Where to send (from the SDP) and in which codec; dtmf_pt is -1 without telephone-event. The
+ * address is the expected source of strict RTP learning (see rtp_source in media/rtp.h): audio is
+ * taken from it, or from a sender learned while it is silent (a NAT), and sent where it comes
+ * from. Calling it again starts over from the new address. */
 void media_leg_set_remote(struct media_engine *e, struct media_leg *l, const char *ip, int port,
                           enum mix_codec codec, int dtmf_pt);
 /* Puts the leg's audio into a room (MEDIA_LEG_JOINED follows) / takes it out (MEDIA_LEG_LEFT).
  * A leg is in at most one room. */
 void media_leg_join(struct media_engine *e, struct media_leg *l, struct media_room *r);
 void media_leg_leave(struct media_engine *e, struct media_leg *l);
+/* Starts the inactivity timer: MEDIA_LEG_TIMEOUT once no RTP came for rtp_timeout_ms. Call it
+ * when the call is answered (a ringing call sends no audio). Later calls change nothing. */
+void media_leg_arm_timeout(struct media_engine *e, struct media_leg *l);
 /* Closes the sockets and frees the leg (leaving its room first, without an event). */
 void media_leg_destroy(struct media_engine *e, struct media_leg *l);
 
@@ -103,6 +111,8 @@ void media_leg_play_stop(struct media_engine *e, struct media_leg *l);
 /* Counters for tests and benchmarks (read from any thread; approximate while running). */
 struct media_stats {
     uint64_t ticks, late_ticks, packets_in, packets_out, bad_packets;
+    uint64_t rtp_refused; /* packets strict learning refused (from other senders) */
+    uint64_t rtp_learned; /* times a leg took another sender than its SDP named (a NAT) */
     uint64_t max_tick_us; /* the longest tick so far */
     size_t legs, rooms;
 };

@@ -151,6 +151,76 @@ char dtmf_tracker_feed(struct dtmf_tracker *t, const struct rtp_packet *p, const
     return rtp_dtmf_char(d->event);
 }
 
+/* ---- Strict source learning ---- */
+
+void rtp_source_expect(struct rtp_source *s, uint32_t addr, uint16_t port)
+{
+    s->expected = true;
+    s->sdp_addr = s->addr = addr;
+    s->sdp_port = s->port = port;
+    s->heard = false;
+    s->heard_us = 0;
+    s->cand_count = 0;
+}
+
+bool rtp_source_silent(const struct rtp_source *s, int64_t now_us)
+{
+    return !s->heard || now_us - s->heard_us >= RTP_LEARN_SILENCE_US;
+}
+
+/* The SDP source first (it takes the leg back at once), then the current one; a third sender
+ * only by learning while the current source is silent. A candidate restarts on any break: another
+ * sender, another SSRC, or a sequence number that is not the next one. */
+enum rtp_source_verdict rtp_source_check(struct rtp_source *s, uint32_t addr, uint16_t port,
+                                         const struct rtp_packet *p, int64_t now_us)
+{
+    if (!s->expected) {
+        s->refused++;
+        return RTP_SOURCE_REFUSE;
+    }
+    bool current = addr == s->addr && port == s->port;
+    if (!current && addr == s->sdp_addr && port == s->sdp_port) {
+        s->addr = addr;
+        s->port = port;
+        s->heard = true;
+        s->heard_us = now_us;
+        s->cand_count = 0;
+        return RTP_SOURCE_SWITCH;
+    }
+    if (current) {
+        s->heard = true;
+        s->heard_us = now_us;
+        s->cand_count = 0;
+        return RTP_SOURCE_ACCEPT;
+    }
+    if (!rtp_source_silent(s, now_us)) {
+        s->cand_count = 0;
+        s->refused++;
+        return RTP_SOURCE_REFUSE;
+    }
+    if (s->cand_count > 0 && addr == s->cand_addr && port == s->cand_port &&
+        p->ssrc == s->cand_ssrc && p->seq == (uint16_t)(s->cand_seq + 1)) {
+        s->cand_count++;
+    } else {
+        s->cand_addr = addr;
+        s->cand_port = port;
+        s->cand_ssrc = p->ssrc;
+        s->cand_count = 1;
+    }
+    s->cand_seq = p->seq;
+    if (s->cand_count < RTP_LEARN_PACKETS) {
+        s->refused++;
+        return RTP_SOURCE_REFUSE;
+    }
+    s->addr = addr;
+    s->port = port;
+    s->heard = true;
+    s->heard_us = now_us;
+    s->cand_count = 0;
+    s->learned++;
+    return RTP_SOURCE_SWITCH;
+}
+
 /* ---- Jitter buffer ----
  *
  * A ring of JB_SLOTS frames indexed by sequence number; play_seq is the frame due at the next tick.

@@ -58,6 +58,58 @@ struct dtmf_tracker {
 char dtmf_tracker_feed(struct dtmf_tracker *t, const struct rtp_packet *p,
                        const struct rtp_dtmf *d);
 
+/* Strict RTP source learning (as Asterisk's strictrtp): which sender a leg takes audio from and
+ * sends to. The expected source is the address and port the SDP named. Its packets are always
+ * taken, and it takes the leg back whenever it sends again. Another sender is taken only after
+ * RTP_LEARN_PACKETS consecutive in-sequence packets with one SSRC, sent while the current source
+ * has been silent for RTP_LEARN_SILENCE_US (or never sent): that is a phone behind a NAT, which
+ * sends from another address than its SDP says, or a source that moved. Everything else is
+ * refused and counted. Addresses and ports are compared as given (any byte order).
+ *
+ * Why 4: Asterisk's learning_min_sequential default. It is 80 ms of audio, and a sender has to
+ * keep one stream going (not one packet per port) to be learned. Why 2 s: a live sender sends
+ * every 20 ms, so 2 s is 100 missing packets: it has stopped or moved. Shorter would open a leg
+ * to whoever sprays it in the pauses of a sender that stops sending while nobody talks (DTX);
+ * longer would keep a phone whose address changed (NAT rebinding, Wi-Fi to mobile) mute for
+ * longer. Before the current source has sent at all it counts as silent, so a phone behind a NAT
+ * is heard from its first packets: the window this leaves (a stream sent to a new leg before its
+ * caller's first packet) closes at the first packet from the SDP's own address. */
+#define RTP_LEARN_PACKETS 4
+#define RTP_LEARN_SILENCE_US INT64_C(2000000)
+
+struct rtp_source {
+    bool expected;     /* an SDP source was given */
+    uint32_t sdp_addr; /* the source the SDP named */
+    uint16_t sdp_port;
+    uint32_t addr; /* the current source: where audio is taken from and sent to */
+    uint16_t port;
+    bool heard;         /* the current source has sent since it became current */
+    int64_t heard_us;   /* when it last did */
+    uint32_t cand_addr; /* a sender being learned */
+    uint16_t cand_port;
+    uint32_t cand_ssrc;
+    uint16_t cand_seq;
+    int cand_count;   /* its consecutive in-sequence packets (0: none) */
+    uint64_t refused; /* packets refused */
+    uint64_t learned; /* times another source than the SDP's was taken */
+};
+
+enum rtp_source_verdict {
+    RTP_SOURCE_REFUSE = 0, /* drop the packet */
+    RTP_SOURCE_ACCEPT,     /* from the current source */
+    RTP_SOURCE_SWITCH,     /* accepted, and its sender is the current source from now on */
+};
+
+/* Caller-owned; media thread (pure). Sets the expected source and makes it current (not heard
+ * yet); the counters run on. A zeroed struct refuses everything until this is called. */
+void rtp_source_expect(struct rtp_source *s, uint32_t addr, uint16_t port);
+/* Media thread (pure). The verdict on a parsed packet p from addr:port at now_us (monotonic). */
+enum rtp_source_verdict rtp_source_check(struct rtp_source *s, uint32_t addr, uint16_t port,
+                                         const struct rtp_packet *p, int64_t now_us);
+/* Media thread (pure). True when the current source has been quiet long enough for another
+ * sender to be learned (or never sent). */
+bool rtp_source_silent(const struct rtp_source *s, int64_t now_us);
+
 /* Adaptive jitter buffer for 8 kHz, 20 ms frames of a fixed-size codec (G.711: 160 bytes). */
 struct jitter_buffer;
 

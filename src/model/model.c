@@ -120,7 +120,8 @@ void call_fini(struct call *c)
     free(c->destination);
     free(c->action);
     free(c->metadata);
-    c->source = c->destination = c->action = c->metadata = NULL;
+    free(c->dialog);
+    c->source = c->destination = c->action = c->metadata = c->dialog = NULL;
 }
 
 void conference_fini(struct conference *c)
@@ -186,10 +187,15 @@ void accesskey_fini(struct accesskey *k)
 json_t *json_tm(int64_t us)
 {
     if (us == 0)
-        return json_null();
+        us = TM_NEVER; /* has not happened: the seeds' sentinel */
     char buf[TM_TEXT_LEN];
     tm_format(us, buf);
     return json_stringn_nocheck(buf, TM_TEXT_LEN - 1);
+}
+
+json_t *json_tm_or_null(int64_t us)
+{
+    return us == 0 || us == TM_NEVER ? json_null() : json_tm(us);
 }
 
 static json_t *str_or_empty(const char *s)
@@ -243,7 +249,7 @@ json_t *conference_to_json(const struct conference *c)
     set(o, "transcribe_id", json_string(c->transcribe_id));
     set(o, "transcribe_ids", stored_json(c->transcribe_ids, json_array()));
     set(o, "direct_hash", json_string(c->direct_hash));
-    set(o, "tm_end", json_tm(c->tm_end));
+    set(o, "tm_end", json_tm_or_null(c->tm_end)); /* null until it ends, as the seed shows */
     set(o, "tm_create", json_tm(c->tm_create));
     set(o, "tm_update", json_tm(c->tm_update));
     set(o, "tm_delete", json_tm(c->tm_delete));
@@ -272,7 +278,8 @@ json_t *customer_to_json(const struct customer *c)
     set(o, "id", json_string(c->id));
     set(o, "name", str_or_empty(c->name));
     set(o, "detail", str_or_empty(c->detail));
-    set(o, "webhook_method", json_string(c->webhook_method));
+    /* "" is stored for "the default", which is POST: show what is used. */
+    set(o, "webhook_method", json_string(c->webhook_method[0] ? c->webhook_method : "POST"));
     set(o, "webhook_uri", str_or_empty(c->webhook_uri));
     set(o, "tm_create", json_tm(c->tm_create));
     set(o, "tm_update", json_tm(c->tm_update));

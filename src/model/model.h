@@ -100,6 +100,7 @@ struct agent {
     char *detail;
     char ring_method[16];
     uint64_t permission;
+    int64_t token_generation; /* JWTs carry it; a password change bumps it (never serialised) */
     int64_t tm_create, tm_update, tm_delete;
 };
 
@@ -148,6 +149,9 @@ struct call {
     char *metadata;         /* JSON object */
     int64_t tm_progressing, tm_ringing, tm_hangup; /* 0 = not yet (null) */
     int64_t tm_create, tm_update, tm_delete;
+    /* Internal, never in the JSON view: the SIP dialog's saved state (sip_dialog_state) while
+     * the call is answered and not hung up, so that a restart can end it with a BYE; NULL or "". */
+    char *dialog;
 };
 
 /* A flow: a named list of actions (SPEC §4, the VoIPBIN Flow object). actions is the canonical
@@ -225,7 +229,10 @@ json_t *agent_to_json(const struct agent *a);
 /* token: the secret to show (only in the create response), or NULL. */
 json_t *accesskey_to_json(const struct accesskey *k, const char *token);
 
-/* A timestamp as the API writes it: a string, or null for 0. */
+/* A timestamp as the API writes it: a string; 0 (not happened yet) is the seeds' sentinel
+ * "9999-01-01 00:00:00.000000". */
 json_t *json_tm(int64_t us);
+/* The same, but null for 0 or the sentinel: only the Conference's tm_end (the seed's example). */
+json_t *json_tm_or_null(int64_t us);
 
 #endif

@@ -21,7 +21,12 @@
  * Outgoing calls (UAC): the INVITE goes through an ICT (retransmissions, Timer B, the ACK of a
  * non-2xx final answer); its 2xx ends the ICT, so the ACK for it is ours (RFC 3261 13.2.2.4) and
  * is re-sent for every retransmitted 2xx, which no transaction takes any more. A host name in the
- * Request-URI is resolved on libuv's thread pool (uv_getaddrinfo), bounded by 64*T1. */
+ * Request-URI is resolved on libuv's thread pool (uv_getaddrinfo), bounded by 64*T1.
+ *
+ * Incoming calls count against their source address from the INVITE until the ACK of our 2xx
+ * (or their end): an address that answers nothing cannot hold more than max_setup_per_source
+ * calls (and their media ports) for the 64*T1 the 2xx is retransmitted. An answered dialog can
+ * be written down (sip_dialog_state) and ended by a later run (sip_bye_saved). */
 #include "sip/sip.h"
 
 #include <arpa/inet.h>
@@ -38,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <osip2/osip.h>
 #include <osipparser2/osip_parser.h>
 
@@ -56,6 +62,16 @@
 #define SIP_MAX_URI 1024   /* request_uri and from_uri of an outgoing call */
 #define SIP_MAX_DISPLAY 64 /* its display name, cut beyond */
 #define SIP_RING_T1 360    /* an outgoing call rings at most 360*T1 (3 min), then CANCEL, 408 */
+#define SIP_SRC_BUCKETS 256
+/* Why 5 s: a source at its limit has calls that are not acknowledged; a well-behaved one finishes
+ * set-up in milliseconds, so a short wait is enough for it, and one that never acknowledges gets
+ * nothing more by retrying sooner. */
+#define SIP_SETUP_RETRY_AFTER "5"
+/* Log lines about refused sources per window: a flood must not flood the log too. */
+#define SIP_LOG_WINDOW_MS 10000
+#define SIP_LOG_BURST 10
+#define SIP_MAX_STATE 8192 /* a saved dialog state (sip_dialog_state) */
+#define SIP_MAX_ROUTES 16  /* route set entries in a saved state */
 
 enum dlg_state {
     DLG_EARLY,     /* INVITE received, no final answer yet */
@@ -119,6 +135,16 @@ struct sip_dialog {
     osip_uri_t *target;        /* remote target: the Contact of the 2xx */
     osip_list_t routes;        /* route set: the Record-Route of the 2xx, reversed */
     uint64_t deadline;         /* ms on the monotonic clock, 0: none (see run_deadlines) */
+    /* Incoming calls: counted against their source address until our 2xx is acknowledged. */
+    bool in_setup, unacked;
+    uint32_t setup_ip; /* network order */
+};
+
+/* Incoming calls in set-up from one source address (see max_setup_per_source). */
+struct src_count {
+    struct src_count *next;
+    uint32_t ip; /* network order */
+    size_t n;
 };
 
 /* A name lookup for an outgoing call; d is NULL once the call is gone (the lookup still owns
@@ -178,6 +204,11 @@ struct sip_stack {
     size_t n_heap, cap_heap;
     struct txinfo *all;
     struct note *notes_head, *notes_tail;
+    size_t max_setup; /* per source address, 0: no limit */
+    struct src_count *src[SIP_SRC_BUCKETS];
+    uint64_t log_window; /* rate limit of the "source over its limit" log line */
+    unsigned log_used;
+    size_t log_suppressed;
     char rbuf[SIP_MAX_DATAGRAM + 16]; /* zeroed slack after the text, as in sdp.c */
 };
 
@@ -459,13 +490,17 @@ static void set_sdp(osip_message_t *m, const char *sdp)
 }
 
 /* Our Via with a fresh branch (RFC 3261 8.1.1.7). */
-static void set_our_via(struct sip_dialog *d, osip_message_t *m)
+static void set_via(struct sip_stack *s, const char *host, osip_message_t *m)
 {
     char branch[25], via[INET_ADDRSTRLEN + 96];
     random_hex(branch, 12);
-    snprintf(via, sizeof(via), "SIP/2.0/UDP %s:%d;rport;branch=z9hG4bK%s", d->local_host,
-             d->s->port, branch);
+    snprintf(via, sizeof(via), "SIP/2.0/UDP %s:%d;rport;branch=z9hG4bK%s", host, s->port, branch);
     osip_message_set_via(m, via);
+}
+
+static void set_our_via(struct sip_dialog *d, osip_message_t *m)
+{
+    set_via(d->s, d->local_host, m);
 }
 
 static osip_message_t *new_request(const char *method)
@@ -529,6 +564,19 @@ static osip_message_t *make_cancel(struct sip_dialog *d)
     return c;
 }
 
+/* The remote target of an incoming call: the Contact of its INVITE, else its From URI; NULL when
+ * neither has a host (then the BYE goes to sip:<source address>). */
+static const osip_uri_t *uas_target(const struct sip_dialog *d)
+{
+    const osip_message_t *inv = d->invite;
+    const osip_contact_t *c = osip_list_get(&inv->contacts, 0);
+    if (c && c->url && c->url->host)
+        return c->url;
+    if (inv->from && inv->from->url && inv->from->url->host)
+        return inv->from->url;
+    return NULL;
+}
+
 /* A BYE in dialog d (RFC 3261 12.2.1.1): Request-URI = the remote target (Contact of the INVITE),
  * Route = its Record-Route set, From = the INVITE's To with our tag, To = its From. In our
  * outgoing dialogs: see uac_request. */
@@ -537,10 +585,7 @@ static osip_message_t *make_bye(struct sip_dialog *d)
     if (d->uac)
         return uac_request(d, "BYE", ++d->local_cseq, d->remote_tag, d->target, &d->routes);
     osip_message_t *inv = d->invite, *b = new_request("BYE");
-    osip_contact_t *c = osip_list_get(&inv->contacts, 0);
-    osip_uri_t *target = c && c->url && c->url->host ? c->url : NULL;
-    if (!target && inv->from->url && inv->from->url->host)
-        target = inv->from->url;
+    const osip_uri_t *target = uas_target(d);
     osip_uri_t *uri = NULL;
     if (target) {
         osip_uri_clone(target, &uri);
@@ -1168,9 +1213,73 @@ static void resolve_detach(struct sip_dialog *d)
     d->res = NULL;
 }
 
+/* ---- incoming calls in set-up, per source address ---- */
+
+static struct src_count **src_slot(struct sip_stack *s, uint32_t ip)
+{
+    struct src_count **pp = &s->src[(uint32_t)(ip * 2654435761u) >> 24];
+    while (*pp && (*pp)->ip != ip)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static size_t setup_count(struct sip_stack *s, uint32_t ip)
+{
+    struct src_count *c = *src_slot(s, ip);
+    return c ? c->n : 0;
+}
+
+static void setup_enter(struct sip_dialog *d, uint32_t ip)
+{
+    struct src_count **pp = src_slot(d->s, ip);
+    if (!*pp) {
+        *pp = xcalloc(1, sizeof(**pp));
+        (*pp)->ip = ip;
+    }
+    (*pp)->n++;
+    d->in_setup = true;
+    d->setup_ip = ip;
+}
+
+/* The call is set up (its 2xx acknowledged) or over: it no longer counts against its source. */
+static void setup_leave(struct sip_dialog *d)
+{
+    if (!d->in_setup)
+        return;
+    d->in_setup = false;
+    struct src_count **pp = src_slot(d->s, d->setup_ip);
+    struct src_count *c = *pp;
+    if (c && --c->n == 0) {
+        *pp = c->next;
+        free(c);
+    }
+}
+
+/* One log line per refused source, at most SIP_LOG_BURST per SIP_LOG_WINDOW_MS; the next line
+ * that gets out says how many were left out. */
+static void log_setup_refused(struct sip_stack *s, const char *src, int port, const char *cid)
+{
+    uint64_t now = now_ms();
+    if (!s->log_window || now - s->log_window >= SIP_LOG_WINDOW_MS) {
+        s->log_window = now;
+        s->log_used = 0;
+    }
+    if (s->log_used >= SIP_LOG_BURST) {
+        s->log_suppressed++;
+        return;
+    }
+    s->log_used++;
+    char lid[72];
+    log_warn("msg=sip_invite_refused reason=max_setup_per_source src=%s:%d limit=%zu call_id=%s "
+             "suppressed=%zu",
+             src, port, s->max_setup, logsafe(cid, lid, sizeof(lid)), s->log_suppressed);
+    s->log_suppressed = 0;
+}
+
 static void dialog_free(struct sip_dialog *d)
 {
     struct sip_stack *s = d->s;
+    setup_leave(d);
     struct sip_dialog **pp = &s->buckets[bucket_of(d->call_id)];
     while (*pp && *pp != d)
         pp = &(*pp)->hnext;
@@ -1721,6 +1830,13 @@ static void handle_invite(struct sip_stack *s, osip_event_t *evt, const struct s
         reply(s, evt, from, 503, NULL);
         return;
     }
+    if (s->max_setup && setup_count(s, from->sin_addr.s_addr) >= s->max_setup) {
+        log_setup_refused(s, src, ntohs(from->sin_port), cid);
+        osip_message_t *r = make_response(s, m, 503, NULL, NULL);
+        osip_message_set_header(r, "Retry-After", SIP_SETUP_RETRY_AFTER);
+        reply_new(s, evt, from, r);
+        return;
+    }
     struct sip_dialog *d = dialog_new(s, m, cid, rtag, cseq, from);
     osip_transaction_t *tr = d ? tx_new(s, IST, m, from, d) : NULL;
     if (!tr) {
@@ -1731,6 +1847,7 @@ static void handle_invite(struct sip_stack *s, osip_event_t *evt, const struct s
         return;
     }
     d->ist = tr;
+    setup_enter(d, from->sin_addr.s_addr);
     char user[64], fromuri[128];
     char *furi = NULL;
     if (m->from->url)
@@ -1753,6 +1870,7 @@ static void handle_ack(struct sip_stack *s, osip_message_t *m, const char *cid, 
     rtx_stop(d);
     if (d->state != DLG_ANSWERED)
         return; /* the ACK of a re-INVITE */
+    setup_leave(d);
     if (d->bye_pending) {
         start_bye(d);
         return;
@@ -2006,6 +2124,7 @@ static void run_rtx(struct sip_stack *s)
             continue;
         if (now >= d->rtx_end) {
             rtx_stop(d);
+            d->unacked = true;
             log_info("msg=sip_ack_timeout call_id=%s", d->log_id);
             bool ours = d->bye_pending;
             osip_message_t *bye = make_bye(d);
@@ -2149,6 +2268,7 @@ struct sip_stack *sip_create(uv_loop_t *loop, const struct sip_config *cfg,
     s->user_agent = xstrdup(cfg->user_agent && *cfg->user_agent ? cfg->user_agent : "conferenced");
     s->max_dialogs = cfg->max_dialogs > 0 ? (size_t)cfg->max_dialogs : SIP_DEFAULT_MAX_DIALOGS;
     s->max_tx = 8 * s->max_dialogs + 1024;
+    s->max_setup = cfg->max_setup_per_source > 0 ? (size_t)cfg->max_setup_per_source : 0;
     s->t1 = cfg->t1_ms > 0 ? (unsigned)cfg->t1_ms : 500;
     s->t2 = 8 * s->t1;
     s->t4 = 10 * s->t1;
@@ -2447,6 +2567,11 @@ struct sip_dialog *sip_dialog_invite(struct sip_stack *s, const struct sip_outgo
                 s->max_dialogs);
         return NULL;
     }
+    char why_text[160];
+    if (sip_uri_check(o->request_uri, why_text, sizeof(why_text)) < 0) {
+        set_err(err, errlen, "sip: bad request URI: %s", why_text);
+        return NULL;
+    }
     osip_uri_t *ruri = parse_uri(o->request_uri);
     int port = 0;
     const char *why = ruri ? check_request_uri(ruri, &port) : "not a SIP URI";
@@ -2535,4 +2660,304 @@ void *sip_dialog_data(const struct sip_dialog *d)
 const char *sip_dialog_call_id(const struct sip_dialog *d)
 {
     return d->call_id;
+}
+
+bool sip_dialog_unacked(const struct sip_dialog *d)
+{
+    return d && d->unacked;
+}
+
+/* ---- dialogs that outlive the process ---- */
+
+static char *uri_text(const osip_uri_t *u)
+{
+    char *t = NULL;
+    if (!u || osip_uri_to_str(u, &t) != 0)
+        return NULL;
+    return t;
+}
+
+static void state_add_route(json_t *routes, const osip_from_t *r)
+{
+    char *t = NULL;
+    if (r && osip_from_to_str(r, &t) == 0 && t)
+        json_array_append_new(routes, json_string(t));
+    osip_free(t);
+}
+
+int sip_dialog_state(const struct sip_dialog *d, char *out, size_t cap)
+{
+    if (!d || !out || (d->state != DLG_ANSWERED && d->state != DLG_CONFIRMED))
+        return -1;
+    const osip_message_t *inv = d->invite;
+    const osip_uri_t *local, *remote, *target;
+    json_t *routes = json_array();
+    if (d->uac) { /* our INVITE: From is us; route set from the 2xx, already in order */
+        local = inv->from ? inv->from->url : NULL;
+        remote = inv->to ? inv->to->url : NULL;
+        target = d->target ? d->target : inv->req_uri;
+        for (int i = 0; i < osip_list_size(&d->routes); i++)
+            state_add_route(routes, osip_list_get(&d->routes, i));
+    } else { /* their INVITE: To is us; route set = its Record-Route in order (RFC 3261 12.1.1) */
+        local = inv->to ? inv->to->url : NULL;
+        remote = inv->from ? inv->from->url : NULL;
+        target = uas_target(d);
+        for (int i = 0; i < osip_list_size(&inv->record_routes); i++)
+            state_add_route(routes, osip_list_get(&inv->record_routes, i));
+    }
+    char *lt = uri_text(local), *rt = uri_text(remote), *tt = uri_text(target);
+    char fallback[INET_ADDRSTRLEN + 16];
+    snprintf(fallback, sizeof(fallback), "sip:%s:%d", d->peer_ip, d->peer_port);
+    json_t *j = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:I,s:s,s:i}", "call_id", d->call_id, "local_tag",
+        d->local_tag, "remote_tag", d->remote_tag, "local_uri", lt ? lt : "", "remote_uri",
+        rt ? rt : "", "remote_target", tt ? tt : fallback, "route_set", routes, "cseq",
+        (json_int_t)d->local_cseq + 1, "peer_ip", d->peer_ip, "peer_port", d->peer_port);
+    osip_free(lt);
+    osip_free(rt);
+    osip_free(tt);
+    if (!j) /* a string that is not UTF-8: nothing we could send again */
+        return -1;
+    size_t n = json_dumpb(j, out, cap, JSON_COMPACT);
+    json_decref(j);
+    if (n == 0 || n >= cap)
+        return -1;
+    out[n] = '\0';
+    return (int)n;
+}
+
+static const char *state_str(json_t *j, const char *key, size_t max)
+{
+    const char *v = json_string_value(json_object_get(j, key));
+    return v && strlen(v) <= max ? v : NULL;
+}
+
+/* A From/To header for a saved dialog: <uri>;tag=tag (no tag when empty). NULL when the URI does
+ * not parse. */
+static osip_from_t *state_party(const char *uri, const char *tag)
+{
+    osip_uri_t *u = parse_uri(uri);
+    osip_from_t *f = NULL;
+    if (!u || osip_from_init(&f) != 0) {
+        osip_uri_free(u);
+        return NULL;
+    }
+    osip_from_set_url(f, u);
+    if (tag && *tag)
+        osip_from_set_tag(f, osip_strdup(tag));
+    return f;
+}
+
+int sip_bye_saved(struct sip_stack *s, const char *state, char *err, size_t errlen)
+{
+    if (!s || s->closing || !state) {
+        set_err(err, errlen, "sip: no stack");
+        return -1;
+    }
+    if (strlen(state) > SIP_MAX_STATE) {
+        set_err(err, errlen, "sip: saved dialog state too long");
+        return -1;
+    }
+    json_t *j = json_loads(state, 0, NULL);
+    const char *cid = state_str(j, "call_id", SIP_MAX_TOKEN),
+               *ltag = state_str(j, "local_tag", SIP_MAX_TOKEN),
+               *rtag = state_str(j, "remote_tag", SIP_MAX_TOKEN),
+               *luri = state_str(j, "local_uri", SIP_MAX_URI),
+               *ruri = state_str(j, "remote_uri", SIP_MAX_URI),
+               *target = state_str(j, "remote_target", SIP_MAX_URI),
+               *ip = state_str(j, "peer_ip", INET_ADDRSTRLEN);
+    json_t *routes = json_object_get(j, "route_set");
+    json_int_t cseq = json_integer_value(json_object_get(j, "cseq"));
+    json_int_t port = json_integer_value(json_object_get(j, "peer_port"));
+    struct sockaddr_in peer;
+    osip_message_t *b = NULL;
+    const char *why = NULL;
+    if (!j || !cid || !*cid || !ltag || !rtag || !luri || !ruri || !target || !ip)
+        why = "a field is missing";
+    else if (cseq < 1 || cseq > 0x7fffffff)
+        why = "bad cseq";
+    else if (port < 1 || port > 65535 || !is_ipv4(ip) || uv_ip4_addr(ip, (int)port, &peer) != 0)
+        why = "bad peer address";
+    else if (routes && (!json_is_array(routes) || json_array_size(routes) > SIP_MAX_ROUTES))
+        why = "bad route set";
+    if (!why) {
+        b = new_request("BYE");
+        osip_uri_t *u = parse_uri(target);
+        b->from = state_party(luri, ltag);
+        b->to = state_party(ruri, rtag);
+        if (!u || !b->from || !b->to) {
+            osip_uri_free(u);
+            why = "a URI does not parse";
+        } else {
+            osip_message_set_uri(b, u);
+        }
+    }
+    for (size_t i = 0; !why && i < json_array_size(routes); i++) {
+        const char *r = json_string_value(json_array_get(routes, i));
+        if (!r || strlen(r) > SIP_MAX_URI || osip_message_set_route(b, r) != 0)
+            why = "a route does not parse";
+    }
+    if (why) {
+        set_err(err, errlen, "sip: saved dialog state unusable: %s", why);
+        osip_message_free(b);
+        json_decref(j);
+        return -1;
+    }
+    char host[INET_ADDRSTRLEN], cs[32], lid[72];
+    local_host_for(s, &peer, host, sizeof(host));
+    set_via(s, host, b);
+    osip_message_set_call_id(b, cid);
+    snprintf(cs, sizeof(cs), "%u BYE", (unsigned)cseq);
+    osip_message_set_cseq(b, cs);
+    osip_message_set_header(b, "Max-Forwards", "70");
+    osip_message_set_header(b, "User-Agent", s->user_agent);
+    log_info("msg=sip_bye_saved call_id=%s dst=%s:%d", logsafe(cid, lid, sizeof(lid)), ip,
+             (int)port);
+    json_decref(j);
+    osip_transaction_t *tr = s->n_tx < s->max_tx ? tx_new(s, NICT, b, &peer, NULL) : NULL;
+    if (tr) {
+        tx_send(s, tr, b);
+    } else {
+        send_msg(s, b, &peer);
+        osip_message_free(b);
+    }
+    kick(s);
+    return 0;
+}
+
+/* ---- checking a URI to dial ---- */
+
+static bool is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A DNS name (RFC 1123 labels: letters, digits, '-' not at either end, 1-63 each, at most 253 in
+ * all, one trailing dot allowed) that is not only digits and dots (a broken IPv4 address). */
+static const char *check_dns_name(const char *h, size_t n)
+{
+    if (n > 253)
+        return "the host name is longer than 253 characters";
+    bool numeric = true;
+    size_t label = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = h[i];
+        if (c == '.') {
+            if (label == 0)
+                return "the host has an empty label";
+            if (h[i - 1] == '-')
+                return "a host label ends with '-'";
+            label = 0;
+            continue;
+        }
+        if (!is_alnum(c) && c != '-')
+            return "the host must be an IPv4 address or a DNS name (letters, digits, '-', '.')";
+        if (c == '-' && label == 0)
+            return "a host label starts with '-'";
+        if (c < '0' || c > '9')
+            numeric = false;
+        if (++label > 63)
+            return "a host label is longer than 63 characters";
+    }
+    if (h[n - 1] == '-')
+        return "a host label ends with '-'";
+    if (numeric)
+        return "the host is not a valid IPv4 address";
+    return NULL;
+}
+
+int sip_uri_check(const char *uri, char *err, size_t errlen)
+{
+    const char *why = NULL;
+    if (!uri || strncasecmp(uri, "sip:", 4) != 0) {
+        why = !uri || strncasecmp(uri, "sips:", 5) != 0
+                  ? "it must start with sip:"
+                  : "sips: is not supported (no TLS); use sip:";
+        goto out;
+    }
+    const char *p = uri + 4, *at = strchr(p, '@');
+    if (strlen(uri) > SIP_MAX_URI) {
+        why = "it is too long";
+        goto out;
+    }
+    if (at) {
+        if (at == p) {
+            why = "the user part before '@' is empty";
+            goto out;
+        }
+        for (const char *c = p; c < at; c++) {
+            if (*c == ':') {
+                why = "a password in the URI is not supported";
+                goto out;
+            }
+            if (*c == '%') {
+                if (c + 2 >= at || !is_hex(c[1]) || !is_hex(c[2])) {
+                    why = "the user part has a bad %-escape";
+                    goto out;
+                }
+                c += 2;
+                continue;
+            }
+            if (!is_alnum(*c) && !strchr("-_.!~*'()&=+$,/", *c)) {
+                why = (*c == ';' || *c == '?')
+                          ? "URI parameters and headers (';', '?') are not supported"
+                          : "the user part has a character that is not allowed";
+                goto out;
+            }
+        }
+        p = at + 1;
+    }
+    if (*p == '[') {
+        why = "IPv6 addresses are not supported; use an IPv4 address or a name";
+        goto out;
+    }
+    size_t hn = strcspn(p, ":;?");
+    if (hn == 0) {
+        why = "the host is missing";
+        goto out;
+    }
+    char host[256];
+    if (hn >= sizeof(host)) {
+        why = "the host name is longer than 253 characters";
+        goto out;
+    }
+    memcpy(host, p, hn);
+    host[hn] = '\0';
+    if (!is_ipv4(host))
+        why = check_dns_name(host, hn);
+    if (why)
+        goto out;
+    p += hn;
+    if (*p == ':') {
+        p++;
+        size_t dn = strspn(p, "0123456789");
+        uint32_t port = 0;
+        char digits[8];
+        if (dn == 0 || dn > 5 || (p[dn] && p[dn] != ';' && p[dn] != '?')) {
+            why = "the port must be a number from 1 to 65535";
+            goto out;
+        }
+        memcpy(digits, p, dn);
+        digits[dn] = '\0';
+        if (parse_u32(digits, 65535, &port) < 0 || port == 0) {
+            why = "the port must be a number from 1 to 65535";
+            goto out;
+        }
+        p += dn;
+    }
+    if (*p == ';' || *p == '?')
+        why = "URI parameters and headers (';', '?') are not supported";
+    else if (*p)
+        why = "unexpected characters after the host";
+out:
+    if (why) {
+        set_err(err, errlen, "%s", why);
+        return -1;
+    }
+    return 0;
 }

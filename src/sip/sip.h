@@ -53,6 +53,10 @@ struct sip_config {
     int port;         /* 0 picks a free port */
     const char *user_agent;
     int max_dialogs; /* above this, new INVITEs get 503 (0: 1000) */
+    /* Incoming calls from one IPv4 address still being set up: INVITE received, our 2xx not yet
+       acknowledged (or no final answer yet). Beyond it, new INVITEs from that address get 503
+       with Retry-After (0: no limit). */
+    int max_setup_per_source;
     int t1_ms;       /* RFC 3261 T1 (RTT estimate); 0 means 500. Tests shorten it: every timer
                         (retransmissions, 64*T1 time-outs, T2 = 8*T1, T4 = 10*T1) scales with it */
 };
@@ -101,6 +105,25 @@ struct sip_dialog *sip_dialog_invite(struct sip_stack *s, const struct sip_outgo
  * CANCEL, in which case the application hangs up with sip_dialog_bye(). Returns -1 when not an
  * outgoing call still waiting for its answer, or when already cancelled. */
 int sip_dialog_cancel(struct sip_dialog *d);
+
+/* True when the dialog ended because the peer never acknowledged our 2xx (64*T1, RFC 3261
+ * 13.3.1.4). For on_ended. */
+bool sip_dialog_unacked(const struct sip_dialog *d);
+
+/* What a later run needs to end an answered dialog with a BYE (RFC 3261 12.2.1.1): Call-ID, both
+ * tags, our URI and the peer's, the remote target, the route set, our next CSeq and the peer's
+ * transport address, as one line of JSON for the application to store. Returns its length, or -1
+ * when the dialog is not answered (or is ending) or cap is too small. */
+int sip_dialog_state(const struct sip_dialog *d, char *out, size_t cap);
+/* Start-up: sends a BYE for a dialog a previous run left up, from its saved state (above),
+ * through its own client transaction (retransmitted until answered or 64*T1; the outcome is
+ * logged, not reported). 0, or -1 with a message in err when the state does not parse. */
+int sip_bye_saved(struct sip_stack *s, const char *state, char *err, size_t errlen);
+
+/* Checks a SIP URI to dial: "sip:" [user "@"] host [":" port], the host an IPv4 address or a DNS
+ * name, the port 1-65535; no password, parameters, headers or other characters. 0, or -1 with
+ * what is wrong in err. Any thread. */
+int sip_uri_check(const char *uri, char *err, size_t errlen);
 
 /* The application's pointer for this dialog. */
 void sip_dialog_set_data(struct sip_dialog *d, void *data);

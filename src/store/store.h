@@ -14,6 +14,7 @@
 #define STORE_NOT_FOUND (-1)
 #define STORE_CONFLICT (-2)
 #define STORE_ERROR (-3)
+#define STORE_BUSY (-4) /* store_sqlite_open: another process (a running server) holds it */
 
 /* A page of a list: items with tm_create < before_us, newest first, at most limit. */
 struct store_page {
@@ -143,7 +144,8 @@ struct store {
 };
 
 /* Opens (creating if needed) the SQLite store in dir/conferenced.db, WAL mode with exclusive
- * locking (one server per directory), and migrates it to the current schema version. dir ":memory:" gives a private in-memory store (tests). */
+ * locking (one server per directory), and migrates it to the current schema version. dir ":memory:" gives a private in-memory store (tests).
+ * Returns 0, STORE_BUSY when another process holds the store, or STORE_ERROR (logged). */
 int store_sqlite_open(const char *dir, struct store **out);
 
 /* Thin wrappers so callers read as store_<object>_<verb>(). */

@@ -192,6 +192,12 @@ static const char *const migrations[] = {
     "  tm_delete INTEGER NOT NULL);"
     "CREATE INDEX activeflows_customer ON activeflows (customer_id, tm_create);"
     "CREATE INDEX activeflows_running ON activeflows (tm_create) WHERE status = 'running';",
+    /* 4: an agent's JWTs carry its token generation; a password change bumps it, which ends
+     * every session issued before. */
+    "ALTER TABLE agents ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0;",
+    /* 5: an answered call keeps its SIP dialog's state (JSON text, "" when none) so that a
+     * restart after a crash can end it with a BYE. */
+    "ALTER TABLE calls ADD COLUMN dialog TEXT NOT NULL DEFAULT '';",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -199,14 +205,14 @@ static const char *const migrations[] = {
     "id, name, detail, webhook_method, webhook_uri, tm_create, tm_update, tm_delete"
 #define AGENT_COLS                                                                                 \
     "id, customer_id, username, password_hash, name, detail, ring_method, permission, "            \
-    "tm_create, tm_update, tm_delete"
+    "tm_create, tm_update, tm_delete, token_generation"
 #define ACCESSKEY_COLS                                                                             \
     "id, customer_id, name, detail, token_hash, token_prefix, tm_expire, tm_create, tm_update, "   \
     "tm_delete"
 #define CALL_COLS                                                                                  \
     "id, customer_id, owner_type, owner_id, flow_id, activeflow_id, type, master_call_id, source, " \
     "destination, status, action, direction, hangup_by, hangup_reason, metadata, tm_progressing, "  \
-    "tm_ringing, tm_hangup, tm_create, tm_update, tm_delete"
+    "tm_ringing, tm_hangup, tm_create, tm_update, tm_delete, dialog"
 #define FLOW_COLS                                                                                  \
     "id, customer_id, type, name, detail, actions, on_complete_flow_id, tm_create, tm_update, "    \
     "tm_delete"
@@ -225,14 +231,17 @@ static const char *const migrations[] = {
     "tm_create, tm_update, tm_delete"
 
 /* A conference row plus its joining/joined participants as "seq id,seq id,..." in one column, so a
- * list is one query. group_concat's order is not guaranteed, hence the seq in each entry. */
+ * list is one query. group_concat's order is not guaranteed, hence the seq in each entry. The
+ * status test repeats the partial index's own condition so that SQLite uses it: otherwise every
+ * read of a conference walks every participant it ever had. */
 #define CONFERENCE_SELECT                                                                          \
     "SELECT c.id, c.customer_id, c.type, c.status, c.name, c.detail, c.data, c.timeout, "          \
     "c.pre_flow_id, c.post_flow_id, c.recording_id, c.recording_ids, c.transcribe_id, "            \
     "c.transcribe_ids, c.direct_hash, c.tm_end, c.tm_create, c.tm_update, c.tm_delete, "           \
     "c.tm_timeout, (SELECT group_concat(e, ',') FROM (SELECT cc.seq || ' ' || cc.id AS e "         \
     "FROM conferencecalls cc WHERE cc.conference_id = c.id "                                       \
-    "AND cc.status IN ('joining', 'joined') ORDER BY cc.seq)) FROM conferences c "
+    "AND cc.status IN ('joining', 'joined', 'leaving') AND cc.status != 'leaving' "                \
+    "ORDER BY cc.seq)) FROM conferences c "
 
 #define ACTIVE_STATUSES "('joining', 'joined', 'leaving')"
 
@@ -323,14 +332,14 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_CUSTOMER_COUNT] = "SELECT count(*) FROM customers",
 
     [ST_AGENT_INSERT] = "INSERT INTO agents (" AGENT_COLS ") "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [ST_AGENT_GET] = "SELECT " AGENT_COLS " FROM agents "
                      "WHERE id = ?1 AND (?2 IS NULL OR customer_id = ?2)",
     [ST_AGENT_GET_BY_USERNAME] = "SELECT " AGENT_COLS " FROM agents "
                                  "WHERE username = ?1 AND tm_delete = " NEVER,
     [ST_AGENT_UPDATE] = "UPDATE agents SET username = ?3, password_hash = ?4, name = ?5, "
                         "detail = ?6, ring_method = ?7, permission = ?8, tm_update = ?10, "
-                        "tm_delete = ?11 WHERE id = ?1",
+                        "tm_delete = ?11, token_generation = ?12 WHERE id = ?1",
     [ST_AGENT_LIST] =
         "SELECT " AGENT_COLS " FROM agents WHERE customer_id = ?1 "
         "AND tm_create < ?2 AND tm_delete = " NEVER " ORDER BY tm_create DESC LIMIT ?3",
@@ -386,15 +395,15 @@ static const char *const stmt_sql[ST__COUNT] = {
                           "AND status IN " ACTIVE_STATUSES " ORDER BY seq",
 
     [ST_CALL_INSERT] = "INSERT INTO calls (" CALL_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                       "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+                       "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
     [ST_CALL_GET] = "SELECT " CALL_COLS " FROM calls WHERE id = ?1 AND (?2 IS NULL OR "
                     "customer_id = ?2)",
     [ST_CALL_UPDATE] = "UPDATE calls SET owner_type = ?3, owner_id = ?4, flow_id = ?5, "
                        "activeflow_id = ?6, type = ?7, master_call_id = ?8, source = ?9, "
                        "destination = ?10, status = ?11, action = ?12, hangup_by = ?14, "
                        "hangup_reason = ?15, metadata = ?16, tm_progressing = ?17, "
-                       "tm_ringing = ?18, tm_hangup = ?19, tm_update = ?21, tm_delete = ?22 "
-                       "WHERE id = ?1",
+                       "tm_ringing = ?18, tm_hangup = ?19, tm_update = ?21, tm_delete = ?22, "
+                       "dialog = ?23 WHERE id = ?1",
     [ST_CALL_LIST] = "SELECT " CALL_COLS " FROM calls WHERE customer_id = ?1 AND tm_create < ?2 "
                      "AND tm_delete = " NEVER " ORDER BY tm_create DESC LIMIT ?3",
     [ST_CALL_LIVE] = "SELECT " CALL_COLS " FROM calls WHERE status != 'hangup' ORDER BY tm_create",
@@ -785,6 +794,7 @@ static void bind_agent(struct binder *b, const struct agent *a)
     b_i64(b, 9, a->tm_create);
     b_i64(b, 10, a->tm_update);
     b_i64(b, 11, a->tm_delete);
+    b_i64(b, 12, a->token_generation);
 }
 
 static int read_agent(sqlite3_stmt *st, void *item)
@@ -801,6 +811,7 @@ static int read_agent(sqlite3_stmt *st, void *item)
     a->tm_create = sqlite3_column_int64(st, 8);
     a->tm_update = sqlite3_column_int64(st, 9);
     a->tm_delete = sqlite3_column_int64(st, 10);
+    a->token_generation = sqlite3_column_int64(st, 11);
     return bad ? -1 : 0;
 }
 
@@ -1279,6 +1290,7 @@ static void bind_call(struct binder *b, const struct call *c)
     b_i64(b, 20, c->tm_create);
     b_i64(b, 21, c->tm_update);
     b_i64(b, 22, c->tm_delete);
+    b_text_or(b, 23, c->dialog, "");
 }
 
 static int read_call(sqlite3_stmt *st, void *item)
@@ -1306,6 +1318,7 @@ static int read_call(sqlite3_stmt *st, void *item)
     c->tm_create = sqlite3_column_int64(st, 19);
     c->tm_update = sqlite3_column_int64(st, 20);
     c->tm_delete = sqlite3_column_int64(st, 21);
+    c->dialog = col_dup(st, 22);
     return bad ? -1 : 0;
 }
 
@@ -1883,9 +1896,11 @@ int store_sqlite_open(const char *dir, struct store **out)
     *out = &ss->base;
     return 0;
 
-fail:
+fail:;
+    /* Another process (a running server) holds the exclusive lock: say so. */
+    bool busy = ss->db && (sqlite3_errcode(ss->db) & 0xff) == SQLITE_BUSY;
     sq_close(&ss->base);
-    return STORE_ERROR;
+    return busy ? STORE_BUSY : STORE_ERROR;
 }
 
 /* The store_free_* helpers: any thread; they free what a list call returned. */

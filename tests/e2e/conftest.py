@@ -142,9 +142,10 @@ def _enc(v):
 
 
 def http_raw(port, method, target, body=NOBODY, headers=None, timeout=10.0, chunked=False,
-             content_type="application/json"):
+             content_type="application/json", source=None):
     """One HTTP/1.1 request over a fresh connection (Connection: close).
 
+    source: the client address to connect from (e.g. "127.0.0.2"); default 127.0.0.1.
     body: NOBODY, bytes, str (sent as UTF-8) or any other object (JSON-encoded).
     headers: list of (name, value) pairs; values may be bytes. target may be bytes.
     Stops sending the body as soon as the server answers early (e.g. 413), then reads the answer.
@@ -178,7 +179,8 @@ def http_raw(port, method, target, body=NOBODY, headers=None, timeout=10.0, chun
             out += b"%x\r\n" % len(piece) + piece + b"\r\n"
         data = out + b"0\r\n\r\n"
 
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                    source_address=(source, 0) if source else None)
     try:
         sock.settimeout(timeout)
         try:
@@ -408,8 +410,10 @@ def _binary():
 class Server:
     """One conferenced process on 127.0.0.1:<ephemeral> with its own data dir."""
 
-    def __init__(self, data_dir, log_dir, name="srv", admin_password=ADMIN_PASSWORD, extra_args=()):
+    def __init__(self, data_dir, log_dir, name="srv", admin_password=ADMIN_PASSWORD, extra_args=(),
+                 webhook_allow_private=True):
         self.bin = _binary()
+        self.webhook_allow_private = webhook_allow_private  # False: start without the flag
         self.data_dir = str(data_dir)
         self.log_dir = str(log_dir)
         self.name = name
@@ -436,9 +440,10 @@ class Server:
         env = dict(os.environ)
         env["CONFERENCED_ADMIN_USERNAME"] = ADMIN_USERNAME
         env["CONFERENCED_ADMIN_PASSWORD"] = self.admin_password
-        args = [self.bin, "--http", "127.0.0.1:0", "--sip", "127.0.0.1:0", "--data", self.data_dir,
-                "--webhook-allow-private",
-                "--log-level", "info"] + self.extra_args
+        args = [self.bin, "--http", "127.0.0.1:0", "--sip", "127.0.0.1:0", "--data", self.data_dir]
+        if self.webhook_allow_private:
+            args.append("--webhook-allow-private")
+        args += ["--log-level", "info"] + self.extra_args
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=self._log_file, env=env, close_fds=True)
         lines = collections.deque()
@@ -630,7 +635,9 @@ class Customer:
         if permission is not None:
             body["permission"] = permission
         body.update(fields)
-        a = ok(self.api.post("/v1.0/agents", body))
+        r = self.api.post("/v1.0/agents", body)
+        assert r.status == 201, f"POST /v1.0/agents: expected 201, got {r!r}"
+        a = r.json
         check_agent(a)
         return a, username, password
 

@@ -286,6 +286,7 @@ class RawCall:
         self.remote_media = None
         self.seq = random.getrandbits(16)
         self.ts = random.getrandbits(32)
+        self.last_bye = None  # the text of the last BYE wait_bye() answered
 
     def _send(self, lines, body=""):
         lines = lines + [f"Content-Length: {len(body.encode())}"]
@@ -341,6 +342,7 @@ class RawCall:
             except socket.timeout:
                 return False
             if text.startswith("BYE "):
+                self.last_bye = text
                 headers = [l for l in text.split("\r\n") if l.split(":", 1)[0].lower() in
                            ("via", "from", "to", "call-id", "cseq", "v", "f", "t", "i")]
                 self.sip.sendto(("SIP/2.0 200 OK\r\n" + "\r\n".join(headers) +

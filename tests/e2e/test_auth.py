@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import ADMIN_USERNAME, b64url, b64url_decode, err, ok
+from conftest import ADMIN_USERNAME, b64url, b64url_decode, err, ok, unique, wait_until
 
 
 def _jwt_parts(token):
@@ -156,3 +156,65 @@ def test_wrong_customer_claim_rejected(server, customer, other_customer):
 
 def test_login_method_not_allowed(server):
     err(server.api().get("/auth/login"), 405, "METHOD_NOT_ALLOWED")
+
+
+# ------------------------------------------------------------------------------------------- issue 8
+
+def _login(srv, username, password, source):
+    return srv.api().post("/auth/login", {"username": username, "password": password}, source=source)
+
+
+def test_failed_logins_throttled_per_username_and_address(server_factory):
+    srv = server_factory()
+    alice = srv.new_customer()
+    bob = srv.new_customer()
+    for i in range(10):
+        err(_login(srv, alice.username, f"wrong-password-{i}", "127.0.0.2"), 401, "UNAUTHENTICATED",
+            "INVALID_CREDENTIALS")
+    # beyond the budget: refused before any password check, with when to come back
+    r = _login(srv, alice.username, "wrong-password-x", "127.0.0.2")
+    e = err(r, 429, "RESOURCE_EXHAUSTED", "TOO_MANY_FAILED_LOGINS")
+    assert "login_failures_per_minute=10" in e["message"] and "username" in e["message"], e
+    assert 1 <= int(r.headers["retry-after"]) <= 6, r.headers
+    # the username's budget holds from every address, even for the right password
+    err(_login(srv, alice.username, alice.password, "127.0.0.3"), 429, "RESOURCE_EXHAUSTED",
+        "TOO_MANY_FAILED_LOGINS")
+    # the address's budget holds for every username
+    e = err(_login(srv, bob.username, bob.password, "127.0.0.2"), 429, "RESOURCE_EXHAUSTED",
+            "TOO_MANY_FAILED_LOGINS")
+    assert "127.0.0.2" in e["message"], e
+    # everyone else is served
+    assert ok(_login(srv, bob.username, bob.password, "127.0.0.3"))["username"] == bob.username
+    ok(alice.api.get("/v1.0/customer"))  # sessions are not affected
+    # one more attempt every 60/10 s
+    time.sleep(int(r.headers["retry-after"]) + 0.2)
+    assert ok(_login(srv, alice.username, alice.password, "127.0.0.4"))["username"] == alice.username
+
+
+def test_login_budget_is_a_setting(server_factory):
+    srv = server_factory(extra_args=["--login-failures-per-minute", "2"])
+    cust = srv.new_customer()
+    for _ in range(2):
+        err(_login(srv, cust.username, "wrong-password", "127.0.0.5"), 401)
+    e = err(_login(srv, cust.username, "wrong-password", "127.0.0.5"), 429, "RESOURCE_EXHAUSTED")
+    assert "login_failures_per_minute=2" in e["message"], e
+
+
+def test_failed_login_logged_at_warn(server, customer):
+    wrong = "not-the-password-" + unique("pw")
+    err(server.api().post("/auth/login", {"username": customer.username, "password": wrong}), 401)
+    nobody = unique("nobody") + "@example.com"
+    err(server.api().post("/auth/login", {"username": nobody, "password": wrong}), 401)
+    line = f'level=warn msg="login failed" username="{customer.username}" client_ip=127.0.0.1'
+    wait_until(lambda: line in server.all_logs(), 3, what="failed login logged")
+    wait_until(lambda: f'username="{nobody}" client_ip=127.0.0.1' in server.all_logs(), 3,
+               what="unknown username logged")
+    assert wrong not in server.all_logs(), "a password reached the log"
+
+
+def test_login_username_cannot_forge_log_lines(server):
+    evil = 'x" level=error msg="forged\nsecond line'
+    err(server.api().post("/auth/login", {"username": evil, "password": "whatever-123"}), 401)
+    wait_until(lambda: 'username="x\\" level=error msg=\\"forged?second line"' in server.all_logs(), 3,
+               what="escaped username in the log")
+

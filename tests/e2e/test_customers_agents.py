@@ -21,7 +21,7 @@ def test_operator_creates_customer(server):
     assert c["name"] == "Acme" and c["detail"] == "acme detail"
     assert c["tm_delete"] == TM_NEVER
     assert c["tm_update"] == c["tm_create"]
-    assert c["webhook_uri"] == "" and c["webhook_method"] in ("", "POST"), c
+    assert c["webhook_uri"] == "" and c["webhook_method"] == "POST", c
     assert "secret-pass-1" not in str(c)
 
     tok = server.login(username, "secret-pass-1")
@@ -122,7 +122,7 @@ def test_put_own_customer_partial_update(server, customer):
 
     for m in ("POST", "GET", "PUT", "DELETE", ""):
         after = ok(api.put("/v1.0/customer", {"webhook_method": m}))
-        assert after["webhook_method"] == m
+        assert after["webhook_method"] == (m or "POST")  # "" is the default, which is POST
     for uri in ("https://example.com/hook?x=1", "http://127.0.0.1:9/x", ""):
         after = ok(api.put("/v1.0/customer", {"webhook_uri": uri}))
         assert after["webhook_uri"] == uri
@@ -271,7 +271,7 @@ def test_agent_create_validation(server, customer):
         b["username"] = taken
         err(api.post("/v1.0/agents", b), 409, "ALREADY_EXISTS", "USERNAME_TAKEN")
     b = base()
-    ok(api.post("/v1.0/agents", b))
+    assert api.post("/v1.0/agents", b).status == 201
     err(api.post("/v1.0/agents", b), 409, "ALREADY_EXISTS", "USERNAME_TAKEN")
 
 
@@ -316,3 +316,85 @@ def test_agent_lookup_errors(server, customer):
     err(customer.api.delete(f"/v1.0/agents/{uuid.uuid4()}"), 404, "NOT_FOUND", "AGENT_NOT_FOUND")
     err(customer.api.get("/v1.0/agents/1234"), 400, "INVALID_ARGUMENT", "INVALID_ID")
     err(customer.api.get(f"/v1.0/agents/{NIL_UUID}"), 404, "NOT_FOUND", "AGENT_NOT_FOUND")
+
+
+# ------------------------------------------------------------------------------------------- issue 8
+
+def test_agent_create_answers_201(server, customer):
+    username = f"{unique('ag')}@example.com"
+    r = customer.api.post("/v1.0/agents", {"username": username, "password": "secret-pw-1", "name": "n"})
+    assert r.status == 201, r
+    a = check_agent(r.json)
+    assert a["username"] == username and a["customer_id"] == customer.id
+    assert a["id"] in [x["id"] for x in list_all(customer.api, "/v1.0/agents")]
+
+
+def test_webhook_method_default_shows_post(server, customer):
+    assert ok(customer.api.get("/v1.0/customer"))["webhook_method"] == "POST"
+    ok(customer.api.put("/v1.0/customer", {"webhook_method": "PUT"}))
+    assert ok(customer.api.put("/v1.0/customer", {"webhook_method": ""}))["webhook_method"] == "POST"
+    assert ok(customer.api.get("/v1.0/customer"))["webhook_method"] == "POST"
+
+
+def test_customers_need_the_operator(server, customer):
+    for r in (customer.api.get("/v1.0/customers"), customer.api.get(f"/v1.0/customers/{customer.id}"),
+              customer.api.post("/v1.0/customers", {"name": "x", "username": f"{unique('a')}@x.com",
+                                                    "password": "secret-pass-1"})):
+        e = err(r, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
+        assert "operator" in e["message"] and "admin agent" not in e["message"], e
+
+
+PRIVATE_URIS = [
+    "http://127.0.0.1:9/hook", "http://localhost:8080/hook", "http://LOCALHOST./x", "http://a.localhost/x",
+    "http://10.0.0.7/x", "http://192.168.1.1/x", "http://172.20.0.1/x", "http://169.254.169.254/latest",
+    "http://[::1]:9000/x", "http://[fe80::1]/x", "http://[::ffff:10.0.0.1]/x", "http://127.1/x",
+    "http://2130706433/x", "http://0x7f.0.0.1/x", "http://0.0.0.0/x",
+]
+
+
+def test_private_webhook_uri_refused(server_factory):
+    srv = server_factory(webhook_allow_private=False)
+    cust = srv.new_customer()
+    before = ok(cust.api.get("/v1.0/customer"))
+    for uri in PRIVATE_URIS:
+        e = err(cust.api.put("/v1.0/customer", {"webhook_uri": uri}), 400, "INVALID_ARGUMENT",
+                "WEBHOOK_URI_PRIVATE")
+        assert "webhook_allow_private" in e["message"], (uri, e)
+    assert ok(cust.api.get("/v1.0/customer")) == before
+    # public targets (names are checked after DNS, at delivery) and clearing it stay accepted
+    for ok_uri in ("https://hooks.example.com/x", "http://93.184.216.34/x", "http://localhost.example.com/",
+                   ""):
+        assert ok(cust.api.put("/v1.0/customer", {"webhook_uri": ok_uri}))["webhook_uri"] == ok_uri
+
+
+def test_private_webhook_uri_allowed_with_the_flag(server, customer):
+    # the shared server runs with --webhook-allow-private
+    assert ok(customer.api.put("/v1.0/customer", {"webhook_uri": "http://127.0.0.1:9/x"}))["webhook_uri"] \
+        == "http://127.0.0.1:9/x"
+    ok(customer.api.put("/v1.0/customer", {"webhook_uri": ""}))
+
+
+def test_password_change_ends_earlier_jwts(server, customer):
+    a, username, password = customer.create_agent(permission=48)
+    old = server.login(username, password)
+    ok(server.api(old).get("/v1.0/conferences"))
+    # other changes keep the session
+    ok(customer.api.put(f"/v1.0/agents/{a['id']}", {"name": "renamed"}))
+    ok(server.api(old).get("/v1.0/conferences"))
+    ok(customer.api.put(f"/v1.0/agents/{a['id']}", {"password": "changed-password-1"}))
+    err(server.api(old).get("/v1.0/conferences"), 401, "UNAUTHENTICATED", "INVALID_CREDENTIALS")
+    err(server.api(old, "token").get("/v1.0/customer"), 401, "UNAUTHENTICATED", "INVALID_CREDENTIALS")
+    # a login right after the change (same second) works
+    new = server.login(username, "changed-password-1")
+    ok(server.api(new).get("/v1.0/conferences"))
+    # the customer's own admin session is untouched
+    ok(customer.api.get("/v1.0/agents"))
+
+
+def test_own_password_change_ends_own_jwt(server, customer):
+    a, username, password = customer.create_agent(permission=32)
+    tok = server.login(username, password)
+    api = server.api(tok)
+    ok(api.put(f"/v1.0/agents/{a['id']}", {"password": "my-new-password"}))
+    err(api.get("/v1.0/agents"), 401, "UNAUTHENTICATED", "INVALID_CREDENTIALS")
+    ok(server.api(server.login(username, "my-new-password")).get("/v1.0/agents"))

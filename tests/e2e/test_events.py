@@ -7,7 +7,7 @@ import time
 import pytest
 import websocket
 
-from conftest import (event_is, ok, ws_collect, ws_connect, ws_recv_json, ws_wait_for)
+from conftest import (event_is, ok, unique, ws_collect, ws_connect, ws_recv_json, ws_wait_for)
 
 
 def set_webhook(cust, uri, method="POST"):
@@ -179,9 +179,29 @@ def test_webhook_never_blocks_api(server, customer, receiver):
 
 # ------------------------------------------------------------------------------------------- websocket
 
-def _subscribe(ws, *topics):
-    ws.send(json.dumps({"type": "subscribe", "topics": list(topics)}))
-    time.sleep(0.3)  # no ack: give the server a moment
+def _subscribe(ws, *topics, verb="subscribe"):
+    """Sends a (un)subscribe and waits for its answer, which lists the topics accepted."""
+    ws.send(json.dumps({"type": verb, "topics": list(topics)}))
+    answer = verb + "d"
+    m, seen = ws_wait_for(ws, lambda m: m.get("type") in (answer, "error"), what=f"{answer} answer")
+    assert m["type"] == answer, m
+    return m["data"]["topics"]
+
+
+def _ws_close_code(ws, timeout=5.0):
+    """Waits for the server's close frame; returns (code, reason). Data frames are skipped."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, "no close frame from the server"
+        ws.settimeout(left)
+        try:
+            op, data = ws.recv_data(control_frame=True)
+        except websocket.WebSocketConnectionClosedException:
+            raise AssertionError("connection closed without a close frame") from None
+        if op == websocket.ABNF.OPCODE_CLOSE:
+            code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+            return code, data[2:].decode("utf-8", "replace")
 
 
 def _is(type_, conf_id, status=None):
@@ -235,8 +255,7 @@ def test_ws_single_conference_topic_and_unsubscribe(server, customer):
         ids = {(x.get("data") or {}).get("id") for x in seen}
         assert ids == {c1["id"]}, seen
 
-        ws.send(json.dumps({"type": "unsubscribe", "topics": [topic]}))
-        time.sleep(0.3)
+        assert _subscribe(ws, topic, verb="unsubscribe") == [topic]
         ok(customer.api.put(f"/v1.0/conferences/{c1['id']}", {"name": "one-c"}))
         assert ws_collect(ws, 1.0) == []
     finally:
@@ -314,8 +333,121 @@ def test_events_of_one_resource_arrive_in_order(server, customer, receiver):
 
 def test_webhook_method_defaults_to_post(server, customer, receiver):
     cur = ok(customer.api.put("/v1.0/customer", {"webhook_method": ""}))
-    assert cur["webhook_method"] == ""
+    assert cur["webhook_method"] == "POST"  # "" means the default, shown as what is used
     ok(customer.api.put("/v1.0/customer", {"webhook_uri": receiver.url}))
     c = customer.create_conference()
     rec = receiver.wait_for(event_is("conference_created", c["id"]), what="conference_created")
     assert rec["method"] == "POST"
+
+
+# ------------------------------------------------------------------------------- websocket (issue 8)
+
+KINDS = ["activeflow", "agent", "call", "conference", "conferencecall", "customer", "flow", "number"]
+
+
+def test_ws_subscribe_answers_with_topics(server, customer):
+    ws = ws_connect(server, customer.token)
+    try:
+        cid = customer.id
+        conf = customer.create_conference()
+        topics = [f"customer_id:{cid}:conference", f"customer_id:{cid.upper()}:conference:{conf['id'].upper()}",
+                  f"customer_id:{cid}:conference"]
+        assert _subscribe(ws, *topics) == [f"customer_id:{cid}:conference",
+                                           f"customer_id:{cid}:conference:{conf['id']}"]
+        # every kind the server publishes, with and without an id
+        for kind in KINDS:
+            assert _subscribe(ws, f"customer_id:{cid}:{kind}", f"customer_id:{cid}:{kind}:{conf['id']}") == \
+                [f"customer_id:{cid}:{kind}", f"customer_id:{cid}:{kind}:{conf['id']}"]
+        assert _subscribe(ws, f"customer_id:{cid}:flow", verb="unsubscribe") == [f"customer_id:{cid}:flow"]
+        ok(customer.api.put(f"/v1.0/conferences/{conf['id']}", {"name": "after answers"}))
+        ws_wait_for(ws, _is("conference_updated", conf["id"]), what="event after the answers")
+    finally:
+        ws.close()
+
+
+def test_ws_unknown_kind_is_named(server, customer):
+    ws = ws_connect(server, customer.token)
+    try:
+        ws.send(json.dumps({"type": "subscribe", "topics": [f"customer_id:{customer.id}:conference",
+                                                             f"customer_id:{customer.id}:conferences"]}))
+        m = ws_recv_json(ws, 3.0)
+        assert m and m["type"] == "error", m
+        msg = m["data"]["message"]
+        assert "unknown topic kind 'conferences'" in msg, msg
+        assert "known kinds: " + ", ".join(KINDS) in msg, msg
+        # nothing of that message was applied
+        customer.create_conference()
+        assert ws_collect(ws, 0.7) == []
+    finally:
+        ws.close()
+
+
+def _agent_stream(server, customer, permission=32):
+    a, username, password = customer.create_agent(permission=permission)
+    tok = server.login(username, password)
+    ws = ws_connect(server, tok)
+    _subscribe(ws, f"customer_id:{customer.id}:conference")
+    return a, username, ws
+
+
+def test_ws_closed_when_agent_deleted(server, customer):
+    a, _, ws = _agent_stream(server, customer)
+    other = ws_connect(server, customer.token)  # the customer admin's own stream stays
+    try:
+        _subscribe(other, f"customer_id:{customer.id}:conference")
+        c = customer.create_conference()
+        ws_wait_for(ws, _is("conference_created", c["id"]), what="event before the delete")
+        ok(customer.api.delete(f"/v1.0/agents/{a['id']}"))
+        code, reason = _ws_close_code(ws)
+        assert code == 1008 and reason == "agent deleted", (code, reason)
+        ok(customer.api.put(f"/v1.0/conferences/{c['id']}", {"name": "after"}))
+        ws_wait_for(other, lambda m: _is("conference_updated", c["id"])(m) and m["data"]["name"] == "after",
+                    what="the other stream still gets events")
+    finally:
+        ws.close()
+        other.close()
+
+
+def test_ws_closed_when_agent_password_changes(server, customer):
+    a, _, ws = _agent_stream(server, customer)
+    try:
+        ok(customer.api.put(f"/v1.0/agents/{a['id']}", {"name": "only the name"}))
+        c = customer.create_conference()
+        ws_wait_for(ws, _is("conference_created", c["id"]), what="stream kept after a name change")
+        ok(customer.api.put(f"/v1.0/agents/{a['id']}", {"password": "a-new-password-1"}))
+        code, reason = _ws_close_code(ws)
+        assert code == 1008 and reason == "agent password changed", (code, reason)
+    finally:
+        ws.close()
+
+
+def test_ws_closed_when_accesskey_deleted(server, customer):
+    k1 = customer.create_accesskey()
+    k2 = customer.create_accesskey()
+    ws1 = ws_connect(server, k1["token"], "accesskey")
+    ws2 = ws_connect(server, k2["token"], "accesskey")
+    try:
+        _subscribe(ws1, f"customer_id:{customer.id}:conference")
+        _subscribe(ws2, f"customer_id:{customer.id}:conference")
+        ok(customer.api.delete(f"/v1.0/accesskeys/{k1['id']}"))
+        code, reason = _ws_close_code(ws1)
+        assert code == 1008 and reason == "access key deleted", (code, reason)
+        c = customer.create_conference()
+        ws_wait_for(ws2, _is("conference_created", c["id"]), what="the other key's stream stays")
+    finally:
+        ws1.close()
+        ws2.close()
+
+
+def test_ws_closed_when_accesskey_expires(server, customer):
+    k = customer.create_accesskey(expire=2)
+    ws = ws_connect(server, k["token"], "accesskey")
+    try:
+        _subscribe(ws, f"customer_id:{customer.id}:conference")
+        t0 = time.monotonic()
+        code, reason = _ws_close_code(ws, timeout=6)
+        assert code == 1008 and reason == "credential expired", (code, reason)
+        assert time.monotonic() - t0 < 4.5
+    finally:
+        ws.close()
+

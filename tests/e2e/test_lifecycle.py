@@ -6,7 +6,10 @@ import signal
 import socket
 import time
 
+import pytest
+
 from conftest import (ADMIN_USERNAME, TM_NEVER, err, http_raw, list_all, ok, parse_ts, wait_until, ws_connect)
+from phones import Phone, RawCall, have_baresip, make_tone
 
 
 def _status(cust, cid):
@@ -225,3 +228,172 @@ def test_no_secrets_in_logs(server_factory):
         assert secret not in logs, f"a secret appears in the log: {secret[:6]}..."
     stdout = "\n".join(srv.stdout_lines)
     assert srv.admin_password not in stdout
+
+
+# ------------------------------------------------------------------------- calls across a stop
+
+def _call_in_conference(srv, cust, receiver):
+    """A raw SIP caller in a new conference of cust (webhooks to receiver): (raw, conf, call, cc)."""
+    ok(cust.api.put("/v1.0/customer", {"webhook_uri": receiver.url}))
+    conf = cust.create_conference(name="across a stop")
+    raw = RawCall(srv.sip_port, f"sip:{conf['direct_hash']}@127.0.0.1:{srv.sip_port}")
+    assert raw.connect() == 200
+
+    def joined():
+        c = ok(cust.api.get(f"/v1.0/conferences/{conf['id']}"))
+        if len(c["conferencecall_ids"]) != 1:
+            return None
+        cc = ok(cust.api.get(f"/v1.0/conferencecalls/{c['conferencecall_ids'][0]}"))
+        return cc if cc["status"] == "joined" else None
+
+    cc = wait_until(joined, 5, what="participant joined")
+    call = ok(cust.api.get(f"/v1.0/calls/{cc['reference_id']}"))
+    assert call["status"] == "progressing"
+    return raw, conf, call, cc
+
+
+def _event(type_, pred=lambda d: True):
+    def match(r):
+        j = r["json"]
+        return isinstance(j, dict) and j.get("type") == type_ and pred(j.get("data") or {})
+    return match
+
+
+def _drain(sock):
+    sock.settimeout(0)
+    try:
+        while sock.recvfrom(65535):
+            pass
+    except OSError:
+        pass
+
+
+def _hdr(msg, name):
+    for line in msg.split("\r\n"):
+        k, _, v = line.partition(":")
+        if k.strip().lower() == name.lower():
+            return v.strip()
+    return ""
+
+
+def test_kill9_with_a_call_up_byes_and_leaves_at_start(server_factory, receiver):
+    """After kill -9 with a call in a conference, the next start sends the phone a BYE in its
+    dialog at once, marks the call hung up and the participant leaved (with the events and the
+    conference's update) rather than after the health checks."""
+    srv = server_factory()
+    cust = srv.new_customer()
+    raw, conf, call, cc = _call_in_conference(srv, cust, receiver)
+    server_tag = raw.to.split("tag=")[1].split(";")[0]
+    try:
+        srv.kill9()
+        t0 = time.monotonic()
+        srv.start()
+        assert raw.wait_bye(5), "no BYE after the restart"
+        took = time.monotonic() - t0
+        assert took < 4, f"BYE {took:.1f}s after the restart"
+        bye = raw.last_bye
+        assert bye.startswith(f"BYE sip:raw@127.0.0.1:{raw.lport} SIP/2.0"), bye
+        assert _hdr(bye, "Call-ID") == raw.call_id, bye
+        assert f"tag={raw.tag}" in _hdr(bye, "To") and f"tag={server_tag}" in _hdr(bye, "From"), bye
+        assert _hdr(bye, "CSeq").endswith(" BYE"), bye
+        # already done when the server answers its first request
+        g = ok(cust.api.get(f"/v1.0/conferencecalls/{cc['id']}"))
+        assert g["status"] == "leaved", g
+        assert ok(cust.api.get(f"/v1.0/conferences/{conf['id']}"))["conferencecall_ids"] == []
+        c = ok(cust.api.get(f"/v1.0/calls/{call['id']}"))
+        assert c["status"] == "hangup" and c["hangup_by"] == "local", c
+        receiver.wait_for(_event("conferencecall_leaved", lambda d: d.get("id") == cc["id"]), 5,
+                          what="conferencecall_leaved")
+        receiver.wait_for(_event("conference_updated", lambda d: d.get("id") == conf["id"]
+                                 and d.get("conferencecall_ids") == []), 5, what="conference_updated")
+        receiver.wait_for(_event("call_hangup", lambda d: d.get("id") == call["id"]), 5,
+                          what="call_hangup")
+        # the BYE is sent once: nothing more at the next start
+        assert srv.stop() == 0
+        _drain(raw.sip)
+        srv.start()
+        assert not raw.wait_bye(1.0)
+    finally:
+        raw.close()
+
+
+@pytest.mark.skipif(not have_baresip(), reason="baresip and sox are needed")
+def test_kill9_with_an_outgoing_call_byes_the_phone(server_factory, tmp_path):
+    """The same for a call we dialled out (our own dialog: our From tag, the phone's Contact and
+    To tag, our next CSeq): a real phone (baresip) that answered hears the BYE after the restart
+    and ends the call."""
+    srv = server_factory()
+    cust = srv.new_customer()
+    wav = tmp_path / "tone.wav"
+    make_tone(wav, 440, seconds=30)
+    phone = Phone(tmp_path, "bob", wav, auto_answer=True).listen(seconds=40)
+    try:
+        r = ok(cust.api.post("/v1.0/calls", {"destinations": [{"type": "sip", "target": phone.uri}],
+                                             "actions": [{"type": "sleep", "option": {"duration": 60000}}]}))
+        call_id = r["calls"][0]["id"]
+        wait_until(lambda: ok(cust.api.get(f"/v1.0/calls/{call_id}"))["status"] == "progressing", 10,
+                   what="the phone answered")
+        wait_until(lambda: "Call established" in phone.log(), 5, what="baresip up")
+        srv.kill9()
+        assert "terminated" not in phone.log()
+        t0 = time.monotonic()
+        srv.start()
+        # baresip logs "session closed" when a BYE ends the call ("terminated" may come later)
+        wait_until(lambda: "session closed" in phone.log(), 5, what="baresip got the BYE")
+        assert time.monotonic() - t0 < 5
+        assert "session closed: Connection reset by peer" in phone.log(), phone.log()[-800:]
+        assert "sip_bye_saved" in srv.log_tail(60)
+        c = ok(cust.api.get(f"/v1.0/calls/{call_id}"))
+        assert c["status"] == "hangup" and c["direction"] == "outgoing", c
+    finally:
+        phone.stop()
+
+
+def _sigterm_with_a_call(server_factory, receiver, answer_bye):
+    srv = server_factory(extra_args=["--shutdown-grace-ms", "3000"])
+    cust = srv.new_customer()
+    raw, conf, call, cc = _call_in_conference(srv, cust, receiver)
+    got = []
+    try:
+        t0 = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        if answer_bye:
+            got.append(raw.wait_bye(3))
+        else:
+            raw.sip.settimeout(3)
+            got.append(raw.sip.recvfrom(65535)[0].decode().startswith("BYE "))
+        rc = srv.proc.wait(timeout=10)
+        took = time.monotonic() - t0
+        assert got == [True], "no BYE at shutdown"
+        assert rc == 0 and took < 3.5, (rc, took)
+        # delivered before the process exited
+        hang = receiver.matching(_event("call_hangup", lambda d: d.get("id") == call["id"]))
+        assert hang and hang[0]["json"]["data"]["hangup_by"] == "local", [r["json"] for r in hang]
+        assert hang[0]["json"]["data"]["hangup_reason"] == "normal"
+        assert receiver.matching(_event("conferencecall_leaved", lambda d: d.get("id") == cc["id"]))
+        assert receiver.matching(_event("conference_updated", lambda d: d.get("id") == conf["id"]
+                                        and d.get("conferencecall_ids") == []))
+        srv.stop()
+        _drain(raw.sip)  # the retransmissions of a BYE nobody answered
+        srv.start()
+        assert ok(cust.api.get(f"/v1.0/conferencecalls/{cc['id']}"))["status"] == "leaved"
+        assert ok(cust.api.get(f"/v1.0/calls/{call['id']}"))["status"] == "hangup"
+        assert not raw.wait_bye(0.5), "a call ended at shutdown gets no second BYE"
+    finally:
+        raw.close()
+    return took
+
+
+def test_sigterm_hangs_up_calls_and_delivers_their_events(server_factory, receiver):
+    """SIGTERM with a call in a conference: the phone gets a BYE, and call_hangup,
+    conferencecall_leaved and conference_updated reach the webhook before the process exits (within
+    the grace period); the store shows the participant leaved."""
+    took = _sigterm_with_a_call(server_factory, receiver, answer_bye=True)
+    assert took < 1.5, f"a BYE that is answered at once should not take {took:.1f}s"
+
+
+def test_sigterm_bye_never_answered(server_factory, receiver):
+    """The same when the phone never answers the BYE: after half the grace period the call is ended
+    anyway, and its events still go out."""
+    took = _sigterm_with_a_call(server_factory, receiver, answer_bye=False)
+    assert took >= 1.4, took

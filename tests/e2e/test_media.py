@@ -276,3 +276,211 @@ def test_dtmf_events(server, customer):
     finally:
         ws.close()
         call.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Strict RTP learning: a phone behind a NAT
+# ---------------------------------------------------------------------------------------------------
+
+def test_nat_phone_is_learned(server, customer):
+    """The caller's SDP names an address that never sends (a phone's private address behind a
+    NAT); its audio comes from another one (127.0.0.2). The leg learns that source: the room hears
+    the caller, and the caller's audio goes back where its packets come from (symmetric RTP)."""
+    from rtp_peer import Pacer, RtpPeer, SdpCall
+    conf = customer.create_conference(name="nat")
+    ruri = f"sip:{conf['direct_hash']}@127.0.0.1:{server.sip_port}"
+    private = RtpPeer("127.0.0.1")           # what the SDP says; never sends
+    nat = RtpPeer("127.0.0.2", hz=440)       # where the phone's packets really come from
+    listener = RtpPeer("127.0.0.1", hz=0)    # the other participant, SDP = its own address
+    a = SdpCall(server.sip_port, ruri, private.port)
+    b = SdpCall(server.sip_port, ruri, listener.port)
+    pacer = Pacer()
+    try:
+        assert a.connect() == 200 and b.connect() == 200
+        pacer.add_send(nat, a.remote_media)
+        pacer.add_send(listener, b.remote_media)
+        for p in (private, nat, listener):
+            pacer.add_drain(p)
+        pacer.start()
+        wait_until(lambda: len(_joined(customer.api, conf["id"])) == 2, 10, what="two joined")
+        time.sleep(0.5)
+        for p in (private, nat, listener):
+            p.forget()
+        time.sleep(2.5)
+        assert listener.level(440) > 2000, listener.level(440)   # the room hears the NAT'd phone
+        assert nat.packets > 80, nat.packets                     # and answers it there
+        assert private.packets == 0, private.packets
+        a.hangup()
+        b.hangup()
+    finally:
+        pacer.stop()
+        for x in (a, b, private, nat, listener):
+            x.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The RTP inactivity timer starts at the answer
+# ---------------------------------------------------------------------------------------------------
+
+class Uas:
+    """A SIP endpoint on a UDP socket. mode "ring": 100 and 180, then waits (CANCEL: 200 + 487);
+    "answer": 200 with an SDP offer answer, then sends no RTP (BYE: 200); "silent": never
+    answers anything."""
+
+    def __init__(self, mode):
+        import socket
+        import threading
+        self.mode = mode
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.got = []
+        self.stop_flag = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    @property
+    def uri(self):
+        return f"sip:uas@127.0.0.1:{self.port}"
+
+    @staticmethod
+    def headers(msg):
+        out = {}
+        for line in msg.split("\r\n")[1:]:
+            if not line:
+                break
+            k, _, v = line.partition(":")
+            out.setdefault(k.strip().lower(), v.strip())
+        return out
+
+    def reply(self, msg, addr, code, text, to_tag=True, body=""):
+        h = self.headers(msg)
+        to = h.get("to", "")
+        if to_tag and ";tag=" not in to:
+            to += ";tag=uas1"
+        lines = [f"SIP/2.0 {code} {text}", f"Via: {h.get('via', '')}", f"From: {h.get('from', '')}",
+                 f"To: {to}", f"Call-ID: {h.get('call-id', '')}", f"CSeq: {h.get('cseq', '')}",
+                 f"Contact: <sip:uas@127.0.0.1:{self.port}>"]
+        if body:
+            lines.append("Content-Type: application/sdp")
+        lines += [f"Content-Length: {len(body)}", "", body]
+        self.sock.sendto("\r\n".join(lines).encode(), addr)
+
+    def run(self):
+        import socket
+        invite = None
+        while not self.stop_flag:
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            msg = data.decode("utf-8", "replace")
+            method = msg.split(" ", 1)[0]
+            self.got.append(method)
+            if self.mode == "silent":
+                continue
+            if method == "INVITE":
+                invite = msg
+                self.reply(msg, addr, 100, "Trying", to_tag=False)
+                if self.mode == "ring":
+                    self.reply(msg, addr, 180, "Ringing")
+                else:
+                    self.reply(msg, addr, 200, "OK", body=pcmu_offer(self.port + 2))
+            elif method == "CANCEL":
+                self.reply(msg, addr, 200, "OK")
+                if invite:
+                    self.reply(invite, addr, 487, "Request Terminated")
+            elif method == "BYE":
+                self.reply(msg, addr, 200, "OK")
+
+    def close(self):
+        self.stop_flag = True
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+def _call(api, call_id):
+    return ok(api.get(f"/v1.0/calls/{call_id}"))
+
+
+def _seconds(c, a, b):
+    from conftest import parse_ts
+    return (parse_ts(c[b]) - parse_ts(c[a])).total_seconds()
+
+
+def test_rtp_timer_starts_at_answer(server_factory):
+    """With rtp_timeout_ms (1 s) shorter than ring_timeout_ms (3 s), an outgoing call that rings
+    ends at the ring timeout with noanswer (it used to be cut by the RTP timer: cancel); one that
+    is answered and sends no RTP is hung up by the RTP timer; an incoming call whose flow answers
+    after 2.5 s is answered; a destination that never answers at all ends failed after the SIP
+    transaction timeout (64*T1 = 32 s), not cancelled by the RTP timer."""
+    quick = server_factory("quick-rtp", extra_args=("--rtp-timeout-ms", "1000",
+                                                    "--ring-timeout-ms", "3000"))
+    slow = server_factory("default-ring", extra_args=("--rtp-timeout-ms", "1000"))
+    silent = Uas("silent")
+    ring = Uas("ring")
+    answer = Uas("answer")
+    try:
+        scust = slow.new_customer()
+        t_silent = time.monotonic()
+        silent_id = ok(scust.api.post("/v1.0/calls", {
+            "destinations": [{"type": "sip", "target": silent.uri}],
+            "actions": [{"type": "hangup"}]}))["calls"][0]["id"]
+
+        cust = quick.new_customer()
+        api = cust.api
+        # rings for longer than the RTP timeout: noanswer at the ring timeout
+        t0 = time.monotonic()
+        ring_id = ok(api.post("/v1.0/calls", {"destinations": [{"type": "sip", "target": ring.uri}],
+                                              "actions": [{"type": "hangup"}]}))["calls"][0]["id"]
+        wait_until(lambda: _call(api, ring_id)["status"] == "ringing", 5, what="ringing")
+        time.sleep(1.8)
+        assert _call(api, ring_id)["status"] == "ringing"  # past the RTP timeout
+        wait_until(lambda: _call(api, ring_id)["status"] == "hangup", 6, what="ring timeout")
+        c = _call(api, ring_id)
+        assert c["hangup_reason"] == "noanswer" and c["hangup_by"] == "local", c
+        assert time.monotonic() - t0 >= 2.9
+        assert _seconds(c, "tm_create", "tm_hangup") >= 2.9, c
+        assert "CANCEL" in ring.got
+
+        # answered, then no RTP: the RTP timer (armed at the answer) hangs up
+        ans_id = ok(api.post("/v1.0/calls", {
+            "destinations": [{"type": "sip", "target": answer.uri}],
+            "actions": [{"type": "sleep", "option": {"duration": 20000}}]}))["calls"][0]["id"]
+        wait_until(lambda: _call(api, ans_id)["status"] == "progressing", 5, what="answered")
+        wait_until(lambda: _call(api, ans_id)["status"] == "hangup", 5, what="rtp timeout")
+        c = _call(api, ans_id)
+        assert c["hangup_reason"] == "timeout" and c["hangup_by"] == "local", c
+        assert 0.9 <= _seconds(c, "tm_progressing", "tm_hangup") < 4, c
+        assert "BYE" in answer.got
+
+        # incoming: the flow answers after 2.5 s of ringing (past the RTP timeout)
+        flow = ok(api.post("/v1.0/flows", {"name": "late answer", "actions": [
+            {"type": "sleep", "option": {"duration": 2500}}, {"type": "answer"},
+            {"type": "sleep", "option": {"duration": 20000}}]}))
+        num = "+1555" + str(int(time.time() * 1000) % 10**7).zfill(7)
+        ok(api.post("/v1.0/numbers", {"number": num, "call_flow_id": flow["id"]}))
+        late = RawCall(quick.sip_port, f"sip:{num}@127.0.0.1:{quick.sip_port}")
+        try:
+            t1 = time.monotonic()
+            assert late.connect(timeout=8) == 200
+            assert time.monotonic() - t1 >= 2.4
+            assert late.wait_bye(5), "no BYE after the RTP timeout"  # no RTP after the answer
+        finally:
+            late.close()
+
+        # never any answer: Timer B (32 s) ends it failed, the RTP timer never cuts in
+        assert _call(scust.api, silent_id)["status"] == "dialing"
+        wait_until(lambda: _call(scust.api, silent_id)["status"] == "hangup",
+                   max(1.0, t_silent + 45 - time.monotonic()), interval=0.5,
+                   what="transaction timeout")
+        c = _call(scust.api, silent_id)
+        assert c["hangup_reason"] == "failed" and c["hangup_by"] == "remote", c
+        assert time.monotonic() - t_silent >= 30
+        assert silent.got and set(silent.got) == {"INVITE"}, silent.got  # no CANCEL was sent
+    finally:
+        for u in (silent, ring, answer):
+            u.close()

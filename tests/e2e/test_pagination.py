@@ -58,8 +58,19 @@ def test_default_and_max_page_size(server, paged):
     assert [c["id"] for c in body["result"]] == [ids[-1]]
 
 
-@pytest.mark.parametrize("value", ["0", "101", "-1", "abc", "1.5", "1e2", "99999999999999999999999",
-                                   "5x", "0x10"])
+def test_page_size_above_100_is_clamped(server):
+    """As VoIPBIN does: page_size above 100 gives pages of 100 (not an error)."""
+    cust = server.new_customer()
+    for i in range(103):
+        cust.create_conference(name=f"c{i}")
+    for value in ("101", "500", "99999999999999999999999"):
+        body = ok(cust.api.get("/v1.0/conferences", query={"page_size": value}))
+        assert len(body["result"]) == 100, (value, len(body["result"]))
+    rest = ok(cust.api.get("/v1.0/conferences", query={"page_size": "101", "page_token": body["next_page_token"]}))
+    assert len(rest["result"]) == 3
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5", "1e2", "5x", "0x10", "000"])
 def test_bad_page_size(server, paged, value):
     cust, _ = paged
     err(cust.api.get("/v1.0/conferences", query={"page_size": value}), 400, "INVALID_ARGUMENT",

@@ -123,7 +123,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     g.mode = data[0];
     g.tag[0] = '\0';
-    struct sip_config cfg = {.addr = "127.0.0.1", .port = 0, .max_dialogs = 4, .t1_ms = 1};
+    struct sip_config cfg = {
+        .addr = "127.0.0.1", .port = 0, .max_dialogs = 4, .max_setup_per_source = 2, .t1_ms = 1};
     struct sip_callbacks cb = {
         .on_invite = on_invite, .on_established = on_established, .on_ended = on_ended};
     char err[128];

@@ -234,6 +234,41 @@ static void test_routes_and_ids(void **state)
     json_decref(v);
 }
 
+/* The router decodes each path segment after splitting: %2F is a character, never a separator;
+ * bad escapes and %00 are 400; /v1/ is an alias of /v1.0/. */
+static void test_path_decoding(void **state)
+{
+    struct fx *f = *state;
+    json_t *v;
+    assert_int_equal(call(f, "GET", "/v1/conferences", tok_query(f, NULL), NULL, NULL, &v), 200);
+    json_decref(v);
+    assert_int_equal(call(f, "GET", "/v1/conferences/6f9619ff-8b86-4011-b42d-00c04fc964ff",
+                          tok_query(f, NULL), NULL, NULL, &v),
+                     404);
+    assert_string_equal(reason(v), "CONFERENCE_NOT_FOUND");
+    json_decref(v);
+    assert_int_equal(call(f, "GET", "/v1.0%2Fconferences", tok_query(f, NULL), NULL, NULL, &v),
+                     404);
+    assert_string_equal(reason(v), "ROUTE_NOT_FOUND");
+    json_decref(v);
+    assert_int_equal(call(f, "GET", "/v1.0/conferences/6f9619ff%2F8b86-4011-b42d-00c04fc964ff",
+                          tok_query(f, NULL), NULL, NULL, &v),
+                     400);
+    assert_string_equal(reason(v), "INVALID_ID");
+    json_decref(v);
+    assert_int_equal(call(f, "GET", "/v1.0/%63onferences", tok_query(f, NULL), NULL, NULL, &v),
+                     200); /* an escaped letter is the letter */
+    json_decref(v);
+    assert_int_equal(call(f, "GET", "/v1.0/conferences/ab%zz", tok_query(f, NULL), NULL, NULL, &v),
+                     400);
+    assert_string_equal(reason(v), "INVALID_URI");
+    json_decref(v);
+    assert_int_equal(call(f, "GET", "/v1.0/conferences/ab%00", tok_query(f, NULL), NULL, NULL, &v),
+                     400);
+    assert_string_equal(reason(v), "INVALID_URI");
+    json_decref(v);
+}
+
 static void test_body_validation(void **state)
 {
     struct fx *f = *state;
@@ -339,8 +374,20 @@ static void test_pagination(void **state)
     assert_string_equal(reason(v), "INVALID_PAGE_SIZE");
     json_decref(v);
     assert_int_equal(
-        call(f, "GET", "/v1.0/conferences", tok_query(f, "page_size=101"), NULL, NULL, &v), 400);
+        call(f, "GET", "/v1.0/conferences", tok_query(f, "page_size=101"), NULL, NULL, &v), 200);
     json_decref(v);
+    assert_int_equal(
+        call(f, "GET", "/v1.0/conferences", tok_query(f, "page_size=99999999999999999999"), NULL,
+             NULL, &v),
+        200);
+    json_decref(v);
+    static const char *bad_sizes[] = {"page_size=0000", "page_size=-1", "page_size=1x",
+                                      "page_size=%20"};
+    for (size_t i = 0; i < sizeof(bad_sizes) / sizeof(bad_sizes[0]); i++) {
+        assert_int_equal(
+            call(f, "GET", "/v1.0/conferences", tok_query(f, bad_sizes[i]), NULL, NULL, &v), 400);
+        json_decref(v);
+    }
     assert_int_equal(
         call(f, "GET", "/v1.0/conferences", tok_query(f, "page_token=yesterday"), NULL, NULL, &v),
         400);
@@ -460,7 +507,7 @@ static void test_agent_permissions(void **state)
     json_t *v;
     assert_int_equal(call(f, "POST", "/v1.0/agents", tok_query(f, NULL), NULL,
                           "{\"username\":\"ag@example.com\",\"password\":\"agent-pass\"}", &v),
-                     200);
+                     201);
     assert_int_equal(json_integer_value(json_object_get(v, "permission")), 16);
     assert_null(json_object_get(v, "password"));
     char path[128];
@@ -498,6 +545,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_auth_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired_jwt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routes_and_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_path_decoding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),

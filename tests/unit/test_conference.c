@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ struct fx {
     struct fake_calls calls;
     struct fake_flows flows;
     struct event_log log;
+    int max_conferences;
     struct conference_mgr *m;
 };
 
@@ -36,6 +38,7 @@ static void make_mgr(struct fx *f)
         .bridge = fake_bridge_iface(&f->bridge),
         .calls = fake_calls_iface(&f->calls),
         .flows = fake_flows_iface(&f->flows),
+        .max_conferences = f->max_conferences,
     };
     f->m = conference_mgr_create(&d);
     f->bridge.mgr = f->m;
@@ -67,8 +70,11 @@ static int teardown(void **state)
 
 static void create(struct fx *f, const char *type, int64_t timeout, struct conference *out)
 {
-    struct conference_create_req req = {.type = type, .name = "room", .detail = "d",
-                                         .has_timeout = timeout > 0, .timeout = timeout};
+    struct conference_create_req req = {.type = type,
+                                        .name = "room",
+                                        .detail = "d",
+                                        .has_timeout = timeout > 0,
+                                        .timeout = timeout};
     struct error e;
     assert_int_equal(conference_create(f->m, CUST, &req, out, &e), 0);
 }
@@ -216,15 +222,13 @@ static void test_join_refused(void **state)
     create(f, "connect", 0, &c);
     join(f, c.id, &a);
     join(f, c.id, &b);
-    assert_true(conference_join(f->m, c.id, CC_REFERENCE_CALL, a.reference_id, NULL, &cc, &e) <
-                0);
+    assert_true(conference_join(f->m, c.id, CC_REFERENCE_CALL, a.reference_id, NULL, &cc, &e) < 0);
     assert_int_equal(e.status, ERR_FAILED_PRECONDITION);
     assert_string_equal(e.reason, "CONFERENCE_FULL");
     create(f, "conference", 0, &x);
     struct conference y;
     assert_int_equal(conference_delete(f->m, CUST, x.id, &y, &e), 0);
-    assert_true(conference_join(f->m, x.id, CC_REFERENCE_CALL, a.reference_id, NULL, &cc, &e) <
-                0);
+    assert_true(conference_join(f->m, x.id, CC_REFERENCE_CALL, a.reference_id, NULL, &cc, &e) < 0);
     assert_string_equal(e.reason, "CONFERENCE_NOT_PROGRESSING");
     char unknown[ID_LEN + 1];
     id_new(unknown);
@@ -587,6 +591,125 @@ static void test_update_fields(void **state)
     conference_fini(&d);
 }
 
+static void create_for(struct fx *f, const char *customer, struct conference *out)
+{
+    struct conference_create_req req = {.type = "conference"};
+    struct error e;
+    assert_int_equal(conference_create(f->m, customer, &req, out, &e), 0);
+}
+
+static void expect_too_many(struct fx *f, const char *customer, int limit)
+{
+    struct conference_create_req req = {.type = "conference"};
+    struct conference c;
+    struct error e;
+    assert_int_equal(conference_create(f->m, customer, &req, &c, &e), -ERR_RESOURCE_EXHAUSTED);
+    assert_int_equal(e.status, ERR_RESOURCE_EXHAUSTED);
+    assert_string_equal(e.reason, "TOO_MANY_CONFERENCES");
+    char want[32];
+    snprintf(want, sizeof(want), "is %d", limit);
+    assert_non_null(strstr(e.message, "max_conferences"));
+    assert_non_null(strstr(e.message, want));
+}
+
+/* max_conferences counts a customer's conferences until they are terminated: a terminating one
+ * (participants still leaving) still counts; other customers are not affected. */
+static void test_max_conferences(void **state)
+{
+    struct fx *f = *state;
+    conference_mgr_destroy(f->m);
+    f->max_conferences = 3;
+    make_mgr(f);
+    struct conference c[3], d, x;
+    struct conferencecall a;
+    struct error e;
+    for (int i = 0; i < 3; i++)
+        create_for(f, CUST, &c[i]);
+    int creates = f->bridge.creates;
+    expect_too_many(f, CUST, 3);
+    assert_int_equal(f->bridge.creates, creates); /* refused before anything was set up */
+    create_for(f, OTHER, &x);                     /* per customer */
+    conference_fini(&x);
+
+    f->bridge.auto_answer = false;
+    join(f, c[0].id, &a);
+    conference_on_joined(f->m, a.id);
+    assert_int_equal(conference_delete(f->m, CUST, c[0].id, &d, &e), 0);
+    assert_int_equal(d.status, CONFERENCE_TERMINATING);
+    conference_fini(&d);
+    expect_too_many(f, CUST, 3); /* terminating still counts */
+    conference_on_leaved(f->m, a.id);
+    reload(f, c[0].id, &c[0]);
+    assert_int_equal(c[0].status, CONFERENCE_TERMINATED);
+    create_for(f, CUST, &x); /* the slot is free again */
+    conference_fini(&x);
+    expect_too_many(f, CUST, 3);
+
+    /* a timeout ends one as well (OTHER has one already) */
+    struct conference t;
+    struct conference_create_req req = {.type = "conference", .has_timeout = true, .timeout = 5};
+    assert_int_equal(conference_create(f->m, OTHER, &req, &t, &e), 0);
+    conference_fini(&t);
+    create_for(f, OTHER, &x);
+    conference_fini(&x);
+    expect_too_many(f, OTHER, 3);
+    sched_advance(f->sched, 6 * SEC);
+    create_for(f, OTHER, &x);
+    conference_fini(&x);
+    expect_too_many(f, OTHER, 3);
+    for (int i = 0; i < 3; i++)
+        conference_fini(&c[i]);
+}
+
+/* The store holds more live conferences than the new max_conferences allows: recovery brings every
+ * one back (bridges set up, timeouts armed), new ones are refused until enough have ended. */
+static void test_recover_beyond_limit(void **state)
+{
+    struct fx *f = *state;
+    struct conference c[6], d;
+    struct error e;
+    for (int i = 0; i < 6; i++) {
+        struct conference_create_req req = {
+            .type = "conference", .has_timeout = i == 5, .timeout = 30};
+        assert_int_equal(conference_create(f->m, CUST, &req, &c[i], &e), 0);
+    }
+    conference_mgr_destroy(f->m);
+    f->max_conferences = 2;
+    make_mgr(f);
+    int creates = f->bridge.creates;
+    assert_int_equal(conference_mgr_recover(f->m), 0);
+    assert_int_equal(f->bridge.creates, creates + 6);
+    for (int i = 0; i < 6; i++) {
+        reload(f, c[i].id, &c[i]);
+        assert_int_equal(c[i].status, CONFERENCE_PROGRESSING);
+    }
+    expect_too_many(f, CUST, 2);
+    struct conference x;
+    create_for(f, OTHER, &x);
+    conference_fini(&x);
+    sched_advance(f->sched, 31 * SEC); /* the recovered timeout still fires */
+    reload(f, c[5].id, &c[5]);
+    assert_int_equal(c[5].status, CONFERENCE_TERMINATED);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(conference_delete(f->m, CUST, c[i].id, &d, &e), 0);
+        conference_fini(&d);
+        expect_too_many(f, CUST, 2); /* 4, 3, then 2 left: still at the limit */
+    }
+    assert_int_equal(conference_delete(f->m, CUST, c[3].id, &d, &e), 0);
+    conference_fini(&d);
+    create_for(f, CUST, &x); /* 1 left: one more fits */
+    conference_fini(&x);
+    expect_too_many(f, CUST, 2);
+
+    /* recovering again (a second restart) counts the same */
+    conference_mgr_destroy(f->m);
+    make_mgr(f);
+    assert_int_equal(conference_mgr_recover(f->m), 0);
+    expect_too_many(f, CUST, 2);
+    for (int i = 0; i < 6; i++)
+        conference_fini(&c[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -613,6 +736,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_terminating, setup, teardown),
         cmocka_unit_test_setup_teardown(test_regenerate_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_conferences, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recover_beyond_limit, setup, teardown),
     };
     return cmocka_run_group_tests_name("conference", tests, NULL, NULL);
 }

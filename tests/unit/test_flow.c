@@ -101,7 +101,7 @@ static int setup(void **state)
                          .bus = f->bus,
                          .sched = f->sched,
                          .flows = f->flows,
-                         .call = {f, op_answer, op_play, op_play_stop, op_hangup}};
+                         .call = {f, op_answer, op_play, op_play_stop, op_hangup, NULL}};
     f->afs = af_mgr_create(&ad);
     f->bridge.auto_answer = true;
     struct conference_deps cd = {.store = f->store,

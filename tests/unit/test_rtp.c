@@ -1,6 +1,7 @@
 /* RTP parsing and building (well-formed and malformed packets), RFC 4733 telephone events and the
- * key tracker, and the jitter buffer driven by simulated networks: in order, reordered, lossy,
- * duplicated, wrapping, switching source, jittery, and silent for a while. */
+ * key tracker, strict source learning (a spray, a NAT, a source that moves, the SDP's source
+ * taking the leg back), and the jitter buffer driven by simulated networks: in order, reordered,
+ * lossy, duplicated, wrapping, switching source, jittery, and silent for a while. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -326,6 +327,132 @@ static void test_dtmf_tracker(void **state)
     d.event = 0;
     d.end = true;
     assert_int_equal(dtmf_tracker_feed(&t, &p, &d), '0');
+}
+
+/* ---- strict source learning ---- */
+
+#define SDP_ADDR 0x0100007fu /* any values: compared as given */
+#define SDP_PORT 4000
+#define NAT_ADDR 0x020000c6u
+#define EVIL_ADDR 0x0a0000c6u
+
+static enum rtp_source_verdict src_feed(struct rtp_source *s, uint32_t addr, uint16_t port,
+                                        uint32_t ssrc, uint16_t seq, int64_t now_us)
+{
+    struct rtp_packet p = {.payload_type = 0, .seq = seq, .ssrc = ssrc};
+    return rtp_source_check(s, addr, port, &p, now_us);
+}
+
+static void test_source_sdp_first(void **state)
+{
+    struct rtp_source s;
+    memset(&s, 0, sizeof(s));
+    /* nothing expected yet (no SDP): everything is refused */
+    assert_int_equal(src_feed(&s, SDP_ADDR, SDP_PORT, 1, 1, 0), RTP_SOURCE_REFUSE);
+    rtp_source_expect(&s, SDP_ADDR, SDP_PORT);
+    assert_true(rtp_source_silent(&s, 0));
+    int64_t t = 1000000;
+    assert_int_equal(src_feed(&s, SDP_ADDR, SDP_PORT, 7, 100, t), RTP_SOURCE_ACCEPT);
+    assert_false(rtp_source_silent(&s, t));
+    /* a spray while the SDP's source talks: in sequence, one SSRC, for ever: never taken */
+    uint64_t refused = s.refused;
+    for (int i = 0; i < 500; i++) {
+        t += 10000;
+        assert_int_equal(src_feed(&s, EVIL_ADDR, 5000, 99, (uint16_t)i, t), RTP_SOURCE_REFUSE);
+        if (i % 2 == 0)
+            assert_int_equal(src_feed(&s, SDP_ADDR, SDP_PORT, 7, (uint16_t)(101 + i / 2), t),
+                             RTP_SOURCE_ACCEPT);
+    }
+    assert_int_equal(s.refused - refused, 500);
+    assert_int_equal(s.learned, 0);
+    /* the same address on another port is another sender */
+    assert_int_equal(src_feed(&s, SDP_ADDR, SDP_PORT + 2, 7, 400, t), RTP_SOURCE_REFUSE);
+    assert_int_equal(s.addr, SDP_ADDR);
+    assert_int_equal(s.port, SDP_PORT);
+}
+
+/* A phone behind a NAT: its SDP names a private address that never sends; the packets come from
+ * the NAT's address. Learned after four in-sequence packets of one SSRC. */
+static void test_source_nat_learning(void **state)
+{
+    struct rtp_source s;
+    memset(&s, 0, sizeof(s));
+    rtp_source_expect(&s, SDP_ADDR, SDP_PORT);
+    int64_t t = 5000;
+    for (int i = 0; i < RTP_LEARN_PACKETS - 1; i++, t += 20000)
+        assert_int_equal(src_feed(&s, NAT_ADDR, 6000, 42, (uint16_t)(65534 + i), t),
+                         RTP_SOURCE_REFUSE); /* across the sequence wrap */
+    assert_int_equal(src_feed(&s, NAT_ADDR, 6000, 42, (uint16_t)(65534 + RTP_LEARN_PACKETS - 1), t),
+                     RTP_SOURCE_SWITCH);
+    assert_int_equal(s.addr, NAT_ADDR);
+    assert_int_equal(s.port, 6000);
+    assert_int_equal(s.learned, 1);
+    assert_int_equal(s.refused, RTP_LEARN_PACKETS - 1);
+    t += 20000;
+    assert_int_equal(src_feed(&s, NAT_ADDR, 6000, 42, 3, t), RTP_SOURCE_ACCEPT);
+    /* now that the learned source talks, nobody else is learned */
+    for (int i = 0; i < 20; i++, t += 20000) {
+        assert_int_equal(src_feed(&s, EVIL_ADDR, 1, 5, (uint16_t)i, t), RTP_SOURCE_REFUSE);
+        assert_int_equal(src_feed(&s, NAT_ADDR, 6000, 42, (uint16_t)(4 + i), t), RTP_SOURCE_ACCEPT);
+    }
+    /* the SDP's own source takes the leg back at its first packet, and keeps it */
+    assert_int_equal(src_feed(&s, SDP_ADDR, SDP_PORT, 1, 9, t), RTP_SOURCE_SWITCH);
+    assert_int_equal(s.addr, SDP_ADDR);
+    assert_int_equal(src_feed(&s, NAT_ADDR, 6000, 42, 30, t + 1000), RTP_SOURCE_REFUSE);
+    assert_int_equal(s.learned, 1);
+}
+
+/* Learning needs one unbroken stream: other senders, SSRC changes, gaps and repeats start over;
+ * a spray of one packet per sender never gets anywhere. */
+static void test_source_learning_needs_sequence(void **state)
+{
+    struct rtp_source s;
+    memset(&s, 0, sizeof(s));
+    rtp_source_expect(&s, SDP_ADDR, SDP_PORT);
+    int64_t t = 0;
+    /* round robin of four senders, each in sequence */
+    for (int i = 0; i < 400; i++, t += 1000)
+        assert_int_equal(src_feed(&s, EVIL_ADDR + (uint32_t)(i % 4), 7000, 1, (uint16_t)(i / 4), t),
+                         RTP_SOURCE_REFUSE);
+    /* one sender whose SSRC changes every third packet */
+    for (int i = 0; i < 60; i++, t += 1000)
+        assert_int_equal(src_feed(&s, EVIL_ADDR, 7000, (uint32_t)(i / 3), (uint16_t)i, t),
+                         RTP_SOURCE_REFUSE);
+    /* a gap, a repeat: start over */
+    uint16_t seqs[] = {10, 11, 12, 14, 15, 16, 16, 17, 18};
+    for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++, t += 1000)
+        assert_int_equal(src_feed(&s, EVIL_ADDR, 7000, 3, seqs[i], t), RTP_SOURCE_REFUSE);
+    assert_int_equal(src_feed(&s, EVIL_ADDR, 7000, 3, 19, t), RTP_SOURCE_SWITCH); /* 16..19 */
+    assert_int_equal(s.learned, 1);
+}
+
+/* A source that moves (Wi-Fi to mobile): the new one is learned only once the old one has been
+ * quiet for RTP_LEARN_SILENCE_US; a new SDP (re-INVITE) starts over from its address. */
+static void test_source_moves(void **state)
+{
+    struct rtp_source s;
+    memset(&s, 0, sizeof(s));
+    rtp_source_expect(&s, SDP_ADDR, SDP_PORT);
+    int64_t t = 0;
+    assert_int_equal(src_feed(&s, SDP_ADDR, SDP_PORT, 1, 1, t), RTP_SOURCE_ACCEPT);
+    int64_t last = t;
+    for (int i = 0; i < 8; i++) /* up to just before the silence is long enough */
+        assert_int_equal(
+            src_feed(&s, NAT_ADDR, 6000, 2, (uint16_t)i, last + RTP_LEARN_SILENCE_US - 8 + i),
+            RTP_SOURCE_REFUSE);
+    t = last + RTP_LEARN_SILENCE_US;
+    assert_true(rtp_source_silent(&s, t));
+    for (int i = 0; i < RTP_LEARN_PACKETS - 1; i++, t += 20000)
+        assert_int_equal(src_feed(&s, NAT_ADDR, 6000, 2, (uint16_t)(8 + i), t), RTP_SOURCE_REFUSE);
+    assert_int_equal(src_feed(&s, NAT_ADDR, 6000, 2, (uint16_t)(8 + RTP_LEARN_PACKETS - 1), t),
+                     RTP_SOURCE_SWITCH);
+    /* re-INVITE with a new address: expected from now on, the counters run on */
+    uint64_t refused = s.refused;
+    rtp_source_expect(&s, EVIL_ADDR, 1234);
+    assert_int_equal(s.addr, EVIL_ADDR);
+    assert_int_equal(src_feed(&s, EVIL_ADDR, 1234, 5, 1, t), RTP_SOURCE_ACCEPT);
+    assert_int_equal(src_feed(&s, SDP_ADDR, SDP_PORT, 1, 2, t), RTP_SOURCE_REFUSE);
+    assert_int_equal(s.refused, refused + 1);
 }
 
 /* ---- jitter buffer ---- */
@@ -874,6 +1001,10 @@ int main(void)
         cmocka_unit_test(test_is_rtcp),
         cmocka_unit_test(test_dtmf_parse),
         cmocka_unit_test(test_dtmf_tracker),
+        cmocka_unit_test(test_source_sdp_first),
+        cmocka_unit_test(test_source_nat_learning),
+        cmocka_unit_test(test_source_learning_needs_sequence),
+        cmocka_unit_test(test_source_moves),
         cmocka_unit_test(test_jb_in_order),
         cmocka_unit_test(test_jb_reordered),
         cmocka_unit_test(test_jb_lost_packet),

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "core/log.h"
@@ -39,9 +40,10 @@ struct fx {
     struct sip_stack *s;
     int fd, port, my_port;
     int answer_mode; /* 0: the test answers; 1: answer in on_invite; 2: 486; 3: 404 */
+    bool multi;      /* several dialogs at once: f->d is only the latest */
     struct sip_dialog *d;
     int invites, established, ended;
-    bool ended_remote, ended_cancelled;
+    bool ended_remote, ended_cancelled, ended_unacked;
     char request_user[64], from_display[64], call_id[128], source_ip[32], sdp[2048];
     int source_port;
     char totag[64]; /* our tag, read from the last 200 */
@@ -87,18 +89,22 @@ static void on_invite(void *ctx, struct sip_dialog *d, const struct sip_invite *
 static void on_established(void *ctx, struct sip_dialog *d)
 {
     struct fx *f = ctx;
-    assert_ptr_equal(d, f->d);
+    if (!f->multi)
+        assert_ptr_equal(d, f->d);
     f->established++;
 }
 
 static void on_ended(void *ctx, struct sip_dialog *d, bool remote, bool cancelled)
 {
     struct fx *f = ctx;
-    assert_ptr_equal(d, f->d);
+    if (!f->multi)
+        assert_ptr_equal(d, f->d);
     f->ended++;
     f->ended_remote = remote;
     f->ended_cancelled = cancelled;
-    f->d = NULL;
+    f->ended_unacked = sip_dialog_unacked(d);
+    if (d == f->d)
+        f->d = NULL;
 }
 
 static void on_progress(void *ctx, struct sip_dialog *d, int code)
@@ -126,7 +132,7 @@ static void on_failed(void *ctx, struct sip_dialog *d, int code)
     f->d = NULL;
 }
 
-static struct fx *fx_new(int t1_ms, int max_dialogs)
+static struct fx *fx_new_setup(int t1_ms, int max_dialogs, int max_setup)
 {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
@@ -135,6 +141,7 @@ static struct fx *fx_new(int t1_ms, int max_dialogs)
                              .port = 0,
                              .user_agent = "conferenced-test",
                              .max_dialogs = max_dialogs,
+                             .max_setup_per_source = max_setup,
                              .t1_ms = t1_ms};
     struct sip_callbacks cb = {.ctx = f,
                                .on_invite = on_invite,
@@ -157,6 +164,11 @@ static struct fx *fx_new(int t1_ms, int max_dialogs)
     assert_int_equal(getsockname(f->fd, (struct sockaddr *)&a, &alen), 0);
     f->my_port = ntohs(a.sin_port);
     return f;
+}
+
+static struct fx *fx_new(int t1_ms, int max_dialogs)
+{
+    return fx_new_setup(t1_ms, max_dialogs, 0);
 }
 
 static void fx_free(struct fx *f)
@@ -365,6 +377,7 @@ static void test_invite_answer_ack_bye(void **state)
     assert_int_equal(f->ended, 1);
     assert_true(f->ended_remote);
     assert_false(f->ended_cancelled);
+    assert_false(f->ended_unacked);
     /* a retransmitted BYE gets the same answer from the transaction */
     f->branch--;
     send_in_dialog(f, "BYE", 2, "call-1@test", f->totag, NULL);
@@ -417,6 +430,7 @@ static void test_no_ack_bye_and_ended(void **state)
     assert_int_equal(f->ended, 1);
     assert_true(f->ended_remote);
     assert_false(f->ended_cancelled);
+    assert_true(f->ended_unacked);
     fx_free(f);
 }
 
@@ -1342,6 +1356,296 @@ static void test_uac_destroy(void **state)
     pair_free(p);
 }
 
+/* ---- calls in set-up per source address ---- */
+
+/* A socket on another loopback address: "another client". */
+static int socket_on(const char *ip, int *port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t alen = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* The next final answer for Call-ID cid arriving on fd (in f->msg): its status code. Others (the
+ * 2xx retransmissions of other calls) are skipped. */
+static int final_for(struct fx *f, int fd, const char *cid)
+{
+    uint64_t end = uv_hrtime() / 1000000 + 1000;
+    char h[128];
+    while (uv_hrtime() / 1000000 < end) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        ssize_t got = recv(fd, f->msg, sizeof(f->msg) - 1, 0);
+        if (got <= 0) {
+            usleep(1000);
+            continue;
+        }
+        f->msg[got] = '\0';
+        long code = strncmp(f->msg, "SIP/2.0 ", 8) == 0 ? strtol(f->msg + 8, NULL, 10) : 0;
+        if (code >= 200 && strcmp(hdr(f->msg, "Call-ID", h, sizeof(h)), cid) == 0)
+            return (int)code;
+    }
+    fail_msg("no final answer to %s", cid);
+    return 0;
+}
+
+/* An INVITE from fd (ip:port) with Call-ID cid; returns the status code of its final answer. */
+static int invite_from(struct fx *f, int fd, const char *ip, int port, const char *cid)
+{
+    char msg[4096];
+    int n = snprintf(msg, sizeof(msg),
+                     "INVITE sip:direct.0123456789ab@127.0.0.1:%d SIP/2.0\r\n"
+                     "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%s;rport\r\n"
+                     "Max-Forwards: 70\r\n"
+                     "From: <sip:x@%s:%d>;tag=t%s\r\n"
+                     "To: <sip:direct.0123456789ab@127.0.0.1:%d>\r\n"
+                     "Call-ID: %s\r\nCSeq: 1 INVITE\r\nContact: <sip:x@%s:%d>\r\n"
+                     "Content-Type: application/sdp\r\nContent-Length: %zu\r\n\r\n%s",
+                     f->port, ip, port, cid, ip, port, cid, f->port, cid, ip, port, strlen(OFFER),
+                     OFFER);
+    struct sockaddr_in to = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                             .sin_port = htons((uint16_t)f->port)};
+    assert_int_equal(sendto(fd, msg, (size_t)n, 0, (struct sockaddr *)&to, sizeof(to)), n);
+    return final_for(f, fd, cid);
+}
+
+/* The ACK for the 2xx in f->msg, sent from fd. */
+static void ack_from(struct fx *f, int fd, const char *ip, int port, const char *cid)
+{
+    char to[256], msg[2048];
+    hdr(f->msg, "To", to, sizeof(to));
+    int n = snprintf(msg, sizeof(msg),
+                     "ACK sip:direct.0123456789ab@127.0.0.1:%d SIP/2.0\r\n"
+                     "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bKack%s;rport\r\n"
+                     "Max-Forwards: 70\r\nFrom: <sip:x@%s:%d>;tag=t%s\r\nTo: %s\r\n"
+                     "Call-ID: %s\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+                     f->port, ip, port, cid, ip, port, cid, to, cid);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)f->port)};
+    assert_int_equal(sendto(fd, msg, (size_t)n, 0, (struct sockaddr *)&a, sizeof(a)), n);
+    spin(f, 20);
+}
+
+/* max_setup_per_source: answered calls count until their 2xx is acknowledged or they end; the
+ * next INVITE from that address gets 503 with Retry-After, other addresses are not affected. */
+static void test_setup_per_source(void **state)
+{
+    struct fx *f = fx_new_setup(10, 50, 2); /* 64*T1 = 640 ms */
+    f->multi = true;
+    f->answer_mode = 1;
+    int pa, pb;
+    int a = socket_on("127.0.0.1", &pa), b = socket_on("127.0.0.2", &pb);
+    char h[64];
+    assert_int_equal(invite_from(f, a, "127.0.0.1", pa, "a1"), 200);
+    assert_int_equal(invite_from(f, a, "127.0.0.1", pa, "a2"), 200);
+    assert_int_equal(invite_from(f, a, "127.0.0.1", pa, "a3"), 503);
+    assert_string_equal(hdr(f->msg, "Retry-After", h, sizeof(h)), "5");
+    assert_int_equal(f->invites, 2); /* the application never saw a3 */
+    /* another address has its own budget */
+    assert_int_equal(invite_from(f, b, "127.0.0.2", pb, "b1"), 200);
+    ack_from(f, b, "127.0.0.2", pb, "b1");
+    /* an acknowledged call no longer counts: a4 gets in once a2 is ACKed */
+    assert_int_equal(final_for(f, a, "a2"), 200); /* a retransmission of its 2xx */
+    ack_from(f, a, "127.0.0.1", pa, "a2");
+    assert_int_equal(f->established, 2);
+    assert_int_equal(invite_from(f, a, "127.0.0.1", pa, "a4"), 200);
+    assert_int_equal(invite_from(f, a, "127.0.0.1", pa, "a5"), 503);
+    /* refused calls never count */
+    f->answer_mode = 2;
+    assert_int_equal(invite_from(f, b, "127.0.0.2", pb, "b2"), 486);
+    assert_int_equal(invite_from(f, b, "127.0.0.2", pb, "b3"), 486);
+    assert_int_equal(invite_from(f, b, "127.0.0.2", pb, "b4"), 486);
+    /* a1 and a4 are never acknowledged: at 64*T1 they end (BYE) and free the address */
+    f->answer_mode = 1;
+    uint64_t end = uv_hrtime() / 1000000 + 3000;
+    while (f->ended < 2 && uv_hrtime() / 1000000 < end)
+        spin(f, 10);
+    assert_int_equal(f->ended, 2);
+    assert_true(f->ended_unacked);
+    assert_int_equal(invite_from(f, a, "127.0.0.1", pa, "a6"), 200);
+    close(a);
+    close(b);
+    fx_free(f);
+}
+
+/* ---- a dialog ended by a later run ---- */
+
+/* The saved state of an answered incoming call (with a route set) lets another stack send the
+ * BYE the peer expects: Request-URI its Contact, Route the Record-Route set, From our URI and tag,
+ * To its URI and tag, the same Call-ID, our next CSeq, to its address; retransmitted until
+ * answered. */
+static void test_dialog_state_and_saved_bye(void **state)
+{
+    struct fx *f = fx_new(20, 10);
+    char st[4096], err[256], h[512], want[256];
+    send_req(f, OFFER,
+             "INVITE sip:direct.0123456789ab@127.0.0.1:%d SIP/2.0\n"
+             "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKrr1;rport\n"
+             "Record-Route: <sip:p1.example.com;lr>\n"
+             "Record-Route: <sip:127.0.0.1:%d;lr>\n"
+             "Max-Forwards: 70\n"
+             "From: \"Alice\" <sip:alice@127.0.0.1:%d>;tag=from1\n"
+             "To: <sip:direct.0123456789ab@127.0.0.1:%d>\n"
+             "Call-ID: call-saved@test\nCSeq: 7 INVITE\n"
+             "Contact: <sip:alice@127.0.0.1:%d;ob>\n",
+             f->port, f->my_port, f->my_port, f->my_port, f->port, f->my_port);
+    expect(f, "SIP/2.0 100", 1000);
+    spin(f, 10);
+    assert_non_null(f->d);
+    assert_int_equal(sip_dialog_state(f->d, st, sizeof(st)), -1); /* not answered yet */
+    assert_int_equal(answer(f->d, f->sdp), 0);
+    remember_totag(f, expect(f, "SIP/2.0 200", 1000));
+    assert_true(sip_dialog_state(f->d, st, sizeof(st)) > 0);
+    assert_int_equal(sip_dialog_state(f->d, st, 16), -1); /* too small */
+    assert_true(sip_dialog_state(f->d, st, sizeof(st)) > 0);
+    json_t *j = json_loads(st, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "call_id")), "call-saved@test");
+    assert_string_equal(json_string_value(json_object_get(j, "local_tag")), f->totag);
+    assert_string_equal(json_string_value(json_object_get(j, "remote_tag")), "from1");
+    assert_int_equal(json_integer_value(json_object_get(j, "cseq")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "peer_port")), f->my_port);
+    assert_int_equal(json_array_size(json_object_get(j, "route_set")), 2);
+    json_decref(j);
+    send_in_dialog(f, "ACK", 7, "call-saved@test", f->totag, NULL);
+    spin(f, 20);
+
+    /* another run of the server (another stack) ends the call from the state alone */
+    struct sip_config cfg = {.addr = "127.0.0.1", .user_agent = "next-run", .t1_ms = 20};
+    struct sip_callbacks cb = {0};
+    struct sip_stack *s2 = sip_create(&f->loop, &cfg, &cb, err, sizeof(err));
+    assert_non_null(s2);
+    assert_int_equal(sip_bye_saved(s2, "{}", err, sizeof(err)), -1);
+    assert_true(strlen(err) > 0);
+    assert_int_equal(sip_bye_saved(s2, "not json", err, sizeof(err)), -1);
+    assert_int_equal(sip_bye_saved(s2, st, err, sizeof(err)), 0);
+    snprintf(want, sizeof(want), "BYE sip:alice@127.0.0.1:%d;ob SIP/2.0", f->my_port);
+    const char *m = expect(f, want, 1000);
+    char bye[8192];
+    snprintf(bye, sizeof(bye), "%s", m);
+    assert_string_equal(hdr(bye, "Call-ID", h, sizeof(h)), "call-saved@test");
+    assert_string_equal(hdr(bye, "CSeq", h, sizeof(h)), "1 BYE");
+    assert_non_null(strstr(hdr(bye, "From", h, sizeof(h)), f->totag));
+    assert_non_null(strstr(h, "sip:direct.0123456789ab@127.0.0.1"));
+    assert_non_null(strstr(hdr(bye, "To", h, sizeof(h)), "tag=from1"));
+    assert_non_null(strstr(h, "sip:alice@127.0.0.1"));
+    assert_non_null(strstr(hdr(bye, "Route", h, sizeof(h)), "p1.example.com"));
+    assert_string_equal(hdr(bye, "User-Agent", h, sizeof(h)), "next-run");
+    char via[256];
+    snprintf(want, sizeof(want), "SIP/2.0/UDP 127.0.0.1:%d;", sip_port(s2));
+    assert_non_null(strstr(hdr(bye, "Via", via, sizeof(via)), want));
+    /* not answered: retransmitted (T1 = 20 ms) */
+    expect(f, "BYE ", 200);
+    /* answered: no more */
+    char resp[4096], cseq[64], from[256], to[256], cid[128];
+    int n = snprintf(resp, sizeof(resp),
+                     "SIP/2.0 200 OK\r\nVia: %s\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\n"
+                     "CSeq: %s\r\nContent-Length: 0\r\n\r\n",
+                     via, hdr(bye, "From", from, sizeof(from)), hdr(bye, "To", to, sizeof(to)),
+                     hdr(bye, "Call-ID", cid, sizeof(cid)), hdr(bye, "CSeq", cseq, sizeof(cseq)));
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)sip_port(s2))};
+    assert_int_equal(sendto(f->fd, resp, (size_t)n, 0, (struct sockaddr *)&a, sizeof(a)), n);
+    spin(f, 30);
+    while (next_msg(f, 0)) /* one may have crossed the 200 */
+        ;
+    expect_nothing(f, 300);
+    sip_destroy(s2);
+    fx_free(f);
+}
+
+/* The same for an outgoing call: our INVITE's From, the callee's Contact and To tag, CSeq 2. */
+static void test_uac_saved_bye(void **state)
+{
+    struct pair *p = pair_new(0, 10);
+    pair_establish(p);
+    char st[4096], err[256];
+    assert_true(sip_dialog_state(p->a.d, st, sizeof(st)) > 0);
+    json_t *j = json_loads(st, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "local_uri")),
+                        "sip:+15550001111@127.0.0.1");
+    char target[64];
+    snprintf(target, sizeof(target), "sip:127.0.0.1:%d", p->b.port);
+    assert_string_equal(json_string_value(json_object_get(j, "remote_target")), target);
+    assert_int_equal(json_integer_value(json_object_get(j, "cseq")), 2);
+    assert_int_equal(json_integer_value(json_object_get(j, "peer_port")), p->b.port);
+    json_decref(j);
+    /* b's side of the call ends on that BYE as on any other from the caller */
+    assert_int_equal(sip_bye_saved(p->a.s, st, err, sizeof(err)), 0);
+    WAIT_FOR(p, p->b.ended == 1, 1000);
+    assert_true(p->b.ended_remote);
+    assert_false(p->b.ended_cancelled);
+    pair_free(p);
+}
+
+/* ---- URIs to dial ---- */
+
+static void test_uri_check(void **state)
+{
+    const char *good[] = {
+        "sip:alice@192.0.2.10",    "sip:alice@192.0.2.10:5060",
+        "SIP:alice@example.com",   "sip:+15550001111@sip.example.com:65535",
+        "sip:bob%20x@example.com", "sip:direct.0123456789ab@127.0.0.1:1",
+        "sip:example.com",         "sip:a@host-1.example.com.",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char err[160] = "";
+        if (sip_uri_check(good[i], err, sizeof(err)) != 0)
+            fail_msg("refused %s: %s", good[i], err);
+    }
+    struct {
+        const char *uri, *why;
+    } bad[] = {
+        {"sip:alice@192.0.2.10:0", "port"},
+        {"sip:alice@192.0.2.10:99999", "port"},
+        {"sip:alice@192.0.2.10:-5", "port"},
+        {"sip:alice@192.0.2.10:", "port"},
+        {"sip:alice@192.0.2.10:50x", "port"},
+        {"sip:alice@999.0.2.10", "IPv4"},
+        {"sip:alice@1.2.3", "IPv4"},
+        {"sip:alice@[::1]:5060", "IPv6"},
+        {"sip:alice@bad_host", "DNS name"},
+        {"sip:alice@-bad.example.com", "'-'"},
+        {"sip:alice@bad-.example.com", "'-'"},
+        {"sip:alice@a..b", "empty label"},
+        {"sip:alice@", "host"},
+        {"sip:@example.com", "user"},
+        {"sip:alice:secret@example.com", "password"},
+        {"sip:alice@example.com;transport=tcp", "parameters"},
+        {"sip:alice@example.com?subject=x", "parameters"},
+        {"sip:al ice@example.com", "user part"},
+        {"sip:alice@example.com junk", "DNS name"},
+        {"sip:alice@example.com:5060junk", "port"},
+        {"sips:alice@example.com", "sips"},
+        {"tel:+15550001111", "sip:"},
+        {"", "sip:"},
+        {"sip:a@b%zz", "DNS name"},
+        {"sip:a%2@example.com", "escape"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char err[160] = "";
+        if (sip_uri_check(bad[i].uri, err, sizeof(err)) == 0)
+            fail_msg("accepted %s", bad[i].uri);
+        if (!strstr(err, bad[i].why))
+            fail_msg("%s: '%s' does not mention '%s'", bad[i].uri, err, bad[i].why);
+    }
+    char err[160];
+    assert_int_equal(sip_uri_check(NULL, err, sizeof(err)), -1);
+    char longhost[300] = "sip:a@";
+    for (int i = 0; i < 260; i++)
+        strcat(longhost, "a");
+    assert_int_equal(sip_uri_check(longhost, err, sizeof(err)), -1);
+}
+
 /* ---- SDP ---- */
 
 static void test_sdp_parse(void **state)
@@ -1579,6 +1883,10 @@ int main(void)
         cmocka_unit_test(test_uac_nobody_there),
         cmocka_unit_test(test_uac_bad_requests),
         cmocka_unit_test(test_uac_destroy),
+        cmocka_unit_test(test_setup_per_source),
+        cmocka_unit_test(test_dialog_state_and_saved_bye),
+        cmocka_unit_test(test_uac_saved_bye),
+        cmocka_unit_test(test_uri_check),
         cmocka_unit_test(test_sdp_parse),
         cmocka_unit_test(test_sdp_answer),
         cmocka_unit_test(test_sdp_offer_and_answer_to_it),

@@ -22,7 +22,7 @@
 #include "store/store.h"
 
 /* The number of migrations in store_sqlite.c: bump it when a step is appended. */
-#define EXPECTED_SCHEMA_VERSION 3
+#define EXPECTED_SCHEMA_VERSION 5
 
 #define BASE INT64_C(1700000000000000)
 
@@ -102,6 +102,7 @@ static void mk_agent(struct agent *a, const char *cid, const char *username, int
     a->detail = "an agent";
     snprintf(a->ring_method, sizeof(a->ring_method), "ringall");
     a->permission = PERM_CUSTOMER_ADMIN | PERM_CUSTOMER_AGENT | (UINT64_C(1) << 63);
+    a->token_generation = 3;
     a->tm_create = tm;
     a->tm_update = tm + 2;
     a->tm_delete = TM_NEVER;
@@ -187,6 +188,7 @@ static void eq_agent(const struct agent *a, const struct agent *b)
     assert_string_equal(a->detail, b->detail);
     assert_string_equal(a->ring_method, b->ring_method);
     assert_true(a->permission == b->permission);
+    assert_int_equal(a->token_generation, b->token_generation);
     assert_int_equal(a->tm_create, b->tm_create);
     assert_int_equal(a->tm_update, b->tm_update);
     assert_int_equal(a->tm_delete, b->tm_delete);
@@ -331,6 +333,7 @@ static void test_agent_roundtrip(void **state)
     a.detail = "moved";
     snprintf(a.ring_method, sizeof(a.ring_method), "linear");
     a.permission = PERM_PROJECT_SUPER_ADMIN;
+    a.token_generation = 4;
     a.tm_update = BASE + 50;
     assert_int_equal(store_agent_update(s, &a), 0);
     assert_int_equal(store_agent_get(s, cid, a.id, &got), 0);
@@ -1191,7 +1194,7 @@ static void test_reopen(void **state)
 
     /* While open, the directory belongs to this store: a second one cannot open it. */
     struct store *second = NULL;
-    assert_int_not_equal(store_sqlite_open(dir, &second), 0);
+    assert_int_equal(store_sqlite_open(dir, &second), STORE_BUSY);
     assert_null(second);
     store_close(s);
 
@@ -1309,8 +1312,12 @@ static void test_calls(void **state)
     assert_int_equal(got.tm_ringing, BASE + 1);
     assert_int_equal(got.tm_progressing, 0);
     assert_int_equal(got.tm_hangup, 0);
+    assert_string_equal(got.dialog, ""); /* none saved */
     call_fini(&got);
     assert_int_equal(store_call_get(s, other, a.id, &got), STORE_NOT_FOUND);
+    /* the saved SIP dialog of an answered call (schema 5) */
+    b.dialog = strdup("{\"call_id\":\"x@y\"}");
+    assert_int_equal(store_call_update(s, &b), 0);
 
     a.status = CALL_HANGUP;
     a.tm_hangup = BASE + 9;
@@ -1328,6 +1335,7 @@ static void test_calls(void **state)
     assert_int_equal(store_call_list_live(s, &list, &n), 0);
     assert_int_equal(n, 1); /* b is still ringing */
     assert_string_equal(list[0].id, b.id);
+    assert_string_equal(list[0].dialog, "{\"call_id\":\"x@y\"}");
     store_free_calls(list, n);
 
     b.tm_delete = BASE + 10;

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/timeutil.h"
 #include "events/bus.h"
 #include "events/ws.h"
 
@@ -22,6 +23,8 @@
 #define OTHER "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
 #define CONF1 "c0000000-0000-4000-8000-000000000001"
 #define CONF2 "c0000000-0000-4000-8000-000000000002"
+#define AGENT "a0000000-0000-4000-8000-00000000000a"
+#define KEY2 "b0000000-0000-4000-8000-00000000000b"
 #define RXCAP (256 * 1024)
 #define WAIT_MS 2000
 
@@ -58,11 +61,18 @@ static void on_closed(void *arg)
     f->server_fd = -1;
 }
 
+static void accept_cred(struct fx *f, const uint8_t *extra, size_t extra_len, int64_t expire_us)
+{
+    struct ws_credential cred = {CUST, AGENT, expire_us};
+    assert_int_equal(
+        ws_hub_accept(f->hub, f->server_fd, (const char *)extra, extra_len, &cred, on_closed, f),
+        0);
+    assert_int_equal(ws_hub_count(f->hub), 1);
+}
+
 static void accept_with(struct fx *f, const uint8_t *extra, size_t extra_len)
 {
-    assert_int_equal(
-        ws_hub_accept(f->hub, f->server_fd, (const char *)extra, extra_len, CUST, on_closed, f), 0);
-    assert_int_equal(ws_hub_count(f->hub), 1);
+    accept_cred(f, extra, extra_len, TM_NEVER);
 }
 
 static int setup_noaccept(void **state)
@@ -257,11 +267,37 @@ static void expect_error_containing(struct fx *f, const char *needle)
     free(fr);
 }
 
-static void expect_close(struct fx *f, uint16_t code)
+/* Expects a close frame with code; reason (when not NULL) must be its reason text. */
+static void expect_close_reason(struct fx *f, uint16_t code, const char *reason)
 {
     struct frame *fr = expect_frame(f, 0x8);
     assert_true(fr->len >= 2);
     assert_int_equal(((uint8_t)fr->data[0] << 8) | (uint8_t)fr->data[1], code);
+    if (reason)
+        assert_string_equal(fr->data + 2, reason);
+    free(fr);
+}
+
+static void expect_close(struct fx *f, uint16_t code)
+{
+    expect_close_reason(f, code, NULL);
+}
+
+/* Expects {"type":type,"data":{"topics":[...]}} listing exactly the topics given (in order). */
+static void expect_topics(struct fx *f, const char *type, const char *const *topics, size_t n)
+{
+    struct frame *fr = expect_frame(f, 0x1);
+    json_error_t jerr;
+    json_t *root = json_loads(fr->data, 0, &jerr);
+    assert_non_null(root);
+    assert_string_equal(json_string_value(json_object_get(root, "type")), type);
+    json_t *list = json_object_get(json_object_get(root, "data"), "topics");
+    assert_true(json_is_array(list));
+    if (json_array_size(list) != n)
+        fail_msg("expected %zu topics in %s", n, fr->data);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(json_string_value(json_array_get(list, i)), topics[i]);
+    json_decref(root);
     free(fr);
 }
 
@@ -270,13 +306,20 @@ static void publish(struct fx *f, const char *type, const char *customer, const 
     events_publish(f->bus, type, customer, id, json_pack("{s:s}", "id", id));
 }
 
-/* Subscribes and lets the hub process it (the protocol has no acknowledgement). */
+/* Subscribes (or unsubscribes) one topic and reads the answer naming it. */
 static void subscribe(struct fx *f, const char *verb, const char *topic)
 {
     char msg[256];
     snprintf(msg, sizeof(msg), "{\"type\":\"%s\",\"topics\":[\"%s\"]}", verb, topic);
     client_text(f, msg);
-    run_for(f, 20);
+    const char *answer = !strcmp(verb, "subscribe") ? "subscribed" : "unsubscribed";
+    struct frame *fr = expect_frame(f, 0x1);
+    json_t *root = json_loads(fr->data, 0, NULL);
+    assert_non_null(root);
+    assert_string_equal(json_string_value(json_object_get(root, "type")), answer);
+    assert_int_equal(json_array_size(json_object_get(json_object_get(root, "data"), "topics")), 1);
+    json_decref(root);
+    free(fr);
 }
 
 static void expect_event(struct fx *f, const char *type, const char *id)
@@ -378,7 +421,7 @@ static void test_bad_messages(void **state)
     expect_error_containing(f, "malformed");
     client_text(f, "{\"type\":\"subscribe\",\"topics\":[\"customer_id:" CUST ":\"]}");
     expect_error_containing(f, "resource");
-    client_text(f, "{\"type\":\"subscribe\",\"topics\":[\"customer_id:" CUST ":conf:\"]}");
+    client_text(f, "{\"type\":\"subscribe\",\"topics\":[\"customer_id:" CUST ":conference:\"]}");
     expect_error_containing(f, "resource id");
     client_send(f, 0x2, "\x01\x02", 2);
     expect_error_containing(f, "binary");
@@ -391,9 +434,13 @@ static void test_bad_messages(void **state)
                               i ? "," : "", CUST, i);
     snprintf(msg + n, 16384 - n, "]}");
     client_text(f, msg);
-    run_for(f, 20);
+    struct frame *fr = expect_frame(f, 0x1);
+    assert_non_null(strstr(fr->data, "\"subscribed\""));
+    assert_non_null(strstr(fr->data, ":conference:id63\""));
+    free(fr);
     expect_no_frame(f);
-    subscribe(f, "subscribe", "customer_id:" CUST ":conference:one-more");
+    client_text(f, "{\"type\":\"subscribe\",\"topics\":[\"customer_id:" CUST
+                   ":conference:one-more\"]}");
     expect_error_containing(f, "exceed 64");
     free(msg);
     assert_int_equal(f->closed_count, 0);
@@ -445,6 +492,8 @@ static void test_extra_bytes(void **state)
     run_for(f, 20);
     ssize_t w = send(f->client_fd, ping + 3, pn - 3, 0);
     assert_int_equal(w, (ssize_t)(pn - 3));
+    const char *want[] = {"customer_id:" CUST ":conference"};
+    expect_topics(f, "subscribed", want, 1);
     struct frame *fr = expect_frame(f, 0xa);
     assert_string_equal(fr->data, "ab");
     free(fr);
@@ -496,6 +545,95 @@ static void test_message_too_big(void **state)
     assert_int_equal(f->closed_count, 1);
 }
 
+static void test_subscribe_answers(void **state)
+{
+    struct fx *f = *state;
+    /* Duplicates once, ids as the server reads them (lower case). */
+    client_text(f, "{\"type\":\"subscribe\",\"topics\":[\"customer_id:" CUST
+                   ":conference\",\"customer_id:11111111-2222-4333-8444-555555555555:call:"
+                   "C0000000-0000-4000-8000-000000000001\",\"customer_id:" CUST ":conference\"]}");
+    const char *want[] = {"customer_id:" CUST ":conference", "customer_id:" CUST ":call:" CONF1};
+    expect_topics(f, "subscribed", want, 2);
+    /* Subscribing again is accepted and answered the same way. */
+    client_text(f, "{\"type\":\"subscribe\",\"topics\":[\"customer_id:" CUST ":conference\"]}");
+    expect_topics(f, "subscribed", want, 1);
+    /* Unsubscribing a topic never subscribed is answered too. */
+    client_text(f, "{\"type\":\"unsubscribe\",\"topics\":[\"customer_id:" CUST
+                   ":conference\",\"customer_id:" CUST ":activeflow\"]}");
+    const char *gone[] = {"customer_id:" CUST ":conference", "customer_id:" CUST ":activeflow"};
+    expect_topics(f, "unsubscribed", gone, 2);
+    client_text(f, "{\"type\":\"subscribe\",\"topics\":[]}");
+    expect_topics(f, "subscribed", NULL, 0);
+    publish(f, "conference_created", CUST, CONF1);
+    publish(f, "call_created", CUST, CONF1);
+    expect_event(f, "call_created", CONF1);
+    expect_no_frame(f);
+}
+
+static void test_unknown_kind(void **state)
+{
+    struct fx *f = *state;
+    client_text(f, "{\"type\":\"subscribe\",\"topics\":[\"customer_id:" CUST
+                   ":conference\",\"customer_id:" CUST ":xyz\"]}");
+    expect_error_containing(f, "unknown topic kind 'xyz'; known kinds: activeflow, agent, call, "
+                               "conference, conferencecall, customer, flow, number");
+    /* Nothing of that message was applied. */
+    publish(f, "conference_created", CUST, CONF1);
+    expect_no_frame(f);
+    /* Every kind the server publishes is accepted, with and without an id. */
+    for (size_t i = 0; events_resources[i]; i++) {
+        char topic[128];
+        snprintf(topic, sizeof(topic), "customer_id:%s:%s", CUST, events_resources[i]);
+        subscribe(f, "subscribe", topic);
+        snprintf(topic, sizeof(topic), "customer_id:%s:%s:%s", CUST, events_resources[i], CONF2);
+        subscribe(f, "subscribe", topic);
+    }
+    assert_int_equal(f->closed_count, 0);
+}
+
+static void test_revoke_closes_1008(void **state)
+{
+    struct fx *f = *state;
+    subscribe(f, "subscribe", "customer_id:" CUST ":conference");
+    ws_hub_revoke(f->hub, KEY2, "access key deleted"); /* another credential: no effect */
+    publish(f, "conference_created", CUST, CONF1);
+    expect_event(f, "conference_created", CONF1);
+    /* Upper case names the same agent. */
+    ws_hub_revoke(f->hub, "A0000000-0000-4000-8000-00000000000A", "agent deleted");
+    /* Not one more event, even before the loop runs again. */
+    publish(f, "conference_updated", CUST, CONF1);
+    expect_close_reason(f, 1008, "agent deleted");
+    run_for(f, 20);
+    assert_int_equal(f->closed_count, 1);
+    assert_int_equal(ws_hub_count(f->hub), 0);
+}
+
+static void test_revoke_long_reason(void **state)
+{
+    struct fx *f = *state;
+    char why[300];
+    memset(why, 'w', sizeof(why) - 1);
+    why[sizeof(why) - 1] = '\0';
+    ws_hub_revoke(f->hub, AGENT, why);
+    why[100] = '\0'; /* a close reason must fit in a control frame */
+    expect_close_reason(f, 1008, why);
+}
+
+static void test_expiry_closes_1008(void **state)
+{
+    struct fx *f = *state;
+    accept_cred(f, NULL, 0, tm_now_us() + 300 * 1000);
+    subscribe(f, "subscribe", "customer_id:" CUST ":conference");
+    publish(f, "conference_created", CUST, CONF1);
+    expect_event(f, "conference_created", CONF1);
+    int64_t t0 = now_ms();
+    expect_close_reason(f, 1008, "credential expired");
+    int64_t took = now_ms() - t0;
+    assert_true(took < 1500);
+    run_for(f, 20);
+    assert_int_equal(f->closed_count, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -512,6 +650,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_destroy_going_away, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_too_big, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscribe_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_kind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_closes_1008, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_long_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_closes_1008, setup_noaccept, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
