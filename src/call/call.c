@@ -32,6 +32,7 @@ struct live_call {
     bool hanging_up;
     const char *cancel_reason; /* outgoing, cancelled before the answer: "cancel"/"noanswer" */
     struct sdp_offer_result offer; /* incoming: the offer, answered when the flow answers */
+    char signal_ip[64];            /* incoming: where its SIP comes from (RTP learning) */
     struct sched_timer *ring_timer;
     id_t_ cc_id; /* the participant whose audio is in (or going to) a room */
     enum media_state media;
@@ -52,6 +53,8 @@ struct call_mgr {
     char **saved;
     size_t n_saved;
 };
+
+static void arm_ring_timer(struct call_mgr *m, struct live_call *lc);
 
 static int call_not_found(const char *id, struct error *e)
 {
@@ -354,13 +357,16 @@ static void on_invite(void *ctx, struct sip_dialog *d, const struct sip_invite *
     }
     struct live_call *lc = live_new(m, &c, d, leg);
     lc->offer = offer;
+    arm_ring_timer(m, lc); /* until its flow answers */
     log_info("msg=\"call created\" call_id=%s sip_call_id=%s user=\"%.64s\" activeflow_id=%s "
              "port=%d",
              c.id, inv->call_id, user, c.activeflow_id, media_leg_port(leg));
     publish(m, "call_created", &c);
     call_fini(&c);
-    media_leg_set_remote(m->d.media, leg, offer.remote_ip, offer.remote_port,
-                         offer.codec == SDP_PCMA ? MIX_PCMA : MIX_PCMU, offer.dtmf_pt);
+    /* The media starts with the ACK (on_established): until the caller has proved it exists,
+     * nothing is sent to the address its offer names (a spoofed INVITE must not turn us into a
+     * reflector). */
+    str_copy(lc->signal_ip, sizeof(lc->signal_ip), inv->source_ip);
     af_run(m->afs, lc->activeflow_id);
     return;
 fail_503:
@@ -373,9 +379,14 @@ fail_503:
 static void on_established(void *ctx, struct sip_dialog *d)
 {
     struct live_call *lc = sip_dialog_data(d);
-    (void)ctx;
-    if (lc)
-        lc->acked = true;
+    struct call_mgr *m = ctx;
+    if (!lc || lc->acked)
+        return;
+    lc->acked = true;
+    if (lc->leg && lc->direction == CALL_INCOMING)
+        media_leg_set_remote(m->d.media, lc->leg, lc->offer.remote_ip, lc->offer.remote_port,
+                             lc->offer.codec == SDP_PCMA ? MIX_PCMA : MIX_PCMU, lc->offer.dtmf_pt,
+                             lc->signal_ip);
 }
 
 static void on_ended(void *ctx, struct sip_dialog *d, bool remote, bool cancelled)
@@ -424,7 +435,8 @@ static void on_answered(void *ctx, struct sip_dialog *d, const char *sdp)
         return;
     }
     media_leg_set_remote(m->d.media, lc->leg, ans.remote_ip, ans.remote_port,
-                         ans.codec == SDP_PCMA ? MIX_PCMA : MIX_PCMU, ans.dtmf_pt);
+                         ans.codec == SDP_PCMA ? MIX_PCMA : MIX_PCMU, ans.dtmf_pt,
+                         sip_dialog_peer_ip(d));
     media_leg_arm_timeout(m->d.media, lc->leg); /* no RTP timeout while ringing */
     set_answered(m, lc);
     if (m->afs)
@@ -459,6 +471,15 @@ static void on_ring_timeout(void *arg)
     lc->ring_timer = NULL;
     log_info("msg=\"no answer\" call_id=%s", lc->id);
     hangup_live(lc->m, lc, "noanswer");
+}
+
+/* Both ways a call may ring for at most ring_timeout_ms: an outgoing one is cancelled, an
+ * incoming one whose flow has not answered is refused with 480 (hangup_reason noanswer). */
+static void arm_ring_timer(struct call_mgr *m, struct live_call *lc)
+{
+    int ring_ms = m->d.ring_timeout_ms > 0 ? m->d.ring_timeout_ms : 60000;
+    lc->ring_timer =
+        sched_at(m->d.sched, sched_now(m->d.sched) + (int64_t)ring_ms * 1000, on_ring_timeout, lc);
 }
 
 struct sip_callbacks call_sip_callbacks(struct call_mgr *m)
@@ -618,6 +639,10 @@ static int op_answer(void *ctx, const char *call_id)
         sip_dialog_answer(lc->dialog, sdp) < 0)
         return -1;
     lc->answered = true;
+    if (lc->ring_timer) {
+        sched_cancel(m->d.sched, lc->ring_timer);
+        lc->ring_timer = NULL;
+    }
     media_leg_arm_timeout(m->d.media, lc->leg); /* no RTP timeout while ringing */
     set_answered(m, lc);
     return 0;
@@ -803,9 +828,7 @@ static json_t *dial_one(struct call_mgr *m, const char *customer_id, const struc
         return NULL;
     }
     struct live_call *lc = live_new(m, &c, d, leg);
-    int ring_ms = m->d.ring_timeout_ms > 0 ? m->d.ring_timeout_ms : 60000;
-    lc->ring_timer =
-        sched_at(m->d.sched, sched_now(m->d.sched) + (int64_t)ring_ms * 1000, on_ring_timeout, lc);
+    arm_ring_timer(m, lc);
     log_info("msg=\"call dialled\" call_id=%s to=\"%s\" activeflow_id=%s port=%d", c.id, dst->uri,
              c.activeflow_id, media_leg_port(leg));
     publish(m, "call_created", &c);

@@ -76,7 +76,7 @@ static const struct setting settings[] = {
     INT("rtp_timeout_ms", "CONFERENCED_RTP_TIMEOUT_MS", "--rtp-timeout-ms", rtp_timeout_ms, 1000,
         3600000, "MS", "hang up an answered call after this long without RTP"),
     INT("ring_timeout_ms", "CONFERENCED_RING_TIMEOUT_MS", "--ring-timeout-ms", ring_timeout_ms,
-        1000, 600000, "MS", "cancel an outgoing call not answered in this time (noanswer)"),
+        1000, 600000, "MS", "longest ring: an outgoing call is cancelled, an incoming one refused (noanswer)"),
     {"sounds_dir", "CONFERENCED_SOUNDS_DIR", "--sounds-dir", K_PATH, F(sounds_dir), 0,
      CAP(sounds_dir), 0, 0, "DIR", "local files the play action may read (default: DATA/sounds)"},
     INT("max_conferences", "CONFERENCED_MAX_CONFERENCES", "--max-conferences", max_conferences, 1,

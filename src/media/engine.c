@@ -50,6 +50,7 @@ struct cmd {
     struct media_leg *leg;
     struct media_room *room;
     struct sockaddr_in remote;
+    uint32_t signal_addr; /* CMD_LEG_REMOTE: learning only from here or the SDP (0: anywhere) */
     int codec, dtmf_pt;
     struct mix_participant **array; /* CMD_ROOM_RESIZE */
     size_t cap;
@@ -386,6 +387,7 @@ static void apply(struct media_thread *t, const struct cmd *c)
         l->remote = c->remote;
         l->remote_set = true;
         rtp_source_expect(&l->src, c->remote.sin_addr.s_addr, c->remote.sin_port);
+        rtp_source_trust(&l->src, c->signal_addr);
         leg_disconnect(l);
         l->audio_pt = c->codec == MIX_PCMA ? 8 : 0;
         l->mp.codec = (enum mix_codec)c->codec;
@@ -1107,9 +1109,12 @@ const char *media_leg_key(const struct media_leg *l)
 }
 
 void media_leg_set_remote(struct media_engine *e, struct media_leg *l, const char *ip, int port,
-                          enum mix_codec codec, int dtmf_pt)
+                          enum mix_codec codec, int dtmf_pt, const char *signal_ip)
 {
     struct cmd c = {.type = CMD_LEG_REMOTE, .leg = l, .codec = (int)codec, .dtmf_pt = dtmf_pt};
+    struct in_addr sig;
+    if (signal_ip && inet_pton(AF_INET, signal_ip, &sig) == 1)
+        c.signal_addr = sig.s_addr;
     c.remote.sin_family = AF_INET;
     c.remote.sin_port = htons((uint16_t)port);
     if (inet_pton(AF_INET, ip, &c.remote.sin_addr) != 1)

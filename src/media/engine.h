@@ -70,9 +70,10 @@ const char *media_leg_key(const struct media_leg *l);
 /* Where to send (from the SDP) and in which codec; dtmf_pt is -1 without telephone-event. The
  * address is the expected source of strict RTP learning (see rtp_source in media/rtp.h): audio is
  * taken from it, or from a sender learned while it is silent (a NAT), and sent where it comes
- * from. Calling it again starts over from the new address. */
+ * from. signal_ip is where the call's SIP comes from: a sender is learned only from it or from the
+ * SDP's address (NULL: from any address). Calling it again starts over from the new address. */
 void media_leg_set_remote(struct media_engine *e, struct media_leg *l, const char *ip, int port,
-                          enum mix_codec codec, int dtmf_pt);
+                          enum mix_codec codec, int dtmf_pt, const char *signal_ip);
 /* Puts the leg's audio into a room (MEDIA_LEG_JOINED follows) / takes it out (MEDIA_LEG_LEFT).
  * A leg is in at most one room. */
 void media_leg_join(struct media_engine *e, struct media_leg *l, struct media_room *r);

@@ -163,6 +163,11 @@ void rtp_source_expect(struct rtp_source *s, uint32_t addr, uint16_t port)
     s->cand_count = 0;
 }
 
+void rtp_source_trust(struct rtp_source *s, uint32_t addr)
+{
+    s->trusted_addr = addr;
+}
+
 bool rtp_source_silent(const struct rtp_source *s, int64_t now_us)
 {
     return !s->heard || now_us - s->heard_us >= RTP_LEARN_SILENCE_US;
@@ -192,6 +197,10 @@ enum rtp_source_verdict rtp_source_check(struct rtp_source *s, uint32_t addr, ui
         s->heard_us = now_us;
         s->cand_count = 0;
         return RTP_SOURCE_ACCEPT;
+    }
+    if (s->trusted_addr && addr != s->trusted_addr && addr != s->sdp_addr) {
+        s->refused++; /* never a candidate: it must not break the learning of the real one */
+        return RTP_SOURCE_REFUSE;
     }
     if (!rtp_source_silent(s, now_us)) {
         s->cand_count = 0;

@@ -63,8 +63,9 @@ char dtmf_tracker_feed(struct dtmf_tracker *t, const struct rtp_packet *p,
  * taken, and it takes the leg back whenever it sends again. Another sender is taken only after
  * RTP_LEARN_PACKETS consecutive in-sequence packets with one SSRC, sent while the current source
  * has been silent for RTP_LEARN_SILENCE_US (or never sent): that is a phone behind a NAT, which
- * sends from another address than its SDP says, or a source that moved. Everything else is
- * refused and counted. Addresses and ports are compared as given (any byte order).
+ * sends from another address than its SDP says, or a source that moved. A sender is learned only
+ * from the trusted address (where the call's SIP comes from; see rtp_source_trust) or the SDP's;
+ * anything else is refused without disturbing a learning in progress. Refusals are counted. Addresses and ports are compared as given (any byte order).
  *
  * Why 4: Asterisk's learning_min_sequential default. It is 80 ms of audio, and a sender has to
  * keep one stream going (not one packet per port) to be learned. Why 2 s: a live sender sends
@@ -81,7 +82,8 @@ struct rtp_source {
     bool expected;     /* an SDP source was given */
     uint32_t sdp_addr; /* the source the SDP named */
     uint16_t sdp_port;
-    uint32_t addr; /* the current source: where audio is taken from and sent to */
+    uint32_t trusted_addr; /* learning takes a sender only from this or the SDP's address (0: any) */
+    uint32_t addr;         /* the current source: where audio is taken from and sent to */
     uint16_t port;
     bool heard;         /* the current source has sent since it became current */
     int64_t heard_us;   /* when it last did */
@@ -103,6 +105,10 @@ enum rtp_source_verdict {
 /* Caller-owned; media thread (pure). Sets the expected source and makes it current (not heard
  * yet); the counters run on. A zeroed struct refuses everything until this is called. */
 void rtp_source_expect(struct rtp_source *s, uint32_t addr, uint16_t port);
+/* Media thread (pure). Learning will take another sender only from addr (the address the call's
+ * signalling comes from: a phone behind a NAT sends its RTP from there too) or from the SDP's
+ * address; 0 lifts the restriction. Kept across rtp_source_expect(). */
+void rtp_source_trust(struct rtp_source *s, uint32_t addr);
 /* Media thread (pure). The verdict on a parsed packet p from addr:port at now_us (monotonic). */
 enum rtp_source_verdict rtp_source_check(struct rtp_source *s, uint32_t addr, uint16_t port,
                                          const struct rtp_packet *p, int64_t now_us);

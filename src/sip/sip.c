@@ -2662,6 +2662,11 @@ const char *sip_dialog_call_id(const struct sip_dialog *d)
     return d->call_id;
 }
 
+const char *sip_dialog_peer_ip(const struct sip_dialog *d)
+{
+    return d->peer_ip;
+}
+
 bool sip_dialog_unacked(const struct sip_dialog *d)
 {
     return d && d->unacked;

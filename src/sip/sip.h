@@ -125,6 +125,9 @@ int sip_bye_saved(struct sip_stack *s, const char *state, char *err, size_t errl
  * what is wrong in err. Any thread. */
 int sip_uri_check(const char *uri, char *err, size_t errlen);
 
+/* The peer's address as text: where an incoming INVITE came from, or where an outgoing one was
+ * sent ("" before it is resolved). */
+const char *sip_dialog_peer_ip(const struct sip_dialog *d);
 /* The application's pointer for this dialog. */
 void sip_dialog_set_data(struct sip_dialog *d, void *data);
 void *sip_dialog_data(const struct sip_dialog *d);

@@ -284,15 +284,16 @@ def test_dtmf_events(server, customer):
 
 def test_nat_phone_is_learned(server, customer):
     """The caller's SDP names an address that never sends (a phone's private address behind a
-    NAT); its audio comes from another one (127.0.0.2). The leg learns that source: the room hears
-    the caller, and the caller's audio goes back where its packets come from (symmetric RTP)."""
+    NAT, 127.0.0.3 here); its audio comes from the NAT's address, the one its SIP comes from
+    (127.0.0.1). The leg learns that source: the room hears the caller, and the caller's audio goes
+    back where its packets come from (symmetric RTP)."""
     from rtp_peer import Pacer, RtpPeer, SdpCall
     conf = customer.create_conference(name="nat")
     ruri = f"sip:{conf['direct_hash']}@127.0.0.1:{server.sip_port}"
-    private = RtpPeer("127.0.0.1")           # what the SDP says; never sends
-    nat = RtpPeer("127.0.0.2", hz=440)       # where the phone's packets really come from
+    private = RtpPeer("127.0.0.3")           # what the SDP says; never sends
+    nat = RtpPeer("127.0.0.1", hz=440)       # where the phone's packets really come from
     listener = RtpPeer("127.0.0.1", hz=0)    # the other participant, SDP = its own address
-    a = SdpCall(server.sip_port, ruri, private.port)
+    a = SdpCall(server.sip_port, ruri, private.port, sdp_ip="127.0.0.3")
     b = SdpCall(server.sip_port, ruri, listener.port)
     pacer = Pacer()
     try:
@@ -415,7 +416,8 @@ def test_rtp_timer_starts_at_answer(server_factory):
     """With rtp_timeout_ms (1 s) shorter than ring_timeout_ms (3 s), an outgoing call that rings
     ends at the ring timeout with noanswer (it used to be cut by the RTP timer: cancel); one that
     is answered and sends no RTP is hung up by the RTP timer; an incoming call whose flow answers
-    after 2.5 s is answered; a destination that never answers at all ends failed after the SIP
+    after 2.5 s is answered, one whose flow would take longer than the ring timeout is refused
+    480 (noanswer); a destination that never answers at all ends failed after the SIP
     transaction timeout (64*T1 = 32 s), not cancelled by the RTP timer."""
     quick = server_factory("quick-rtp", extra_args=("--rtp-timeout-ms", "1000",
                                                     "--ring-timeout-ms", "3000"))
@@ -471,6 +473,22 @@ def test_rtp_timer_starts_at_answer(server_factory):
             assert late.wait_bye(5), "no BYE after the RTP timeout"  # no RTP after the answer
         finally:
             late.close()
+
+        # incoming whose flow does not answer within the ring timeout: refused 480, noanswer
+        flow = ok(api.post("/v1.0/flows", {"name": "too late", "actions": [
+            {"type": "sleep", "option": {"duration": 8000}}, {"type": "answer"}]}))
+        num2 = "+1556" + str(int(time.time() * 1000) % 10**7).zfill(7)
+        ok(api.post("/v1.0/numbers", {"number": num2, "call_flow_id": flow["id"]}))
+        never = RawCall(quick.sip_port, f"sip:{num2}@127.0.0.1:{quick.sip_port}")
+        try:
+            t2 = time.monotonic()
+            assert never.connect(timeout=8) == 480
+            assert 2.9 <= time.monotonic() - t2 < 5
+        finally:
+            never.close()
+        c = ok(api.get("/v1.0/calls"))["result"][0]
+        assert c["direction"] == "incoming" and c["hangup_reason"] == "noanswer", c
+        assert c["hangup_by"] == "local", c
 
         # never any answer: Timer B (32 s) ends it failed, the RTP timer never cuts in
         assert _call(scust.api, silent_id)["status"] == "dialing"

@@ -200,7 +200,7 @@ static struct media_leg *leg_new(struct fx *f, const char *key, const char *ip, 
     if (!l)
         fail_msg("leg %s: %s", key, err);
     if (ip)
-        media_leg_set_remote(f->e, l, ip, port, MIX_PCMU, -1);
+        media_leg_set_remote(f->e, l, ip, port, MIX_PCMU, -1, NULL);
     return l;
 }
 

@@ -84,7 +84,7 @@ static struct media_leg *fx_leg(struct fx *f, const char *key)
     char err[128];
     struct media_leg *l = media_leg_create(f->e, key, err, sizeof(err));
     assert_non_null(l);
-    media_leg_set_remote(f->e, l, "127.0.0.1", f->port, MIX_PCMU, -1);
+    media_leg_set_remote(f->e, l, "127.0.0.1", f->port, MIX_PCMU, -1, NULL);
     return l;
 }
 

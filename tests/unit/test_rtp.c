@@ -455,6 +455,34 @@ static void test_source_moves(void **state)
     assert_int_equal(s.refused, refused + 1);
 }
 
+/* Learning is only from the call's signalling address (where a phone behind a NAT sends its RTP
+ * from too) or the SDP's: a stream from anywhere else, however well-formed, is never taken. */
+static void test_source_trusted_address(void **state)
+{
+    struct rtp_source s;
+    memset(&s, 0, sizeof(s));
+    rtp_source_expect(&s, SDP_ADDR, SDP_PORT);
+    rtp_source_trust(&s, NAT_ADDR);
+    int64_t t = 0;
+    for (int i = 0; i < 200; i++, t += 20000) /* before the phone's first packet */
+        assert_int_equal(src_feed(&s, EVIL_ADDR, 7000, 9, (uint16_t)i, t), RTP_SOURCE_REFUSE);
+    assert_int_equal(s.learned, 0);
+    /* the phone's stream is learned even while the spray goes on between its packets */
+    for (int i = 0; i < RTP_LEARN_PACKETS - 1; i++, t += 20000) {
+        assert_int_equal(src_feed(&s, NAT_ADDR, 6000, 4, (uint16_t)i, t), RTP_SOURCE_REFUSE);
+        assert_int_equal(src_feed(&s, EVIL_ADDR, 7000, 9, (uint16_t)(300 + i), t + 1),
+                         RTP_SOURCE_REFUSE);
+    }
+    assert_int_equal(src_feed(&s, NAT_ADDR, 6000, 4, (uint16_t)(RTP_LEARN_PACKETS - 1), t),
+                     RTP_SOURCE_SWITCH);
+    /* the SDP's address on another port may be learned too; a re-INVITE keeps the trust */
+    rtp_source_expect(&s, SDP_ADDR, SDP_PORT);
+    for (int i = 0; i < RTP_LEARN_PACKETS; i++, t += 20000)
+        src_feed(&s, SDP_ADDR, SDP_PORT + 2, 5, (uint16_t)i, t);
+    assert_int_equal(s.port, SDP_PORT + 2);
+    assert_int_equal(s.trusted_addr, NAT_ADDR);
+}
+
 /* ---- jitter buffer ---- */
 
 struct pkt {
@@ -1005,6 +1033,7 @@ int main(void)
         cmocka_unit_test(test_source_nat_learning),
         cmocka_unit_test(test_source_learning_needs_sequence),
         cmocka_unit_test(test_source_moves),
+        cmocka_unit_test(test_source_trusted_address),
         cmocka_unit_test(test_jb_in_order),
         cmocka_unit_test(test_jb_reordered),
         cmocka_unit_test(test_jb_lost_packet),

@@ -130,3 +130,45 @@ def test_rtp_spray_does_not_take_calls(server_factory):
     refused = int(re.search(r"rtp_refused=(\d+)", stats).group(1))
     assert refused > 0, stats
     assert time.monotonic() - t_start < 60
+
+
+def test_rtp_spray_does_not_take_a_nat_caller(server_factory):
+    """A caller behind a NAT: its SDP names an address it does not send from, so its leg must
+    learn where its RTP really comes from. The spray reaches the leg first; it must not be
+    learned, because learning takes only senders at the SDP's address or the call's SIP source."""
+    lo = random.randrange(40000, 49800, 2)
+    hi = lo + 99
+    srv = server_factory("spraynat", extra_args=["--rtp-ports", f"{lo}-{hi}"])
+    cust = srv.new_customer()
+    conf = cust.create_conference(name="nat")
+    ruri = f"sip:{conf['direct_hash']}@127.0.0.1:{srv.sip_port}"
+    spray = Spray(lo, hi).start()
+    caller = RtpPeer("127.0.0.1", hz=440)
+    listener = RtpPeer("127.0.0.1", hz=0)
+    a = SdpCall(srv.sip_port, ruri, 30000, sdp_ip="192.0.2.55")  # a private address behind a NAT
+    b = SdpCall(srv.sip_port, ruri, listener.port)
+    pacer = Pacer()
+    try:
+        time.sleep(0.3)
+        assert a.connect() == 200 and b.connect() == 200
+        time.sleep(0.6)  # the spray has sent far more than 4 packets to both legs by now
+        pacer.add_send(caller, a.remote_media)
+        pacer.add_send(listener, b.remote_media)
+        pacer.add_drain(caller)
+        pacer.add_drain(listener)
+        pacer.start()
+        wait_until(lambda: len(_joined(cust.api, conf["id"])) == 2, 10, what="both joined")
+        time.sleep(0.5)
+        caller.forget()
+        listener.forget()
+        time.sleep(3)
+        assert listener.level(440) > 2000, listener.level(440)  # the NAT caller was learned
+        assert listener.level(1800) < 300, listener.level(1800)  # the attacker was not
+        assert caller.packets > 100, caller.packets  # and the mix goes back to where it sends from
+        a.hangup()
+        b.hangup()
+    finally:
+        pacer.stop()
+        spray.stop()
+        for x in (a, b, caller, listener):
+            x.close()
