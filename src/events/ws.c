@@ -27,7 +27,8 @@
 #define WS_MAX_RECV_MSG (64 * 1024)
 #define WS_MAX_QUEUED_BYTES (1024 * 1024)
 #define WS_MAX_QUEUED_MSGS 1000
-/* Bytes MHD read past the request: a few frames at most; anything larger is not a client. */
+/* Bytes the HTTP layer read past the request: a few frames at most; anything larger is not a
+ * client. */
 #define WS_MAX_EXTRA (WS_MAX_RECV_MSG + 1024)
 #ifndef WS_PING_INTERVAL_MS /* overridable to test pings without waiting 30 s */
 #define WS_PING_INTERVAL_MS 30000
@@ -518,8 +519,9 @@ static void ping_cb(uv_timer_t *t)
     }
 }
 
-/* Why a timer: bytes MHD read ahead will not make the socket readable again, so they are fed to
- * wslay on the next loop iteration (not inside ws_hub_accept, whose caller is mid-upgrade). */
+/* Why a timer: bytes the HTTP layer read ahead will not make the socket readable again, so they are
+ * fed to wslay on the next loop iteration (not inside ws_hub_accept, whose caller is mid-upgrade).
+ */
 static void kick_cb(uv_timer_t *t)
 {
     struct ws_hub *hub = t->data;
