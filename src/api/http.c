@@ -41,8 +41,7 @@ struct http_server {
     struct http_conn *conns;  /* connections h2o is serving (not yet handed to the hub) */
     struct pending *pendings; /* requests waiting for the API's answer */
     uint64_t accepted, refused_total, refused_per_address;
-    int64_t refusal_logged_us;
-    uint64_t refusals_unlogged;
+    struct log_limit refusal_log;
     int port;
     bool stopping; /* http_stop() was called */
 };
@@ -135,14 +134,10 @@ static void release_count(struct http_server *s, const char *ip)
 /* Refusals are logged at most once a second, with how many there were. */
 static void log_refusal(struct http_server *s, const char *ip, const char *setting, int limit)
 {
-    s->refusals_unlogged++;
-    int64_t now = tm_now_us();
-    if (now - s->refusal_logged_us < 1000000)
-        return;
-    log_warn("msg=\"connections refused\" count=%llu last_address=%s setting=%s limit=%d",
-             (unsigned long long)s->refusals_unlogged, ip, setting, limit);
-    s->refusal_logged_us = now;
-    s->refusals_unlogged = 0;
+    uint64_t before;
+    if (log_limit_allow(&s->refusal_log, tm_now_us(), 1000000, 1, &before))
+        log_warn("msg=\"connection refused\" address=%s setting=%s limit=%d not_logged_before=%llu",
+                 ip, setting, limit, (unsigned long long)before);
 }
 
 static const char *reason_phrase(int status)

@@ -40,8 +40,8 @@ void log_write(enum log_level level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[level]);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
@@ -62,4 +62,21 @@ void die(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     abort();
+}
+
+bool log_limit_allow(struct log_limit *l, int64_t now_us, int64_t window_us, unsigned burst,
+                     uint64_t *suppressed)
+{
+    if (now_us - l->window_start_us >= window_us) {
+        l->window_start_us = now_us;
+        l->used = 0;
+    }
+    if (l->used >= burst) {
+        l->suppressed++;
+        return false;
+    }
+    l->used++;
+    *suppressed = l->suppressed;
+    l->suppressed = 0;
+    return true;
 }

@@ -31,12 +31,6 @@
 
 struct rqueue;
 
-struct ratelimit {
-    bool started;
-    uint64_t window_start;
-    unsigned used;
-    size_t suppressed;
-};
 
 /* One event waiting for (or being sent to) a webhook. */
 struct delivery {
@@ -100,7 +94,7 @@ struct webhook {
     struct xfer *xfers;
     size_t n_active;
     struct xfer *retry_head, *retry_tail;
-    struct ratelimit log_drop, log_fail, log_reject;
+    struct log_limit log_drop, log_fail, log_reject;
 };
 
 static void check_multi_info(struct webhook *w);
@@ -191,30 +185,19 @@ static void uri_host(const char *uri, char *out, size_t cap)
 }
 
 /* True when a line may be written now; *suppressed gets how many were skipped before it. */
-static bool rl_allow(struct webhook *w, struct ratelimit *rl, unsigned burst, size_t *suppressed)
+static bool rl_allow(struct webhook *w, struct log_limit *l, unsigned burst, uint64_t *suppressed)
 {
-    uint64_t now = uv_now(w->loop);
-    if (!rl->started || now - rl->window_start >= WEBHOOK_LOG_WINDOW_MS) {
-        rl->started = true;
-        rl->window_start = now;
-        rl->used = 0;
-    }
-    if (rl->used >= burst) {
-        rl->suppressed++;
-        return false;
-    }
-    rl->used++;
-    *suppressed = rl->suppressed;
-    rl->suppressed = 0;
-    return true;
+    return log_limit_allow(l, (int64_t)uv_now(w->loop) * 1000, WEBHOOK_LOG_WINDOW_MS * 1000, burst,
+                           suppressed);
 }
 
 /* Overflow comes in bursts: one line per window, with the count, is enough. */
 static void note_drop(struct webhook *w, const char *why)
 {
-    size_t before;
+    uint64_t before;
     if (rl_allow(w, &w->log_drop, 1, &before))
-        log_warn("msg=webhook_queue_full reason=%s dropped=%zu", why, before + 1);
+        log_warn("msg=webhook_queue_full reason=%s dropped=%llu", why,
+                 (unsigned long long)before + 1);
 }
 
 /* --- queues ------------------------------------------------------------------------------- */
@@ -422,14 +405,15 @@ static void xfer_finish(struct webhook *w, struct xfer *x)
 static void xfer_give_up(struct webhook *w, struct xfer *x, const char *why, CURLcode rc,
                          long status)
 {
-    size_t suppressed;
+    uint64_t suppressed;
     if (rl_allow(w, &w->log_fail, WEBHOOK_LOG_BURST, &suppressed)) {
         char host[256];
         uri_host(x->d->uri, host, sizeof(host));
         log_warn("msg=webhook_failed reason=%s host=%s resource_id=%s attempts=%d status=%ld "
-                 "error=\"%s\" suppressed=%zu",
+                 "error=\"%s\" suppressed=%llu",
                  why, host, x->rq->resource_id, x->attempts, status,
-                 rc == CURLE_OK ? "none" : curl_easy_strerror(rc), suppressed);
+                 rc == CURLE_OK ? "none" : curl_easy_strerror(rc),
+                 (unsigned long long)suppressed);
     }
     xfer_finish(w, x);
 }
@@ -523,12 +507,12 @@ static void xfer_done(struct webhook *w, struct xfer *x, CURLcode rc)
     if (rc == CURLE_OK)
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     if (rc == CURLE_OK && status < 500) {
-        size_t suppressed;
+        uint64_t suppressed;
         if (status >= 400 && rl_allow(w, &w->log_reject, WEBHOOK_LOG_BURST, &suppressed)) {
             char host[256];
             uri_host(x->d->uri, host, sizeof(host));
-            log_info("msg=webhook_rejected host=%s resource_id=%s status=%ld suppressed=%zu", host,
-                     x->rq->resource_id, status, suppressed);
+            log_info("msg=webhook_rejected host=%s resource_id=%s status=%ld suppressed=%llu", host,
+                     x->rq->resource_id, status, (unsigned long long)suppressed);
         }
         xfer_finish(w, x);
         return;

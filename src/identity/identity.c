@@ -31,9 +31,7 @@ struct identity {
     char dummy_hash[crypto_pwhash_STRBYTES]; /* verified against for unknown users */
     struct worker_pool *hashers;             /* NULL once shut down */
     struct login_throttle *throttle;
-    int64_t log_second;   /* the second the throttled-login log budget is for */
-    unsigned log_used;    /* lines written in it */
-    uint64_t log_skipped; /* lines not written since the last one */
+    struct log_limit throttled_log; /* "login throttled" lines */
 };
 
 int identity_store_error(int rc, const char *what, struct error *e)
@@ -625,23 +623,15 @@ static void log_text(const char *s, char out[160])
 static void log_throttled(struct identity *id, const char *username, const char *client_ip,
                           const char *limit, int64_t retry_s, int64_t now_us)
 {
-    int64_t second = now_us / 1000000;
-    if (second != id->log_second) {
-        id->log_second = second;
-        id->log_used = 0;
-    }
-    if (id->log_used >= THROTTLE_LOG_BURST) {
-        id->log_skipped++;
+    uint64_t before;
+    if (!log_limit_allow(&id->throttled_log, now_us, 1000000, THROTTLE_LOG_BURST, &before))
         return;
-    }
-    id->log_used++;
     char u[160];
     log_text(username, u);
     log_warn("msg=\"login throttled\" username=%s client_ip=%s limit=%s retry_after_s=%lld "
              "not_logged_before=%llu",
              u, client_ip && client_ip[0] ? client_ip : "-", limit, (long long)retry_s,
-             (unsigned long long)id->log_skipped);
-    id->log_skipped = 0;
+             (unsigned long long)before);
 }
 
 struct login_ctx {

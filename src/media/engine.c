@@ -151,8 +151,7 @@ struct media_thread {
     struct ev *pending; /* events that did not fit the ring, retried each tick */
     size_t n_pending, cap_pending;
     bool events_pushed;
-    int64_t last_alarm_ns; /* the last "never expected" log line (at most one a second) */
-    uint64_t alarms_unlogged;
+    struct log_limit alarm_log; /* "never expected" lines: at most one a second */
 };
 
 struct media_engine {
@@ -198,15 +197,10 @@ static void leg_disconnect(struct media_leg *l)
  * between are counted in the next one). */
 static void alarm_log(struct media_thread *t, const char *what)
 {
-    int64_t now = mono_ns();
-    if (t->last_alarm_ns && now - t->last_alarm_ns < INT64_C(1000000000)) {
-        t->alarms_unlogged++;
-        return;
-    }
-    t->last_alarm_ns = now;
-    log_error("msg=\"%s\" thread=%d unlogged_before=%llu", what, t->id,
-              (unsigned long long)t->alarms_unlogged);
-    t->alarms_unlogged = 0;
+    uint64_t before;
+    if (log_limit_allow(&t->alarm_log, mono_ns() / 1000, 1000000, 1, &before))
+        log_error("msg=\"%s\" thread=%d unlogged_before=%llu", what, t->id,
+                  (unsigned long long)before);
 }
 
 static void emit(struct media_thread *t, const struct ev *ev)

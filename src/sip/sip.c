@@ -206,9 +206,7 @@ struct sip_stack {
     struct note *notes_head, *notes_tail;
     size_t max_setup; /* per source address, 0: no limit */
     struct src_count *src[SIP_SRC_BUCKETS];
-    uint64_t log_window; /* rate limit of the "source over its limit" log line */
-    unsigned log_used;
-    size_t log_suppressed;
+    struct log_limit setup_log; /* the "source over its limit" line */
     char rbuf[SIP_MAX_DATAGRAM + 16]; /* zeroed slack after the text, as in sdp.c */
 };
 
@@ -1259,21 +1257,14 @@ static void setup_leave(struct sip_dialog *d)
  * that gets out says how many were left out. */
 static void log_setup_refused(struct sip_stack *s, const char *src, int port, const char *cid)
 {
-    uint64_t now = now_ms();
-    if (!s->log_window || now - s->log_window >= SIP_LOG_WINDOW_MS) {
-        s->log_window = now;
-        s->log_used = 0;
-    }
-    if (s->log_used >= SIP_LOG_BURST) {
-        s->log_suppressed++;
+    uint64_t before;
+    if (!log_limit_allow(&s->setup_log, (int64_t)now_ms() * 1000, SIP_LOG_WINDOW_MS * 1000,
+                         SIP_LOG_BURST, &before))
         return;
-    }
-    s->log_used++;
     char lid[72];
     log_warn("msg=sip_invite_refused reason=max_setup_per_source src=%s:%d limit=%zu call_id=%s "
-             "suppressed=%zu",
-             src, port, s->max_setup, logsafe(cid, lid, sizeof(lid)), s->log_suppressed);
-    s->log_suppressed = 0;
+             "suppressed=%llu",
+             src, port, s->max_setup, logsafe(cid, lid, sizeof(lid)), (unsigned long long)before);
 }
 
 static void dialog_free(struct sip_dialog *d)

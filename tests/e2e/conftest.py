@@ -141,6 +141,29 @@ def _enc(v):
     return str(v).encode("latin-1")
 
 
+def raw_exchange(port, data, timeout=3.0, src="127.0.0.1"):
+    """Sends raw bytes on a fresh connection and reads until the server closes or goes quiet."""
+    s = socket.socket()
+    s.settimeout(timeout)
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    try:
+        s.sendall(data)
+        out = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except (socket.timeout, OSError):
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
 def http_raw(port, method, target, body=NOBODY, headers=None, timeout=10.0, chunked=False,
              content_type="application/json", source=None):
     """One HTTP/1.1 request over a fresh connection (Connection: close).

@@ -299,11 +299,16 @@ class RawCall:
                 self.to or f"To: <{self.ruri}>", f"Call-ID: {self.call_id}", f"CSeq: {cseq} {method}",
                 f"Contact: <sip:raw@127.0.0.1:{self.lport}>"]
 
-    def connect(self, timeout=5.0):
-        """INVITE/200/ACK; returns the final status code."""
+    def offer(self):
+        """The SDP of the INVITE: PCMU on this call's RTP socket."""
+        return pcmu_offer(self.rtp.getsockname()[1])
+
+    def connect(self, timeout=5.0, ack=True):
+        """INVITE, then the final answer (a 2xx is ACKed unless ack=False: send_ack() later; a
+        failure is ACKed at once, as RFC 3261 17.1.1.3 wants); returns the final status code."""
         import re
-        sdp = pcmu_offer(self.rtp.getsockname()[1])
-        self._send(self._common("INVITE", 1, "inv") + ["Content-Type: application/sdp"], sdp)
+        self._send(self._common("INVITE", 1, "inv") + ["Content-Type: application/sdp"],
+                   self.offer())
         self.sip.settimeout(timeout)
         while True:
             text = self.sip.recvfrom(65535)[0].decode()
@@ -313,8 +318,14 @@ class RawCall:
         self.to = next(l for l in text.split("\r\n") if l.lower().startswith("to:"))
         if code == 200:
             self.remote_media = int(re.search(r"m=audio (\d+)", text).group(1))
-            self._send(self._common("ACK", 1, "ack"))
+            if ack:
+                self.send_ack()
+        else:
+            self._send(self._common("ACK", 1, "inv"))
         return code
+
+    def send_ack(self):
+        self._send(self._common("ACK", 1, "ack"))
 
     def send_rtp(self, pt, payload, marker=False):
         hdr = bytes([0x80, (0x80 if marker else 0) | pt]) + self.seq.to_bytes(2, "big") + \
@@ -380,3 +391,85 @@ def spoken_keywords(samples, rate, keywords, tmpdir, threshold="1e-20"):
     out = subprocess.run(["pocketsphinx_continuous", "-infile", up, "-kws", kws, "-dither", "yes"],
                          capture_output=True, text=True, timeout=120).stdout
     return set(out.split())
+
+
+class ScriptedUas:
+    """A minimal SIP endpoint on a UDP socket that answers INVITEs with 100, 180 (ring=True) and
+    the final code: None rings until CANCEL (then 200 + 487), 200 answers with a PCMU SDP and
+    then sends no RTP (BYE: 200); silent=True answers nothing at all. got lists the methods."""
+
+    def __init__(self, final=486, ring=True, silent=False):
+        import threading
+        self.final = final
+        self.ring = ring
+        self.silent = silent
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.got = []
+        self.stop_flag = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    @property
+    def uri(self):
+        return f"sip:uas@127.0.0.1:{self.port}"
+
+    @staticmethod
+    def headers(msg):
+        out = {}
+        for line in msg.split("\r\n")[1:]:
+            if not line:
+                break
+            k, _, v = line.partition(":")
+            out.setdefault(k.strip().lower(), v.strip())
+        return out
+
+    def reply(self, msg, addr, code, text, to_tag=True, body=""):
+        h = self.headers(msg)
+        to = h.get("to", "")
+        if to_tag and ";tag=" not in to:
+            to += ";tag=uas1"
+        lines = [f"SIP/2.0 {code} {text}", f"Via: {h.get('via', '')}", f"From: {h.get('from', '')}",
+                 f"To: {to}", f"Call-ID: {h.get('call-id', '')}", f"CSeq: {h.get('cseq', '')}",
+                 f"Contact: <sip:uas@127.0.0.1:{self.port}>"]
+        if body:
+            lines.append("Content-Type: application/sdp")
+        lines += [f"Content-Length: {len(body)}", "", body]
+        self.sock.sendto("\r\n".join(lines).encode(), addr)
+
+    def run(self):
+        invite = None
+        while not self.stop_flag:
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            msg = data.decode("utf-8", "replace")
+            method = msg.split(" ", 1)[0]
+            self.got.append(method)
+            if self.silent:
+                continue
+            if method == "INVITE":
+                invite = msg
+                self.reply(msg, addr, 100, "Trying", to_tag=False)
+                if self.ring:
+                    self.reply(msg, addr, 180, "Ringing")
+                if self.final == 200:
+                    self.reply(msg, addr, 200, "OK", body=pcmu_offer(self.port + 2))
+                elif self.final:
+                    self.reply(msg, addr, self.final, "Final")
+            elif method == "CANCEL":
+                self.reply(msg, addr, 200, "OK")
+                if invite:
+                    self.reply(invite, addr, 487, "Request Terminated")
+            elif method == "BYE":
+                self.reply(msg, addr, 200, "OK")
+
+    def close(self):
+        self.stop_flag = True
+        self.thread.join(timeout=2)
+        self.sock.close()

@@ -5,7 +5,6 @@ address of the test's choosing (for NAT and spoofing cases). No external tools."
 
 import math
 import random
-import re
 import socket
 import threading
 import time
@@ -173,19 +172,5 @@ class SdpCall(RawCall):
         self.sdp_ip = sdp_ip
         self.sdp_port = sdp_port
 
-    def connect(self, timeout=5.0):
-        sdp = pcmu_offer(self.sdp_port).replace("c=IN IP4 127.0.0.1", f"c=IN IP4 {self.sdp_ip}")
-        self._send(self._common("INVITE", 1, "inv") + ["Content-Type: application/sdp"], sdp)
-        self.sip.settimeout(timeout)
-        while True:
-            text = self.sip.recvfrom(65535)[0].decode()
-            code = int(text.split(" ", 2)[1])
-            if code >= 200:
-                break
-        self.to = next(l for l in text.split("\r\n") if l.lower().startswith("to:"))
-        if code == 200:
-            self.remote_media = int(re.search(r"m=audio (\d+)", text).group(1))
-            self._send(self._common("ACK", 1, "ack"))
-        else:
-            self._send(self._common("ACK", 1, "inv"))
-        return code
+    def offer(self):
+        return pcmu_offer(self.sdp_port).replace("c=IN IP4 127.0.0.1", f"c=IN IP4 {self.sdp_ip}")

@@ -4,7 +4,7 @@ pocketsphinx keyword spotting), the customer-agent story over a connect conferen
 and the hang-up reasons of outgoing calls (against a scripted SIP endpoint)."""
 
 import random
-import socket
+import re
 import threading
 import time
 import uuid
@@ -12,8 +12,8 @@ import uuid
 import pytest
 
 from conftest import TM_NEVER, ok, wait_until, ws_connect, ws_collect
-from phones import (Phone, have_baresip, have_pocketsphinx, make_tone, max_tone_level,
-                    spoken_keywords)
+from phones import (Phone, ScriptedUas, have_baresip, have_pocketsphinx, make_tone,
+                    max_tone_level, spoken_keywords)
 
 pytestmark = pytest.mark.skipif(not have_baresip(), reason="baresip and sox are needed")
 
@@ -260,76 +260,6 @@ def test_pin_room(server, customer, tmp_path):
         bad.stop()
 
 
-class ScriptedUas:
-    """A minimal SIP endpoint on a UDP socket: answers INVITEs with the given provisional and
-    final codes (final None = rings until CANCEL), handles CANCEL (200 + 487) and ACK."""
-
-    def __init__(self, final=486, ring=True):
-        self.final = final
-        self.ring = ring
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.got = []
-        self.stop_flag = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    @property
-    def uri(self):
-        return f"sip:uas@127.0.0.1:{self.port}"
-
-    @staticmethod
-    def headers(msg):
-        out = {}
-        for line in msg.split("\r\n")[1:]:
-            if not line:
-                break
-            k, _, v = line.partition(":")
-            out.setdefault(k.strip().lower(), v.strip())
-        return out
-
-    def reply(self, msg, addr, code, text, to_tag=True):
-        h = self.headers(msg)
-        to = h.get("to", "")
-        if to_tag and ";tag=" not in to:
-            to += ";tag=uas1"
-        lines = [f"SIP/2.0 {code} {text}", f"Via: {h.get('via', '')}", f"From: {h.get('from', '')}",
-                 f"To: {to}", f"Call-ID: {h.get('call-id', '')}", f"CSeq: {h.get('cseq', '')}",
-                 "Content-Length: 0", "", ""]
-        self.sock.sendto("\r\n".join(lines).encode(), addr)
-
-    def run(self):
-        invite = None
-        while not self.stop_flag:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            msg = data.decode("utf-8", "replace")
-            method = msg.split(" ", 1)[0]
-            self.got.append(method)
-            if method == "INVITE":
-                invite = msg
-                self.reply(msg, addr, 100, "Trying", to_tag=False)
-                if self.ring:
-                    self.reply(msg, addr, 180, "Ringing")
-                if self.final:
-                    self.reply(msg, addr, self.final, "Final")
-            elif method == "CANCEL":
-                self.reply(msg, addr, 200, "OK")
-                if invite:
-                    self.reply(invite, addr, 487, "Request Terminated")
-
-    def close(self):
-        self.stop_flag = True
-        self.thread.join(timeout=2)
-        self.sock.close()
-
-
 @pytest.mark.parametrize("final,reason,by", [(486, "busy", "remote"), (503, "failed", "remote"),
                                              (480, "noanswer", "remote")])
 def test_outgoing_call_refused(server, customer, final, reason, by):
@@ -436,7 +366,8 @@ def test_play_local_and_http(server, customer, tmp_path):
         r = ok(customer.api.post("/v1.0/calls", {
             "destinations": [{"type": "sip", "target": alice.uri}],
             "actions": [{"type": "play", "option": {"stream_urls": [
-                str(outside), local, f"http://127.0.0.1:{httpd.server_address[1]}/tone.wav"]}},
+                str(outside), os.path.join(sounds, "missing.wav"), local,
+                f"http://127.0.0.1:{httpd.server_address[1]}/tone.wav"]}},
                 {"type": "hangup"}]}))
         cid = r["calls"][0]["id"]
         wait_until(lambda: call_of(customer.api, cid)["status"] == "hangup", 20, what="played")
@@ -448,3 +379,7 @@ def test_play_local_and_http(server, customer, tmp_path):
     t_local, t_http = onset(heard, rate, 1000), onset(heard, rate, 1500)
     assert t_local is not None and t_http is not None and t_http > t_local + 1.0, (t_local, t_http)
     assert onset(heard, rate, 2000) is None, "a file outside the sounds directory was played"
+    # each refusal is logged with its real reason
+    logs = server.all_logs()
+    assert re.search(r'play location refused" .*outside\.wav" error="local files must be inside', logs)
+    assert re.search(r'play location refused" .*missing\.wav" error="no such file"', logs), logs[-2000:]

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from conftest import err, http_raw, not_5xx, ok, unique
+from conftest import err, http_raw, not_5xx, ok, raw_exchange, unique
 
 WRONG = {
     str: [1, 1.5, True, [], {}, ["x"]],
@@ -255,30 +255,6 @@ def test_request_ids_differ(server):
     assert err(r1, 401)["request_id"] != err(r2, 401)["request_id"]
 
 
-def _raw_exchange(port, data, timeout=3.0):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        try:
-            s.sendall(data)
-        except OSError:
-            pass
-        out = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out
-    finally:
-        s.close()
-
-
 def test_protocol_garbage_keeps_server_alive(server, world):
     port = server.port
     tok = world["cust"].token
@@ -298,7 +274,7 @@ def test_protocol_garbage_keeps_server_alive(server, world):
         bytes(range(256)) * 10,
     ]
     for data in samples:
-        reply = _raw_exchange(port, data, timeout=1.0)
+        reply = raw_exchange(port, data, timeout=1.0)
         if reply.startswith(b"HTTP/"):
             code = int(reply.split(b" ", 2)[1])
             assert code < 500 or code in (501, 505), (data[:60], reply[:200])

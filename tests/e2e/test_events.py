@@ -7,7 +7,7 @@ import time
 import pytest
 import websocket
 
-from conftest import (event_is, ok, unique, ws_collect, ws_connect, ws_recv_json, ws_wait_for)
+from conftest import (event_is, ok, ws_collect, ws_connect, ws_recv_json, ws_wait_for)
 
 
 def set_webhook(cust, uri, method="POST"):

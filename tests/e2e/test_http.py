@@ -11,30 +11,7 @@ import time
 
 import pytest
 
-from conftest import err, ok
-
-
-def exchange(port, data, timeout=3.0, src="127.0.0.1"):
-    """Sends raw bytes on a fresh connection and reads until the server closes or goes quiet."""
-    s = socket.socket()
-    s.settimeout(timeout)
-    s.bind((src, 0))
-    s.connect(("127.0.0.1", port))
-    try:
-        s.sendall(data)
-        out = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except (socket.timeout, OSError):
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out
-    finally:
-        s.close()
+from conftest import err, ok, raw_exchange as exchange
 
 
 def parse_responses(raw):

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from conftest import err, ok, wait_until, ws_connect, ws_collect
-from phones import (Phone, RawCall, have_baresip, make_tone, max_tone_level, pcmu_offer,
-                    sip_request)
+from phones import (Phone, RawCall, ScriptedUas, have_baresip, make_tone, max_tone_level,
+                    pcmu_offer, sip_request)
 
 pytestmark = pytest.mark.skipif(not have_baresip(), reason="baresip and sox are needed")
 
@@ -323,86 +323,6 @@ def test_nat_phone_is_learned(server, customer):
 # The RTP inactivity timer starts at the answer
 # ---------------------------------------------------------------------------------------------------
 
-class Uas:
-    """A SIP endpoint on a UDP socket. mode "ring": 100 and 180, then waits (CANCEL: 200 + 487);
-    "answer": 200 with an SDP offer answer, then sends no RTP (BYE: 200); "silent": never
-    answers anything."""
-
-    def __init__(self, mode):
-        import socket
-        import threading
-        self.mode = mode
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.got = []
-        self.stop_flag = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    @property
-    def uri(self):
-        return f"sip:uas@127.0.0.1:{self.port}"
-
-    @staticmethod
-    def headers(msg):
-        out = {}
-        for line in msg.split("\r\n")[1:]:
-            if not line:
-                break
-            k, _, v = line.partition(":")
-            out.setdefault(k.strip().lower(), v.strip())
-        return out
-
-    def reply(self, msg, addr, code, text, to_tag=True, body=""):
-        h = self.headers(msg)
-        to = h.get("to", "")
-        if to_tag and ";tag=" not in to:
-            to += ";tag=uas1"
-        lines = [f"SIP/2.0 {code} {text}", f"Via: {h.get('via', '')}", f"From: {h.get('from', '')}",
-                 f"To: {to}", f"Call-ID: {h.get('call-id', '')}", f"CSeq: {h.get('cseq', '')}",
-                 f"Contact: <sip:uas@127.0.0.1:{self.port}>"]
-        if body:
-            lines.append("Content-Type: application/sdp")
-        lines += [f"Content-Length: {len(body)}", "", body]
-        self.sock.sendto("\r\n".join(lines).encode(), addr)
-
-    def run(self):
-        import socket
-        invite = None
-        while not self.stop_flag:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            msg = data.decode("utf-8", "replace")
-            method = msg.split(" ", 1)[0]
-            self.got.append(method)
-            if self.mode == "silent":
-                continue
-            if method == "INVITE":
-                invite = msg
-                self.reply(msg, addr, 100, "Trying", to_tag=False)
-                if self.mode == "ring":
-                    self.reply(msg, addr, 180, "Ringing")
-                else:
-                    self.reply(msg, addr, 200, "OK", body=pcmu_offer(self.port + 2))
-            elif method == "CANCEL":
-                self.reply(msg, addr, 200, "OK")
-                if invite:
-                    self.reply(invite, addr, 487, "Request Terminated")
-            elif method == "BYE":
-                self.reply(msg, addr, 200, "OK")
-
-    def close(self):
-        self.stop_flag = True
-        self.thread.join(timeout=2)
-        self.sock.close()
-
-
 def _call(api, call_id):
     return ok(api.get(f"/v1.0/calls/{call_id}"))
 
@@ -422,9 +342,9 @@ def test_rtp_timer_starts_at_answer(server_factory):
     quick = server_factory("quick-rtp", extra_args=("--rtp-timeout-ms", "1000",
                                                     "--ring-timeout-ms", "3000"))
     slow = server_factory("default-ring", extra_args=("--rtp-timeout-ms", "1000"))
-    silent = Uas("silent")
-    ring = Uas("ring")
-    answer = Uas("answer")
+    silent = ScriptedUas(silent=True)
+    ring = ScriptedUas(final=None)
+    answer = ScriptedUas(final=200, ring=False)
     try:
         scust = slow.new_customer()
         t_silent = time.monotonic()

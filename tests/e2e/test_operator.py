@@ -6,7 +6,6 @@ import glob
 import os
 import re
 import subprocess
-import time
 
 import pytest
 

@@ -116,6 +116,20 @@ static void test_config_sources(void **state)
     assert_int_equal(config_load(&c, 3, bad3, err, sizeof(err)), -1);
     char *bad4[] = {"conferenced", "--http", "127.0.0.1:70000", NULL};
     assert_int_equal(config_load(&c, 3, bad4, err, sizeof(err)), -1);
+    /* one address may never hold every connection */
+    char *bad5[] = {"conferenced", "--http-max-connections", "100",
+                    "--http-max-connections-per-address", "51", NULL};
+    assert_int_equal(config_load(&c, 5, bad5, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "http_max_connections_per_address"));
+    char *bad6[] = {"conferenced", "--max-conferences", "0", NULL};
+    assert_int_equal(config_load(&c, 3, bad6, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "max_conferences"));
+    /* every setting is in --help, by flag or by environment variable */
+    const char *help = config_usage();
+    assert_non_null(strstr(help, "--sip-max-setup-per-source"));
+    assert_non_null(strstr(help, "CONFERENCED_RING_TIMEOUT_MS"));
+    assert_non_null(strstr(help, "CONFERENCED_SOUNDS_DIR"));
+    assert_non_null(strstr(help, "CONFERENCED_ADMIN_PASSWORD"));
     setenv("CONFERENCED_ADMIN_PASSWORD", "short", 1);
     char *ok[] = {"conferenced", NULL};
     assert_int_equal(config_load(&c, 1, ok, err, sizeof(err)), -1);
@@ -126,6 +140,23 @@ static void test_config_sources(void **state)
     assert_int_equal(config_load(&c, 3, argv, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "unknown_key"));
     unlink(path);
+}
+
+static void test_log_limit(void **state)
+{
+    struct log_limit l;
+    memset(&l, 0, sizeof(l));
+    uint64_t before = 99;
+    int64_t t = 5000000;
+    assert_true(log_limit_allow(&l, t, 1000000, 2, &before));
+    assert_int_equal(before, 0);
+    assert_true(log_limit_allow(&l, t + 1, 1000000, 2, &before));
+    for (int i = 0; i < 5; i++)
+        assert_false(log_limit_allow(&l, t + 2 + i, 1000000, 2, &before));
+    assert_true(log_limit_allow(&l, t + 1000000, 1000000, 2, &before)); /* the next window */
+    assert_int_equal(before, 5);
+    assert_true(log_limit_allow(&l, t + 1000001, 1000000, 2, &before));
+    assert_int_equal(before, 0);
 }
 
 static void test_idmap(void **state)
@@ -280,7 +311,7 @@ int main(void)
         cmocka_unit_test(test_time_format_parse), cmocka_unit_test(test_ids),
         cmocka_unit_test(test_config_sources),    cmocka_unit_test(test_idmap),
         cmocka_unit_test(test_sched_manual),      cmocka_unit_test(test_json_fields),
-        cmocka_unit_test(test_conference_view),
+        cmocka_unit_test(test_conference_view),   cmocka_unit_test(test_log_limit),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

@@ -175,22 +175,14 @@ def test_no_media_before_the_ack(server_factory):
     ok(cust.api.post("/v1.0/numbers", {"number": num, "call_flow_id": flow["id"]}))
     call = RawCall(srv.sip_port, f"sip:{num}@127.0.0.1:{srv.sip_port}")
     try:
-        sdp = pcmu_offer(call.rtp.getsockname()[1])
-        call._send(call._common("INVITE", 1, "inv") + ["Content-Type: application/sdp"], sdp)
-        call.sip.settimeout(5)
-        while True:
-            text = call.sip.recvfrom(65535)[0].decode()
-            if int(text.split(" ", 2)[1]) >= 200:
-                break
-        assert text.startswith("SIP/2.0 200"), text[:80]
-        call.to = next(l for l in text.split("\r\n") if l.lower().startswith("to:"))
+        assert call.connect(ack=False) == 200
         call.rtp.settimeout(2.0)
         try:
             got = call.rtp.recvfrom(2048)
         except socket.timeout:
             got = None
         assert got is None, "RTP was sent before the ACK"
-        call._send(call._common("ACK", 1, "ack"))
+        call.send_ack()
         call.rtp.settimeout(3.0)
         assert call.rtp.recvfrom(2048), "no RTP after the ACK"
     finally:
