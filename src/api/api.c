@@ -7,7 +7,7 @@
 #include <strings.h>
 
 #include "api/internal.h"
-#include "api/uri.h"
+#include "core/uri.h"
 #include "core/jsonutil.h"
 #include "core/log.h"
 #include "core/mem.h"

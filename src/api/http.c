@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "api/uri.h"
+#include "core/uri.h"
 #include "core/idmap.h"
 #include "core/log.h"
 #include "core/mem.h"

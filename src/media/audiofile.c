@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "core/mem.h"
+#include "core/uri.h"
 #include "events/webhook.h"
 
 #define OUT_RATE 8000
@@ -64,19 +65,8 @@ static char *shown_location(const char *loc)
     return xstrdup(buf);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* file:///abs/path or file://localhost/abs/path, percent-decoded. NULL when it names another host
- * or decodes to a NUL. */
+/* file:///abs/path or file://localhost/abs/path, percent-decoded. NULL when it names another host,
+ * has a bad %-escape or decodes to a NUL. */
 static char *file_url_path(const char *url)
 {
     const char *p = url + strlen("file://");
@@ -85,21 +75,11 @@ static char *file_url_path(const char *url)
     if (*p != '/')
         return NULL;
     size_t len = strlen(p);
-    char *out = xmalloc(len + 1), *o = out;
-    for (; *p; p++) {
-        if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-            char c = (char)(hexval(p[1]) * 16 + hexval(p[2]));
-            if (c == '\0') {
-                free(out);
-                return NULL;
-            }
-            *o++ = c;
-            p += 2;
-        } else {
-            *o++ = *p;
-        }
+    char *out = xmalloc(len + 1);
+    if (uri_decode(p, len, false, out, len + 1) < 0) {
+        free(out);
+        return NULL;
     }
-    *o = '\0';
     return out;
 }
 
@@ -493,7 +473,7 @@ struct audio_job *audio_load(uv_loop_t *loop, const char *location, audio_done_c
         path = file_url_path(location);
         if (!path) {
             char *shown = shown_location(location);
-            snprintf(err, errlen, "a file:// URL must name an absolute local path: %s", shown);
+            snprintf(err, errlen, "a file:// URL must name an absolute local path, %%-escapes as %%XX: %s", shown);
             free(shown);
             return NULL;
         }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/uri.h"
+#include "core/uri.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

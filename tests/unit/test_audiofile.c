@@ -210,6 +210,12 @@ static void test_local_file(void **state)
     snprintf(url, sizeof(url), "file://localhost%s", wav_path);
     r = load(url);
     check_tone(r);
+    /* The first letter of the file's name percent-encoded. */
+    const char *base = strrchr(wav_path, '/') + 1;
+    snprintf(url, sizeof(url), "file://%.*s%%%02X%s", (int)(base - wav_path), wav_path,
+             (unsigned char)base[0], base + 1);
+    r = load(url);
+    check_tone(r);
 }
 
 static void test_local_errors(void **state)
@@ -233,7 +239,7 @@ static void test_local_errors(void **state)
     assert_int_equal(uv_loop_init(&loop), 0);
     char err[256];
     const char *bad[] = {"relative/path.wav", "ftp://example.com/x.wav", "file://other/x.wav", "",
-                         "x.wav"};
+                         "x.wav", "file:///tmp/a%2.wav", "file:///tmp/a%00.wav"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         assert_null(audio_load(&loop, bad[i], on_done, &r, err, sizeof(err)));

@@ -10,7 +10,7 @@
 
 #include <string.h>
 
-#include "api/uri.h"
+#include "core/uri.h"
 
 static void test_decode(void **state)
 {

@@ -1,7 +1,8 @@
-/* Percent-decoding of request targets (RFC 3986) for the HTTP layer and the router: path
- * segments are decoded one by one after the path is split on '/', so an encoded "%2F" stays
- * inside its segment; a query string is split on '&' and '=' and decoded ('+' is a space). A
- * bad escape or an encoded NUL is an error, never a silent cut. Any thread; no state. */
+/* Percent-decoding (RFC 3986), for the HTTP layer and the router (request targets) and the audio
+ * fetcher (file:// URLs): path segments are decoded one by one after the path is split on '/', so
+ * an encoded "%2F" stays inside its segment; a query string is split on '&' and '=' and decoded
+ * ('+' is a space). A bad escape or an encoded NUL is an error, never a silent cut. Any thread; no
+ * state. */
 #ifndef CONFERENCED_URI_H
 #define CONFERENCED_URI_H
 

@@ -1,4 +1,4 @@
-#include "api/uri.h"
+#include "core/uri.h"
 
 #include <stdlib.h>
 #include <string.h>
