@@ -16,6 +16,7 @@ static const char *const call_statuses[] = {"dialing",     "ringing",   "progres
                                             "terminating", "canceling", "hangup"};
 static const char *const call_directions[] = {"incoming", "outgoing"};
 static const char *const activeflow_statuses[] = {"running", "ended"};
+static const char *const recording_statuses[] = {"initiating", "recording", "stopping", "ended"};
 
 static int parse_name(const char *const *names, int n, const char *s, int *out)
 {
@@ -121,7 +122,8 @@ void call_fini(struct call *c)
     free(c->action);
     free(c->metadata);
     free(c->dialog);
-    c->source = c->destination = c->action = c->metadata = c->dialog = NULL;
+    free(c->recording_ids);
+    c->source = c->destination = c->action = c->metadata = c->dialog = c->recording_ids = NULL;
 }
 
 void conference_fini(struct conference *c)
@@ -335,8 +337,8 @@ json_t *call_to_json(const struct call *c)
     set(o, "type", json_string(c->type));
     set(o, "master_call_id", json_string(c->master_call_id));
     set(o, "chained_call_ids", json_array());
-    set(o, "recording_id", json_string(ID_NIL));
-    set(o, "recording_ids", json_array());
+    set(o, "recording_id", json_string(c->recording_id[0] ? c->recording_id : ID_NIL));
+    set(o, "recording_ids", stored_json(c->recording_ids, json_array()));
     set(o, "groupcall_id", json_string(ID_NIL));
     set(o, "source", stored_json(c->source, json_object()));
     set(o, "destination", stored_json(c->destination, json_object()));
@@ -453,5 +455,43 @@ json_t *activeflow_to_json(const struct activeflow *a)
     set(o, "tm_create", json_tm(a->tm_create));
     set(o, "tm_update", json_tm(a->tm_update));
     set(o, "tm_delete", json_tm(a->tm_delete));
+    return o;
+}
+
+const char *recording_status_name(enum recording_status s)
+{
+    return recording_statuses[s];
+}
+
+int recording_status_parse(const char *s, enum recording_status *out)
+{
+    int v;
+    if (parse_name(recording_statuses, 4, s, &v) < 0)
+        return -1;
+    *out = (enum recording_status)v;
+    return 0;
+}
+
+json_t *recording_to_json(const struct recording *r)
+{
+    json_t *o = json_object();
+    set(o, "id", json_string(r->id));
+    set(o, "customer_id", json_string(r->customer_id));
+    set(o, "owner_type", json_string(r->owner_type));
+    set(o, "owner_id", json_string(r->owner_id));
+    set(o, "activeflow_id", json_string(r->activeflow_id));
+    set(o, "reference_type", json_string(r->reference_type));
+    set(o, "reference_id", json_string(r->reference_id));
+    set(o, "status", json_string(recording_status_name(r->status)));
+    set(o, "format", json_string(r->format));
+    set(o, "on_end_flow_id", json_string(r->on_end_flow_id));
+    set(o, "duration_ms", json_integer(r->duration_ms));
+    set(o, "size", json_integer(r->size));
+    set(o, "frames_dropped", json_integer(r->frames_dropped));
+    set(o, "tm_start", json_tm(r->tm_start));
+    set(o, "tm_end", json_tm(r->tm_end));
+    set(o, "tm_create", json_tm(r->tm_create));
+    set(o, "tm_update", json_tm(r->tm_update));
+    set(o, "tm_delete", json_tm(r->tm_delete));
     return o;
 }

@@ -48,7 +48,7 @@ struct conference {
     enum conference_status status;
     char *name;
     char *detail;
-    char *data; /* JSON object text */
+    char *data;      /* JSON object text */
     int64_t timeout; /* seconds, 0 = none */
     id_t_ pre_flow_id;
     id_t_ post_flow_id;
@@ -57,7 +57,7 @@ struct conference {
     id_t_ transcribe_id;
     char *transcribe_ids; /* JSON array text */
     char direct_hash[DIRECT_HASH_SIZE];
-    int64_t tm_end; /* 0 = not yet (null) */
+    int64_t tm_end;                          /* 0 = not yet (null) */
     int64_t tm_create, tm_update, tm_delete; /* tm_delete = TM_NEVER until deleted */
     int64_t tm_timeout; /* internal: absolute deadline of the timeout, 0 = none */
     /* Derived: participants joining or joined, in join order. */
@@ -152,6 +152,10 @@ struct call {
     /* Internal, never in the JSON view: the SIP dialog's saved state (sip_dialog_state) while
      * the call is answered and not hung up, so that a restart can end it with a BYE; NULL or "". */
     char *dialog;
+    /* The recording running on the call (ID_NIL when none) and every one it had (JSON array
+     * text). Written only through store_call_set_recording (the recording module's). */
+    id_t_ recording_id;
+    char *recording_ids;
 };
 
 /* A flow: a named list of actions (SPEC §4, the VoIPBIN Flow object). actions is the canonical
@@ -197,12 +201,46 @@ struct activeflow {
     char reference_type[16]; /* "call" */
     id_t_ reference_id;
     id_t_ on_complete_flow_id;
-    char *current_action;   /* JSON Action text */
+    char *current_action; /* JSON Action text */
     id_t_ forward_action_id;
     char *executed_actions; /* JSON array text (the latest ACTIVEFLOW_MAX_EXECUTED) */
     int64_t tm_create, tm_update, tm_delete;
 };
 #define ACTIVEFLOW_MAX_EXECUTED 100
+
+enum recording_status {
+    RECORDING_INITIATING = 0,
+    RECORDING_RECORDING,
+    RECORDING_STOPPING,
+    RECORDING_ENDED
+};
+const char *recording_status_name(enum recording_status s);
+int recording_status_parse(const char *s, enum recording_status *out);
+
+/* The longest recording (and what duration 0 means): 24 h. */
+#define RECORDING_MAX_SECONDS 86400
+
+/* A recording of a conference's mix or of a call (the VoIPBIN Recording object, plus the file's
+ * duration, size and frames lost). The file is <recordings_dir>/<id>.wav. */
+struct recording {
+    id_t_ id;
+    id_t_ customer_id;
+    char owner_type[16]; /* "conference" or "call": what is recorded */
+    id_t_ owner_id;
+    id_t_ activeflow_id;     /* the flow that started it (ID_NIL: the API) */
+    char reference_type[16]; /* "confbridge" (a conference) or "call" */
+    id_t_ reference_id;
+    enum recording_status status;
+    char format[8]; /* "wav" */
+    id_t_ on_end_flow_id;
+    int64_t max_ms;           /* internal: where it ends by itself (duration, at most 24 h) */
+    int64_t duration_ms;      /* the file's audio, once ended (0 before) */
+    int64_t size;             /* the file's bytes, once ended */
+    int64_t frames_dropped;   /* 20 ms frames lost (replaced by silence) */
+    int64_t tm_start, tm_end; /* 0 = not yet */
+    int64_t tm_create, tm_update, tm_delete;
+};
+json_t *recording_to_json(const struct recording *r);
 
 void flow_fini(struct flow *f);
 void number_fini(struct number *n);

@@ -13,16 +13,9 @@
 #include <sys/stat.h>
 
 #include "core/log.h"
+#include "store/sqlite_internal.h"
 #include "core/mem.h"
 #include "core/timeutil.h"
-
-/* TM_NEVER as SQL text: the partial indexes and the queries that must use them need the value as
- * a literal (SQLite cannot match a bound parameter against an index's WHERE clause). */
-#define SQL_NEVER_NUM 253370764800000000
-_Static_assert(SQL_NEVER_NUM == TM_NEVER, "SQL_NEVER_NUM must equal TM_NEVER");
-#define STR_(x) #x
-#define STR(x) STR_(x)
-#define NEVER STR(SQL_NEVER_NUM)
 
 /* Schema steps, applied in order, each in its own transaction; PRAGMA user_version holds how many
  * have run. Append new steps; never edit one that has shipped. */
@@ -198,6 +191,31 @@ static const char *const migrations[] = {
     /* 5: an answered call keeps its SIP dialog's state (JSON text, "" when none) so that a
      * restart after a crash can end it with a BYE. */
     "ALTER TABLE calls ADD COLUMN dialog TEXT NOT NULL DEFAULT '';",
+    /* 6: recordings (a conference's mix or a call), and the calls' own recording ids. */
+    "CREATE TABLE recordings ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  customer_id TEXT NOT NULL,"
+    "  owner_type TEXT NOT NULL,"
+    "  owner_id TEXT NOT NULL,"
+    "  activeflow_id TEXT NOT NULL,"
+    "  reference_type TEXT NOT NULL,"
+    "  reference_id TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  format TEXT NOT NULL,"
+    "  on_end_flow_id TEXT NOT NULL,"
+    "  max_ms INTEGER NOT NULL,"
+    "  duration_ms INTEGER NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  frames_dropped INTEGER NOT NULL,"
+    "  tm_start INTEGER,"
+    "  tm_end INTEGER,"
+    "  tm_create INTEGER NOT NULL,"
+    "  tm_update INTEGER NOT NULL,"
+    "  tm_delete INTEGER NOT NULL);"
+    "CREATE INDEX recordings_customer ON recordings (customer_id, tm_create);"
+    "CREATE INDEX recordings_unfinished ON recordings (tm_create) WHERE status != 'ended';"
+    "ALTER TABLE calls ADD COLUMN recording_id TEXT NOT NULL DEFAULT '" ID_NIL "';"
+    "ALTER TABLE calls ADD COLUMN recording_ids TEXT NOT NULL DEFAULT '[]';",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -210,9 +228,10 @@ static const char *const migrations[] = {
     "id, customer_id, name, detail, token_hash, token_prefix, tm_expire, tm_create, tm_update, "   \
     "tm_delete"
 #define CALL_COLS                                                                                  \
-    "id, customer_id, owner_type, owner_id, flow_id, activeflow_id, type, master_call_id, source, " \
-    "destination, status, action, direction, hangup_by, hangup_reason, metadata, tm_progressing, "  \
-    "tm_ringing, tm_hangup, tm_create, tm_update, tm_delete, dialog"
+    "id, customer_id, owner_type, owner_id, flow_id, activeflow_id, type, master_call_id, "        \
+    "source, "                                                                                     \
+    "destination, status, action, direction, hangup_by, hangup_reason, metadata, tm_progressing, " \
+    "tm_ringing, tm_hangup, tm_create, tm_update, tm_delete, dialog, recording_id, recording_ids"
 #define FLOW_COLS                                                                                  \
     "id, customer_id, type, name, detail, actions, on_complete_flow_id, tm_create, tm_update, "    \
     "tm_delete"
@@ -395,7 +414,8 @@ static const char *const stmt_sql[ST__COUNT] = {
                           "AND status IN " ACTIVE_STATUSES " ORDER BY seq",
 
     [ST_CALL_INSERT] = "INSERT INTO calls (" CALL_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                       "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+                       "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, "
+                       "?24, ?25)",
     [ST_CALL_GET] = "SELECT " CALL_COLS " FROM calls WHERE id = ?1 AND (?2 IS NULL OR "
                     "customer_id = ?2)",
     [ST_CALL_UPDATE] = "UPDATE calls SET owner_type = ?3, owner_id = ?4, flow_id = ?5, "
@@ -442,184 +462,15 @@ static const char *const stmt_sql[ST__COUNT] = {
                       "WHERE status = 'running' ORDER BY tm_create",
 };
 
-struct sqlite_store {
-    struct store base; /* first, so a struct store * converts back */
-    sqlite3 *db;
-    sqlite3_stmt *st[ST__COUNT];
-};
-
 static struct sqlite_store *impl(struct store *s)
 {
     return (struct sqlite_store *)s;
 }
 
-/* Takes a prepared statement for one call; done() makes it ready for the next. */
+/* Takes a prepared statement for one call; sql_reset() makes it ready for the next. */
 static sqlite3_stmt *stmt(struct sqlite_store *ss, enum stmt_id id)
 {
     return ss->st[id];
-}
-
-static void done(sqlite3_stmt *st)
-{
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-}
-
-static int db_fail(struct sqlite_store *ss, const char *op, int rc)
-{
-    log_error("msg=\"store query failed\" op=%s rc=%d error=\"%s\"", op, rc,
-              sqlite3_errmsg(ss->db));
-    return STORE_ERROR;
-}
-
-/* Binding collects the first error so callers check once. Strings are bound SQLITE_STATIC: they
- * belong to the caller's record, which outlives the call, and done() drops them. */
-struct binder {
-    sqlite3_stmt *st;
-    int rc;
-};
-
-static void b_text_or(struct binder *b, int i, const char *s, const char *dflt)
-{
-    if (b->rc == SQLITE_OK)
-        b->rc = sqlite3_bind_text(b->st, i, s && s[0] ? s : dflt, -1, SQLITE_STATIC);
-}
-
-static void b_text(struct binder *b, int i, const char *s)
-{
-    b_text_or(b, i, s, "");
-}
-
-static void b_i64(struct binder *b, int i, int64_t v)
-{
-    if (b->rc == SQLITE_OK)
-        b->rc = sqlite3_bind_int64(b->st, i, v);
-}
-
-static void b_null_if_0(struct binder *b, int i, int64_t v)
-{
-    if (b->rc == SQLITE_OK)
-        b->rc = v ? sqlite3_bind_int64(b->st, i, v) : sqlite3_bind_null(b->st, i);
-}
-
-static void b_maybe_text(struct binder *b, int i, const char *s)
-{
-    if (b->rc == SQLITE_OK)
-        b->rc = s ? sqlite3_bind_text(b->st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(b->st, i);
-}
-
-static int bind_fail(struct sqlite_store *ss, struct binder *b, const char *op)
-{
-    int ret = db_fail(ss, op, b->rc);
-    done(b->st);
-    return ret;
-}
-
-/* Column readers. Text columns come back as heap copies (never NULL); fixed buffers report a
- * value that does not fit as an unreadable row. */
-static char *col_dup(sqlite3_stmt *st, int i)
-{
-    const char *t = (const char *)sqlite3_column_text(st, i);
-    return xstrdup(t ? t : "");
-}
-
-static int col_buf(sqlite3_stmt *st, int i, char *dst, size_t cap)
-{
-    const char *t = (const char *)sqlite3_column_text(st, i);
-    return str_copy(dst, cap, t ? t : "");
-}
-
-static const char *col_str(sqlite3_stmt *st, int i)
-{
-    const char *t = (const char *)sqlite3_column_text(st, i);
-    return t ? t : "";
-}
-
-typedef int (*row_fn)(sqlite3_stmt *st, void *item);
-typedef void (*fini_fn)(void *item);
-
-/* Runs a write. need_row: an UPDATE that matched nothing is STORE_NOT_FOUND. */
-static int run_write(struct sqlite_store *ss, sqlite3_stmt *st, const char *op, bool need_row)
-{
-    int ret = 0;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        if (need_row && sqlite3_changes(ss->db) == 0)
-            ret = STORE_NOT_FOUND;
-    } else if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-        ret = STORE_CONFLICT;
-    } else {
-        ret = db_fail(ss, op, rc);
-    }
-    done(st);
-    return ret;
-}
-
-/* Reads at most one row into out (zeroed first; zero again on failure). */
-static int run_get(struct sqlite_store *ss, sqlite3_stmt *st, const char *op, row_fn rd,
-                   fini_fn fini, void *out, size_t size)
-{
-    int ret = 0;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        if (rd(st, out) < 0) {
-            log_error("msg=\"stored record is unreadable\" op=%s", op);
-            fini(out);
-            memset(out, 0, size);
-            ret = STORE_ERROR;
-        }
-    } else if (rc == SQLITE_DONE) {
-        ret = STORE_NOT_FOUND;
-    } else {
-        ret = db_fail(ss, op, rc);
-    }
-    done(st);
-    return ret;
-}
-
-/* Reads every row into a new array of size-byte items (*out NULL and *n 0 when none). */
-static int run_list(struct sqlite_store *ss, sqlite3_stmt *st, const char *op, row_fn rd,
-                    fini_fn fini, size_t size, void **out, size_t *n)
-{
-    char *arr = NULL;
-    size_t len = 0, cap = 0;
-    int ret = 0, rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 16;
-            arr = xrealloc(arr, cap * size);
-        }
-        void *item = arr + len * size;
-        memset(item, 0, size);
-        if (rd(st, item) < 0) {
-            log_error("msg=\"stored record is unreadable\" op=%s", op);
-            fini(item);
-            ret = STORE_ERROR;
-            break;
-        }
-        len++;
-    }
-    if (ret == 0 && rc != SQLITE_DONE)
-        ret = db_fail(ss, op, rc);
-    done(st);
-    if (ret < 0) {
-        for (size_t i = 0; i < len; i++)
-            fini(arr + i * size);
-        free(arr);
-        arr = NULL;
-        len = 0;
-    }
-    *out = arr;
-    *n = len;
-    return ret;
-}
-
-/* A missing page means everything; before_us <= 0 means "from the newest"; limit <= 0 none. */
-static void bind_page(struct binder *b, int i_before, int i_limit, const struct store_page *p)
-{
-    int64_t before = p && p->before_us > 0 ? p->before_us : INT64_MAX;
-    b_i64(b, i_before, before);
-    b_i64(b, i_limit, p && p->limit > 0 ? p->limit : -1);
 }
 
 /* --- transactions, meta ------------------------------------------------------------------- */
@@ -627,7 +478,7 @@ static void bind_page(struct binder *b, int i_before, int i_limit, const struct 
 static int run_simple(struct store *s, enum stmt_id id, const char *op)
 {
     struct sqlite_store *ss = impl(s);
-    return run_write(ss, stmt(ss, id), op, false);
+    return sql_run_write(ss, stmt(ss, id), op, false);
 }
 
 static int sq_begin(struct store *s)
@@ -648,32 +499,32 @@ static int sq_rollback(struct store *s)
 static int sq_meta_get(struct store *s, const char *key, char **value)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_META_GET), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_META_GET), SQLITE_OK};
     *value = NULL;
-    b_text(&b, 1, key);
+    sql_bind_text(&b, 1, key);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "meta_get");
+        return sql_bind_fail(ss, &b, "meta_get");
     int ret = 0;
     int rc = sqlite3_step(b.st);
     if (rc == SQLITE_ROW)
-        *value = col_dup(b.st, 0);
+        *value = sql_col_dup(b.st, 0);
     else if (rc == SQLITE_DONE)
         ret = STORE_NOT_FOUND;
     else
-        ret = db_fail(ss, "meta_get", rc);
-    done(b.st);
+        ret = sql_fail(ss, "meta_get", rc);
+    sql_reset(b.st);
     return ret;
 }
 
 static int sq_meta_set(struct store *s, const char *key, const char *value)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_META_SET), SQLITE_OK};
-    b_text(&b, 1, key);
-    b_text(&b, 2, value);
+    struct sql_binder b = {stmt(ss, ST_META_SET), SQLITE_OK};
+    sql_bind_text(&b, 1, key);
+    sql_bind_text(&b, 2, value);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "meta_set");
-    return run_write(ss, b.st, "meta_set", false);
+        return sql_bind_fail(ss, &b, "meta_set");
+    return sql_run_write(ss, b.st, "meta_set", false);
 }
 
 static int scalar_i64(struct sqlite_store *ss, enum stmt_id id, const char *op, int64_t *out)
@@ -684,8 +535,8 @@ static int scalar_i64(struct sqlite_store *ss, enum stmt_id id, const char *op, 
     if (rc == SQLITE_ROW)
         *out = sqlite3_column_int64(st, 0);
     else
-        ret = db_fail(ss, op, rc);
-    done(st);
+        ret = sql_fail(ss, op, rc);
+    sql_reset(st);
     return ret;
 }
 
@@ -697,26 +548,26 @@ static int sq_newest_time(struct store *s, int64_t *out)
 
 /* --- customers ------------------------------------------------------------------------------ */
 
-static void bind_customer(struct binder *b, const struct customer *c)
+static void bind_customer(struct sql_binder *b, const struct customer *c)
 {
-    b_text(b, 1, c->id);
-    b_text(b, 2, c->name);
-    b_text(b, 3, c->detail);
-    b_text(b, 4, c->webhook_method);
-    b_text(b, 5, c->webhook_uri);
-    b_i64(b, 6, c->tm_create);
-    b_i64(b, 7, c->tm_update);
-    b_i64(b, 8, c->tm_delete);
+    sql_bind_text(b, 1, c->id);
+    sql_bind_text(b, 2, c->name);
+    sql_bind_text(b, 3, c->detail);
+    sql_bind_text(b, 4, c->webhook_method);
+    sql_bind_text(b, 5, c->webhook_uri);
+    sql_bind_i64(b, 6, c->tm_create);
+    sql_bind_i64(b, 7, c->tm_update);
+    sql_bind_i64(b, 8, c->tm_delete);
 }
 
 static int read_customer(sqlite3_stmt *st, void *item)
 {
     struct customer *c = item;
-    int bad = col_buf(st, 0, c->id, sizeof(c->id));
-    c->name = col_dup(st, 1);
-    c->detail = col_dup(st, 2);
-    bad |= col_buf(st, 3, c->webhook_method, sizeof(c->webhook_method));
-    c->webhook_uri = col_dup(st, 4);
+    int bad = sql_col_buf(st, 0, c->id, sizeof(c->id));
+    c->name = sql_col_dup(st, 1);
+    c->detail = sql_col_dup(st, 2);
+    bad |= sql_col_buf(st, 3, c->webhook_method, sizeof(c->webhook_method));
+    c->webhook_uri = sql_col_dup(st, 4);
     c->tm_create = sqlite3_column_int64(st, 5);
     c->tm_update = sqlite3_column_int64(st, 6);
     c->tm_delete = sqlite3_column_int64(st, 7);
@@ -731,46 +582,46 @@ static void fini_customer(void *item)
 static int sq_customer_insert(struct store *s, const struct customer *c)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CUSTOMER_INSERT), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CUSTOMER_INSERT), SQLITE_OK};
     bind_customer(&b, c);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "customer_insert");
-    return run_write(ss, b.st, "customer_insert", false);
+        return sql_bind_fail(ss, &b, "customer_insert");
+    return sql_run_write(ss, b.st, "customer_insert", false);
 }
 
 static int sq_customer_get(struct store *s, const char *id, struct customer *out)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CUSTOMER_GET), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CUSTOMER_GET), SQLITE_OK};
     memset(out, 0, sizeof(*out));
-    b_text(&b, 1, id);
+    sql_bind_text(&b, 1, id);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "customer_get");
-    return run_get(ss, b.st, "customer_get", read_customer, fini_customer, out, sizeof(*out));
+        return sql_bind_fail(ss, &b, "customer_get");
+    return sql_run_get(ss, b.st, "customer_get", read_customer, fini_customer, out, sizeof(*out));
 }
 
 static int sq_customer_update(struct store *s, const struct customer *c)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CUSTOMER_UPDATE), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CUSTOMER_UPDATE), SQLITE_OK};
     bind_customer(&b, c);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "customer_update");
-    return run_write(ss, b.st, "customer_update", true);
+        return sql_bind_fail(ss, &b, "customer_update");
+    return sql_run_write(ss, b.st, "customer_update", true);
 }
 
 static int sq_customer_list(struct store *s, const struct store_page *p, struct customer **out,
                             size_t *n)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CUSTOMER_LIST), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CUSTOMER_LIST), SQLITE_OK};
     *out = NULL;
     *n = 0;
-    bind_page(&b, 1, 2, p);
+    sql_bind_page(&b, 1, 2, p);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "customer_list");
-    return run_list(ss, b.st, "customer_list", read_customer, fini_customer, sizeof(**out),
-                    (void **)out, n);
+        return sql_bind_fail(ss, &b, "customer_list");
+    return sql_run_list(ss, b.st, "customer_list", read_customer, fini_customer, sizeof(**out),
+                        (void **)out, n);
 }
 
 static int sq_customer_count(struct store *s, int64_t *n)
@@ -781,32 +632,32 @@ static int sq_customer_count(struct store *s, int64_t *n)
 
 /* --- agents --------------------------------------------------------------------------------- */
 
-static void bind_agent(struct binder *b, const struct agent *a)
+static void bind_agent(struct sql_binder *b, const struct agent *a)
 {
-    b_text(b, 1, a->id);
-    b_text(b, 2, a->customer_id);
-    b_text(b, 3, a->username);
-    b_text(b, 4, a->password_hash);
-    b_text(b, 5, a->name);
-    b_text(b, 6, a->detail);
-    b_text(b, 7, a->ring_method);
-    b_i64(b, 8, (int64_t)a->permission);
-    b_i64(b, 9, a->tm_create);
-    b_i64(b, 10, a->tm_update);
-    b_i64(b, 11, a->tm_delete);
-    b_i64(b, 12, a->token_generation);
+    sql_bind_text(b, 1, a->id);
+    sql_bind_text(b, 2, a->customer_id);
+    sql_bind_text(b, 3, a->username);
+    sql_bind_text(b, 4, a->password_hash);
+    sql_bind_text(b, 5, a->name);
+    sql_bind_text(b, 6, a->detail);
+    sql_bind_text(b, 7, a->ring_method);
+    sql_bind_i64(b, 8, (int64_t)a->permission);
+    sql_bind_i64(b, 9, a->tm_create);
+    sql_bind_i64(b, 10, a->tm_update);
+    sql_bind_i64(b, 11, a->tm_delete);
+    sql_bind_i64(b, 12, a->token_generation);
 }
 
 static int read_agent(sqlite3_stmt *st, void *item)
 {
     struct agent *a = item;
-    int bad = col_buf(st, 0, a->id, sizeof(a->id));
-    bad |= col_buf(st, 1, a->customer_id, sizeof(a->customer_id));
-    a->username = col_dup(st, 2);
-    a->password_hash = col_dup(st, 3);
-    a->name = col_dup(st, 4);
-    a->detail = col_dup(st, 5);
-    bad |= col_buf(st, 6, a->ring_method, sizeof(a->ring_method));
+    int bad = sql_col_buf(st, 0, a->id, sizeof(a->id));
+    bad |= sql_col_buf(st, 1, a->customer_id, sizeof(a->customer_id));
+    a->username = sql_col_dup(st, 2);
+    a->password_hash = sql_col_dup(st, 3);
+    a->name = sql_col_dup(st, 4);
+    a->detail = sql_col_dup(st, 5);
+    bad |= sql_col_buf(st, 6, a->ring_method, sizeof(a->ring_method));
     a->permission = (uint64_t)sqlite3_column_int64(st, 7);
     a->tm_create = sqlite3_column_int64(st, 8);
     a->tm_update = sqlite3_column_int64(st, 9);
@@ -823,85 +674,87 @@ static void fini_agent(void *item)
 static int sq_agent_insert(struct store *s, const struct agent *a)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_AGENT_INSERT), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_AGENT_INSERT), SQLITE_OK};
     bind_agent(&b, a);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "agent_insert");
-    return run_write(ss, b.st, "agent_insert", false);
+        return sql_bind_fail(ss, &b, "agent_insert");
+    return sql_run_write(ss, b.st, "agent_insert", false);
 }
 
 static int sq_agent_get(struct store *s, const char *customer_id, const char *id, struct agent *out)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_AGENT_GET), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_AGENT_GET), SQLITE_OK};
     memset(out, 0, sizeof(*out));
-    b_text(&b, 1, id);
-    b_maybe_text(&b, 2, customer_id);
+    sql_bind_text(&b, 1, id);
+    sql_bind_maybe_text(&b, 2, customer_id);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "agent_get");
-    return run_get(ss, b.st, "agent_get", read_agent, fini_agent, out, sizeof(*out));
+        return sql_bind_fail(ss, &b, "agent_get");
+    return sql_run_get(ss, b.st, "agent_get", read_agent, fini_agent, out, sizeof(*out));
 }
 
 static int sq_agent_get_by_username(struct store *s, const char *username, struct agent *out)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_AGENT_GET_BY_USERNAME), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_AGENT_GET_BY_USERNAME), SQLITE_OK};
     memset(out, 0, sizeof(*out));
-    b_text(&b, 1, username);
+    sql_bind_text(&b, 1, username);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "agent_get_by_username");
-    return run_get(ss, b.st, "agent_get_by_username", read_agent, fini_agent, out, sizeof(*out));
+        return sql_bind_fail(ss, &b, "agent_get_by_username");
+    return sql_run_get(ss, b.st, "agent_get_by_username", read_agent, fini_agent, out,
+                       sizeof(*out));
 }
 
 static int sq_agent_update(struct store *s, const struct agent *a)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_AGENT_UPDATE), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_AGENT_UPDATE), SQLITE_OK};
     bind_agent(&b, a);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "agent_update");
-    return run_write(ss, b.st, "agent_update", true);
+        return sql_bind_fail(ss, &b, "agent_update");
+    return sql_run_write(ss, b.st, "agent_update", true);
 }
 
 static int sq_agent_list(struct store *s, const char *customer_id, const struct store_page *p,
                          struct agent **out, size_t *n)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_AGENT_LIST), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_AGENT_LIST), SQLITE_OK};
     *out = NULL;
     *n = 0;
-    b_text(&b, 1, customer_id);
-    bind_page(&b, 2, 3, p);
+    sql_bind_text(&b, 1, customer_id);
+    sql_bind_page(&b, 2, 3, p);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "agent_list");
-    return run_list(ss, b.st, "agent_list", read_agent, fini_agent, sizeof(**out), (void **)out, n);
+        return sql_bind_fail(ss, &b, "agent_list");
+    return sql_run_list(ss, b.st, "agent_list", read_agent, fini_agent, sizeof(**out), (void **)out,
+                        n);
 }
 
 /* --- access keys ---------------------------------------------------------------------------- */
 
-static void bind_accesskey(struct binder *b, const struct accesskey *k)
+static void bind_accesskey(struct sql_binder *b, const struct accesskey *k)
 {
-    b_text(b, 1, k->id);
-    b_text(b, 2, k->customer_id);
-    b_text(b, 3, k->name);
-    b_text(b, 4, k->detail);
-    b_text(b, 5, k->token_hash);
-    b_text(b, 6, k->token_prefix);
-    b_i64(b, 7, k->tm_expire);
-    b_i64(b, 8, k->tm_create);
-    b_i64(b, 9, k->tm_update);
-    b_i64(b, 10, k->tm_delete);
+    sql_bind_text(b, 1, k->id);
+    sql_bind_text(b, 2, k->customer_id);
+    sql_bind_text(b, 3, k->name);
+    sql_bind_text(b, 4, k->detail);
+    sql_bind_text(b, 5, k->token_hash);
+    sql_bind_text(b, 6, k->token_prefix);
+    sql_bind_i64(b, 7, k->tm_expire);
+    sql_bind_i64(b, 8, k->tm_create);
+    sql_bind_i64(b, 9, k->tm_update);
+    sql_bind_i64(b, 10, k->tm_delete);
 }
 
 static int read_accesskey(sqlite3_stmt *st, void *item)
 {
     struct accesskey *k = item;
-    int bad = col_buf(st, 0, k->id, sizeof(k->id));
-    bad |= col_buf(st, 1, k->customer_id, sizeof(k->customer_id));
-    k->name = col_dup(st, 2);
-    k->detail = col_dup(st, 3);
-    bad |= col_buf(st, 4, k->token_hash, sizeof(k->token_hash));
-    bad |= col_buf(st, 5, k->token_prefix, sizeof(k->token_prefix));
+    int bad = sql_col_buf(st, 0, k->id, sizeof(k->id));
+    bad |= sql_col_buf(st, 1, k->customer_id, sizeof(k->customer_id));
+    k->name = sql_col_dup(st, 2);
+    k->detail = sql_col_dup(st, 3);
+    bad |= sql_col_buf(st, 4, k->token_hash, sizeof(k->token_hash));
+    bad |= sql_col_buf(st, 5, k->token_prefix, sizeof(k->token_prefix));
     k->tm_expire = sqlite3_column_int64(st, 6);
     k->tm_create = sqlite3_column_int64(st, 7);
     k->tm_update = sqlite3_column_int64(st, 8);
@@ -917,87 +770,88 @@ static void fini_accesskey(void *item)
 static int sq_accesskey_insert(struct store *s, const struct accesskey *k)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_ACCESSKEY_INSERT), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_ACCESSKEY_INSERT), SQLITE_OK};
     bind_accesskey(&b, k);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "accesskey_insert");
-    return run_write(ss, b.st, "accesskey_insert", false);
+        return sql_bind_fail(ss, &b, "accesskey_insert");
+    return sql_run_write(ss, b.st, "accesskey_insert", false);
 }
 
 static int sq_accesskey_get(struct store *s, const char *customer_id, const char *id,
                             struct accesskey *out)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_ACCESSKEY_GET), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_ACCESSKEY_GET), SQLITE_OK};
     memset(out, 0, sizeof(*out));
-    b_text(&b, 1, id);
-    b_maybe_text(&b, 2, customer_id);
+    sql_bind_text(&b, 1, id);
+    sql_bind_maybe_text(&b, 2, customer_id);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "accesskey_get");
-    return run_get(ss, b.st, "accesskey_get", read_accesskey, fini_accesskey, out, sizeof(*out));
+        return sql_bind_fail(ss, &b, "accesskey_get");
+    return sql_run_get(ss, b.st, "accesskey_get", read_accesskey, fini_accesskey, out,
+                       sizeof(*out));
 }
 
 static int sq_accesskey_get_by_hash(struct store *s, const char *token_hash, struct accesskey *out)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_ACCESSKEY_GET_BY_HASH), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_ACCESSKEY_GET_BY_HASH), SQLITE_OK};
     memset(out, 0, sizeof(*out));
-    b_text(&b, 1, token_hash);
+    sql_bind_text(&b, 1, token_hash);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "accesskey_get_by_hash");
-    return run_get(ss, b.st, "accesskey_get_by_hash", read_accesskey, fini_accesskey, out,
-                   sizeof(*out));
+        return sql_bind_fail(ss, &b, "accesskey_get_by_hash");
+    return sql_run_get(ss, b.st, "accesskey_get_by_hash", read_accesskey, fini_accesskey, out,
+                       sizeof(*out));
 }
 
 static int sq_accesskey_update(struct store *s, const struct accesskey *k)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_ACCESSKEY_UPDATE), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_ACCESSKEY_UPDATE), SQLITE_OK};
     bind_accesskey(&b, k);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "accesskey_update");
-    return run_write(ss, b.st, "accesskey_update", true);
+        return sql_bind_fail(ss, &b, "accesskey_update");
+    return sql_run_write(ss, b.st, "accesskey_update", true);
 }
 
 static int sq_accesskey_list(struct store *s, const char *customer_id, const struct store_page *p,
                              struct accesskey **out, size_t *n)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_ACCESSKEY_LIST), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_ACCESSKEY_LIST), SQLITE_OK};
     *out = NULL;
     *n = 0;
-    b_text(&b, 1, customer_id);
-    bind_page(&b, 2, 3, p);
+    sql_bind_text(&b, 1, customer_id);
+    sql_bind_page(&b, 2, 3, p);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "accesskey_list");
-    return run_list(ss, b.st, "accesskey_list", read_accesskey, fini_accesskey, sizeof(**out),
-                    (void **)out, n);
+        return sql_bind_fail(ss, &b, "accesskey_list");
+    return sql_run_list(ss, b.st, "accesskey_list", read_accesskey, fini_accesskey, sizeof(**out),
+                        (void **)out, n);
 }
 
 /* --- conferences ---------------------------------------------------------------------------- */
 
-static void bind_conference(struct binder *b, const struct conference *c)
+static void bind_conference(struct sql_binder *b, const struct conference *c)
 {
-    b_text(b, 1, c->id);
-    b_text(b, 2, c->customer_id);
-    b_text(b, 3, conference_type_name(c->type));
-    b_text(b, 4, conference_status_name(c->status));
-    b_text(b, 5, c->name);
-    b_text(b, 6, c->detail);
-    b_text_or(b, 7, c->data, "{}");
-    b_i64(b, 8, c->timeout);
-    b_text(b, 9, c->pre_flow_id);
-    b_text(b, 10, c->post_flow_id);
-    b_text(b, 11, c->recording_id);
-    b_text_or(b, 12, c->recording_ids, "[]");
-    b_text(b, 13, c->transcribe_id);
-    b_text_or(b, 14, c->transcribe_ids, "[]");
-    b_text(b, 15, c->direct_hash);
-    b_null_if_0(b, 16, c->tm_end);
-    b_i64(b, 17, c->tm_create);
-    b_i64(b, 18, c->tm_update);
-    b_i64(b, 19, c->tm_delete);
-    b_i64(b, 20, c->tm_timeout);
+    sql_bind_text(b, 1, c->id);
+    sql_bind_text(b, 2, c->customer_id);
+    sql_bind_text(b, 3, conference_type_name(c->type));
+    sql_bind_text(b, 4, conference_status_name(c->status));
+    sql_bind_text(b, 5, c->name);
+    sql_bind_text(b, 6, c->detail);
+    sql_bind_text_or(b, 7, c->data, "{}");
+    sql_bind_i64(b, 8, c->timeout);
+    sql_bind_text(b, 9, c->pre_flow_id);
+    sql_bind_text(b, 10, c->post_flow_id);
+    sql_bind_text(b, 11, c->recording_id);
+    sql_bind_text_or(b, 12, c->recording_ids, "[]");
+    sql_bind_text(b, 13, c->transcribe_id);
+    sql_bind_text_or(b, 14, c->transcribe_ids, "[]");
+    sql_bind_text(b, 15, c->direct_hash);
+    sql_bind_null_if_0(b, 16, c->tm_end);
+    sql_bind_i64(b, 17, c->tm_create);
+    sql_bind_i64(b, 18, c->tm_update);
+    sql_bind_i64(b, 19, c->tm_delete);
+    sql_bind_i64(b, 20, c->tm_timeout);
 }
 
 /* Why: group_concat gives no order guarantee, so each entry carries its seq and the ids are put
@@ -1049,27 +903,27 @@ static int parse_call_ids(const char *text, struct conference *c)
 static int read_conference(sqlite3_stmt *st, void *item)
 {
     struct conference *c = item;
-    int bad = col_buf(st, 0, c->id, sizeof(c->id));
-    bad |= col_buf(st, 1, c->customer_id, sizeof(c->customer_id));
-    bad |= conference_type_parse(col_str(st, 2), &c->type);
-    bad |= conference_status_parse(col_str(st, 3), &c->status);
-    c->name = col_dup(st, 4);
-    c->detail = col_dup(st, 5);
-    c->data = col_dup(st, 6);
+    int bad = sql_col_buf(st, 0, c->id, sizeof(c->id));
+    bad |= sql_col_buf(st, 1, c->customer_id, sizeof(c->customer_id));
+    bad |= conference_type_parse(sql_col_str(st, 2), &c->type);
+    bad |= conference_status_parse(sql_col_str(st, 3), &c->status);
+    c->name = sql_col_dup(st, 4);
+    c->detail = sql_col_dup(st, 5);
+    c->data = sql_col_dup(st, 6);
     c->timeout = sqlite3_column_int64(st, 7);
-    bad |= col_buf(st, 8, c->pre_flow_id, sizeof(c->pre_flow_id));
-    bad |= col_buf(st, 9, c->post_flow_id, sizeof(c->post_flow_id));
-    bad |= col_buf(st, 10, c->recording_id, sizeof(c->recording_id));
-    c->recording_ids = col_dup(st, 11);
-    bad |= col_buf(st, 12, c->transcribe_id, sizeof(c->transcribe_id));
-    c->transcribe_ids = col_dup(st, 13);
-    bad |= col_buf(st, 14, c->direct_hash, sizeof(c->direct_hash));
+    bad |= sql_col_buf(st, 8, c->pre_flow_id, sizeof(c->pre_flow_id));
+    bad |= sql_col_buf(st, 9, c->post_flow_id, sizeof(c->post_flow_id));
+    bad |= sql_col_buf(st, 10, c->recording_id, sizeof(c->recording_id));
+    c->recording_ids = sql_col_dup(st, 11);
+    bad |= sql_col_buf(st, 12, c->transcribe_id, sizeof(c->transcribe_id));
+    c->transcribe_ids = sql_col_dup(st, 13);
+    bad |= sql_col_buf(st, 14, c->direct_hash, sizeof(c->direct_hash));
     c->tm_end = sqlite3_column_int64(st, 15); /* NULL reads as 0 */
     c->tm_create = sqlite3_column_int64(st, 16);
     c->tm_update = sqlite3_column_int64(st, 17);
     c->tm_delete = sqlite3_column_int64(st, 18);
     c->tm_timeout = sqlite3_column_int64(st, 19);
-    bad |= parse_call_ids(col_str(st, 20), c);
+    bad |= parse_call_ids(sql_col_str(st, 20), c);
     return bad ? -1 : 0;
 }
 
@@ -1081,97 +935,98 @@ static void fini_conference(void *item)
 static int sq_conference_insert(struct store *s, const struct conference *c)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CONFERENCE_INSERT), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CONFERENCE_INSERT), SQLITE_OK};
     bind_conference(&b, c);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "conference_insert");
-    return run_write(ss, b.st, "conference_insert", false);
+        return sql_bind_fail(ss, &b, "conference_insert");
+    return sql_run_write(ss, b.st, "conference_insert", false);
 }
 
 static int sq_conference_get(struct store *s, const char *customer_id, const char *id,
                              struct conference *out)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CONFERENCE_GET), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CONFERENCE_GET), SQLITE_OK};
     memset(out, 0, sizeof(*out));
-    b_text(&b, 1, id);
-    b_maybe_text(&b, 2, customer_id);
+    sql_bind_text(&b, 1, id);
+    sql_bind_maybe_text(&b, 2, customer_id);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "conference_get");
-    return run_get(ss, b.st, "conference_get", read_conference, fini_conference, out, sizeof(*out));
+        return sql_bind_fail(ss, &b, "conference_get");
+    return sql_run_get(ss, b.st, "conference_get", read_conference, fini_conference, out,
+                       sizeof(*out));
 }
 
 static int sq_conference_get_by_hash(struct store *s, const char *direct_hash,
                                      struct conference *out)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CONFERENCE_GET_BY_HASH), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CONFERENCE_GET_BY_HASH), SQLITE_OK};
     memset(out, 0, sizeof(*out));
-    b_text(&b, 1, direct_hash);
+    sql_bind_text(&b, 1, direct_hash);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "conference_get_by_hash");
-    return run_get(ss, b.st, "conference_get_by_hash", read_conference, fini_conference, out,
-                   sizeof(*out));
+        return sql_bind_fail(ss, &b, "conference_get_by_hash");
+    return sql_run_get(ss, b.st, "conference_get_by_hash", read_conference, fini_conference, out,
+                       sizeof(*out));
 }
 
 static int sq_conference_update(struct store *s, const struct conference *c)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CONFERENCE_UPDATE), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CONFERENCE_UPDATE), SQLITE_OK};
     bind_conference(&b, c);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "conference_update");
-    return run_write(ss, b.st, "conference_update", true);
+        return sql_bind_fail(ss, &b, "conference_update");
+    return sql_run_write(ss, b.st, "conference_update", true);
 }
 
 static int sq_conference_list(struct store *s, const char *customer_id, const struct store_page *p,
                               struct conference **out, size_t *n)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CONFERENCE_LIST), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CONFERENCE_LIST), SQLITE_OK};
     *out = NULL;
     *n = 0;
-    b_text(&b, 1, customer_id);
-    bind_page(&b, 2, 3, p);
+    sql_bind_text(&b, 1, customer_id);
+    sql_bind_page(&b, 2, 3, p);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "conference_list");
-    return run_list(ss, b.st, "conference_list", read_conference, fini_conference, sizeof(**out),
-                    (void **)out, n);
+        return sql_bind_fail(ss, &b, "conference_list");
+    return sql_run_list(ss, b.st, "conference_list", read_conference, fini_conference,
+                        sizeof(**out), (void **)out, n);
 }
 
 static int sq_conference_list_unfinished(struct store *s, struct conference **out, size_t *n)
 {
     struct sqlite_store *ss = impl(s);
-    return run_list(ss, stmt(ss, ST_CONFERENCE_UNFINISHED), "conference_list_unfinished",
-                    read_conference, fini_conference, sizeof(**out), (void **)out, n);
+    return sql_run_list(ss, stmt(ss, ST_CONFERENCE_UNFINISHED), "conference_list_unfinished",
+                        read_conference, fini_conference, sizeof(**out), (void **)out, n);
 }
 
 /* --- conference calls ----------------------------------------------------------------------- */
 
-static void bind_cc(struct binder *b, const struct conferencecall *cc)
+static void bind_cc(struct sql_binder *b, const struct conferencecall *cc)
 {
-    b_text(b, 1, cc->id);
-    b_text(b, 2, cc->customer_id);
-    b_text(b, 3, cc->activeflow_id);
-    b_text(b, 4, cc->conference_id);
-    b_text(b, 5, cc_reference_type_name(cc->reference_type));
-    b_text(b, 6, cc->reference_id);
-    b_text(b, 7, cc_status_name(cc->status));
-    b_i64(b, 8, cc->tm_create);
-    b_i64(b, 9, cc->tm_update);
-    b_i64(b, 10, cc->tm_delete);
+    sql_bind_text(b, 1, cc->id);
+    sql_bind_text(b, 2, cc->customer_id);
+    sql_bind_text(b, 3, cc->activeflow_id);
+    sql_bind_text(b, 4, cc->conference_id);
+    sql_bind_text(b, 5, cc_reference_type_name(cc->reference_type));
+    sql_bind_text(b, 6, cc->reference_id);
+    sql_bind_text(b, 7, cc_status_name(cc->status));
+    sql_bind_i64(b, 8, cc->tm_create);
+    sql_bind_i64(b, 9, cc->tm_update);
+    sql_bind_i64(b, 10, cc->tm_delete);
 }
 
 static int read_cc(sqlite3_stmt *st, void *item)
 {
     struct conferencecall *cc = item;
-    int bad = col_buf(st, 0, cc->id, sizeof(cc->id));
-    bad |= col_buf(st, 1, cc->customer_id, sizeof(cc->customer_id));
-    bad |= col_buf(st, 2, cc->activeflow_id, sizeof(cc->activeflow_id));
-    bad |= col_buf(st, 3, cc->conference_id, sizeof(cc->conference_id));
-    bad |= cc_reference_type_parse(col_str(st, 4), &cc->reference_type);
-    bad |= col_buf(st, 5, cc->reference_id, sizeof(cc->reference_id));
-    bad |= cc_status_parse(col_str(st, 6), &cc->status);
+    int bad = sql_col_buf(st, 0, cc->id, sizeof(cc->id));
+    bad |= sql_col_buf(st, 1, cc->customer_id, sizeof(cc->customer_id));
+    bad |= sql_col_buf(st, 2, cc->activeflow_id, sizeof(cc->activeflow_id));
+    bad |= sql_col_buf(st, 3, cc->conference_id, sizeof(cc->conference_id));
+    bad |= cc_reference_type_parse(sql_col_str(st, 4), &cc->reference_type);
+    bad |= sql_col_buf(st, 5, cc->reference_id, sizeof(cc->reference_id));
+    bad |= cc_status_parse(sql_col_str(st, 6), &cc->status);
     cc->tm_create = sqlite3_column_int64(st, 7);
     cc->tm_update = sqlite3_column_int64(st, 8);
     cc->tm_delete = sqlite3_column_int64(st, 9);
@@ -1186,66 +1041,67 @@ static void fini_cc(void *item)
 static int sq_cc_insert(struct store *s, const struct conferencecall *cc)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CC_INSERT), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CC_INSERT), SQLITE_OK};
     bind_cc(&b, cc);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "conferencecall_insert");
-    return run_write(ss, b.st, "conferencecall_insert", false);
+        return sql_bind_fail(ss, &b, "conferencecall_insert");
+    return sql_run_write(ss, b.st, "conferencecall_insert", false);
 }
 
 static int sq_cc_get(struct store *s, const char *customer_id, const char *id,
                      struct conferencecall *out)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CC_GET), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CC_GET), SQLITE_OK};
     memset(out, 0, sizeof(*out));
-    b_text(&b, 1, id);
-    b_maybe_text(&b, 2, customer_id);
+    sql_bind_text(&b, 1, id);
+    sql_bind_maybe_text(&b, 2, customer_id);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "conferencecall_get");
-    return run_get(ss, b.st, "conferencecall_get", read_cc, fini_cc, out, sizeof(*out));
+        return sql_bind_fail(ss, &b, "conferencecall_get");
+    return sql_run_get(ss, b.st, "conferencecall_get", read_cc, fini_cc, out, sizeof(*out));
 }
 
 static int sq_cc_update(struct store *s, const struct conferencecall *cc)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CC_UPDATE), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CC_UPDATE), SQLITE_OK};
     bind_cc(&b, cc);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "conferencecall_update");
-    return run_write(ss, b.st, "conferencecall_update", true);
+        return sql_bind_fail(ss, &b, "conferencecall_update");
+    return sql_run_write(ss, b.st, "conferencecall_update", true);
 }
 
 static int sq_cc_list(struct store *s, const char *customer_id, const char *conference_id,
                       const struct store_page *p, struct conferencecall **out, size_t *n)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, conference_id ? ST_CC_LIST_CONF : ST_CC_LIST_ALL), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, conference_id ? ST_CC_LIST_CONF : ST_CC_LIST_ALL), SQLITE_OK};
     *out = NULL;
     *n = 0;
-    b_text(&b, 1, customer_id);
-    bind_page(&b, 2, 3, p);
+    sql_bind_text(&b, 1, customer_id);
+    sql_bind_page(&b, 2, 3, p);
     if (conference_id)
-        b_text(&b, 4, conference_id);
+        sql_bind_text(&b, 4, conference_id);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "conferencecall_list");
-    return run_list(ss, b.st, "conferencecall_list", read_cc, fini_cc, sizeof(**out), (void **)out,
-                    n);
+        return sql_bind_fail(ss, &b, "conferencecall_list");
+    return sql_run_list(ss, b.st, "conferencecall_list", read_cc, fini_cc, sizeof(**out),
+                        (void **)out, n);
 }
 
 static int sq_cc_list_active(struct store *s, const char *conference_id,
                              struct conferencecall **out, size_t *n)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, conference_id ? ST_CC_ACTIVE_CONF : ST_CC_ACTIVE_ALL), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, conference_id ? ST_CC_ACTIVE_CONF : ST_CC_ACTIVE_ALL),
+                           SQLITE_OK};
     *out = NULL;
     *n = 0;
     if (conference_id)
-        b_text(&b, 1, conference_id);
+        sql_bind_text(&b, 1, conference_id);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "conferencecall_list_active");
-    return run_list(ss, b.st, "conferencecall_list_active", read_cc, fini_cc, sizeof(**out),
-                    (void **)out, n);
+        return sql_bind_fail(ss, &b, "conferencecall_list_active");
+    return sql_run_list(ss, b.st, "conferencecall_list_active", read_cc, fini_cc, sizeof(**out),
+                        (void **)out, n);
 }
 
 /* --- open / close --------------------------------------------------------------------------- */
@@ -1253,8 +1109,10 @@ static int sq_cc_list_active(struct store *s, const char *conference_id,
 static void sq_close(struct store *s)
 {
     struct sqlite_store *ss = impl(s);
-    for (int i = 0; i < ST__COUNT; i++)
+    for (int i = 0; ss->st && i < ST__COUNT; i++)
         sqlite3_finalize(ss->st[i]); /* NULL is a no-op */
+    free(ss->st);
+    sqlite_recordings_finalize(ss);
     if (ss->db) {
         int rc = sqlite3_close(ss->db);
         if (rc != SQLITE_OK)
@@ -1266,59 +1124,61 @@ static void sq_close(struct store *s)
 
 /* --- calls --------------------------------------------------------------------------------- */
 
-static void bind_call(struct binder *b, const struct call *c)
+static void bind_call(struct sql_binder *b, const struct call *c)
 {
-    b_text(b, 1, c->id);
-    b_text(b, 2, c->customer_id);
-    b_text(b, 3, c->owner_type);
-    b_text(b, 4, c->owner_id);
-    b_text(b, 5, c->flow_id);
-    b_text(b, 6, c->activeflow_id);
-    b_text(b, 7, c->type);
-    b_text(b, 8, c->master_call_id);
-    b_text_or(b, 9, c->source, "{}");
-    b_text_or(b, 10, c->destination, "{}");
-    b_text(b, 11, call_status_name(c->status));
-    b_text_or(b, 12, c->action, "{}");
-    b_text(b, 13, call_direction_name(c->direction));
-    b_text(b, 14, c->hangup_by);
-    b_text(b, 15, c->hangup_reason);
-    b_text_or(b, 16, c->metadata, "{}");
-    b_null_if_0(b, 17, c->tm_progressing);
-    b_null_if_0(b, 18, c->tm_ringing);
-    b_null_if_0(b, 19, c->tm_hangup);
-    b_i64(b, 20, c->tm_create);
-    b_i64(b, 21, c->tm_update);
-    b_i64(b, 22, c->tm_delete);
-    b_text_or(b, 23, c->dialog, "");
+    sql_bind_text(b, 1, c->id);
+    sql_bind_text(b, 2, c->customer_id);
+    sql_bind_text(b, 3, c->owner_type);
+    sql_bind_text(b, 4, c->owner_id);
+    sql_bind_text(b, 5, c->flow_id);
+    sql_bind_text(b, 6, c->activeflow_id);
+    sql_bind_text(b, 7, c->type);
+    sql_bind_text(b, 8, c->master_call_id);
+    sql_bind_text_or(b, 9, c->source, "{}");
+    sql_bind_text_or(b, 10, c->destination, "{}");
+    sql_bind_text(b, 11, call_status_name(c->status));
+    sql_bind_text_or(b, 12, c->action, "{}");
+    sql_bind_text(b, 13, call_direction_name(c->direction));
+    sql_bind_text(b, 14, c->hangup_by);
+    sql_bind_text(b, 15, c->hangup_reason);
+    sql_bind_text_or(b, 16, c->metadata, "{}");
+    sql_bind_null_if_0(b, 17, c->tm_progressing);
+    sql_bind_null_if_0(b, 18, c->tm_ringing);
+    sql_bind_null_if_0(b, 19, c->tm_hangup);
+    sql_bind_i64(b, 20, c->tm_create);
+    sql_bind_i64(b, 21, c->tm_update);
+    sql_bind_i64(b, 22, c->tm_delete);
+    sql_bind_text_or(b, 23, c->dialog, "");
 }
 
 static int read_call(sqlite3_stmt *st, void *item)
 {
     struct call *c = item;
-    int bad = col_buf(st, 0, c->id, sizeof(c->id));
-    bad |= col_buf(st, 1, c->customer_id, sizeof(c->customer_id));
-    bad |= col_buf(st, 2, c->owner_type, sizeof(c->owner_type));
-    bad |= col_buf(st, 3, c->owner_id, sizeof(c->owner_id));
-    bad |= col_buf(st, 4, c->flow_id, sizeof(c->flow_id));
-    bad |= col_buf(st, 5, c->activeflow_id, sizeof(c->activeflow_id));
-    bad |= col_buf(st, 6, c->type, sizeof(c->type));
-    bad |= col_buf(st, 7, c->master_call_id, sizeof(c->master_call_id));
-    c->source = col_dup(st, 8);
-    c->destination = col_dup(st, 9);
-    bad |= call_status_parse(col_str(st, 10), &c->status) < 0;
-    c->action = col_dup(st, 11);
-    bad |= call_direction_parse(col_str(st, 12), &c->direction) < 0;
-    bad |= col_buf(st, 13, c->hangup_by, sizeof(c->hangup_by));
-    bad |= col_buf(st, 14, c->hangup_reason, sizeof(c->hangup_reason));
-    c->metadata = col_dup(st, 15);
+    int bad = sql_col_buf(st, 0, c->id, sizeof(c->id));
+    bad |= sql_col_buf(st, 1, c->customer_id, sizeof(c->customer_id));
+    bad |= sql_col_buf(st, 2, c->owner_type, sizeof(c->owner_type));
+    bad |= sql_col_buf(st, 3, c->owner_id, sizeof(c->owner_id));
+    bad |= sql_col_buf(st, 4, c->flow_id, sizeof(c->flow_id));
+    bad |= sql_col_buf(st, 5, c->activeflow_id, sizeof(c->activeflow_id));
+    bad |= sql_col_buf(st, 6, c->type, sizeof(c->type));
+    bad |= sql_col_buf(st, 7, c->master_call_id, sizeof(c->master_call_id));
+    c->source = sql_col_dup(st, 8);
+    c->destination = sql_col_dup(st, 9);
+    bad |= call_status_parse(sql_col_str(st, 10), &c->status) < 0;
+    c->action = sql_col_dup(st, 11);
+    bad |= call_direction_parse(sql_col_str(st, 12), &c->direction) < 0;
+    bad |= sql_col_buf(st, 13, c->hangup_by, sizeof(c->hangup_by));
+    bad |= sql_col_buf(st, 14, c->hangup_reason, sizeof(c->hangup_reason));
+    c->metadata = sql_col_dup(st, 15);
     c->tm_progressing = sqlite3_column_int64(st, 16);
     c->tm_ringing = sqlite3_column_int64(st, 17);
     c->tm_hangup = sqlite3_column_int64(st, 18);
     c->tm_create = sqlite3_column_int64(st, 19);
     c->tm_update = sqlite3_column_int64(st, 20);
     c->tm_delete = sqlite3_column_int64(st, 21);
-    c->dialog = col_dup(st, 22);
+    c->dialog = sql_col_dup(st, 22);
+    bad |= sql_col_buf(st, 23, c->recording_id, sizeof(c->recording_id));
+    c->recording_ids = sql_col_dup(st, 24);
     return bad ? -1 : 0;
 }
 
@@ -1330,47 +1190,51 @@ static void fini_call(void *item)
 static int sq_call_insert(struct store *s, const struct call *c)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CALL_INSERT), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CALL_INSERT), SQLITE_OK};
     bind_call(&b, c);
+    /* An update leaves these to store_call_set_recording(). */
+    sql_bind_text_or(&b, 24, c->recording_id, ID_NIL);
+    sql_bind_text_or(&b, 25, c->recording_ids, "[]");
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "call_insert");
-    return run_write(ss, b.st, "call_insert", false);
+        return sql_bind_fail(ss, &b, "call_insert");
+    return sql_run_write(ss, b.st, "call_insert", false);
 }
 
 static int sq_call_get(struct store *s, const char *customer_id, const char *id, struct call *out)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CALL_GET), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CALL_GET), SQLITE_OK};
     memset(out, 0, sizeof(*out));
-    b_text(&b, 1, id);
-    b_maybe_text(&b, 2, customer_id);
+    sql_bind_text(&b, 1, id);
+    sql_bind_maybe_text(&b, 2, customer_id);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "call_get");
-    return run_get(ss, b.st, "call_get", read_call, fini_call, out, sizeof(*out));
+        return sql_bind_fail(ss, &b, "call_get");
+    return sql_run_get(ss, b.st, "call_get", read_call, fini_call, out, sizeof(*out));
 }
 
 static int sq_call_update(struct store *s, const struct call *c)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CALL_UPDATE), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CALL_UPDATE), SQLITE_OK};
     bind_call(&b, c);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "call_update");
-    return run_write(ss, b.st, "call_update", true);
+        return sql_bind_fail(ss, &b, "call_update");
+    return sql_run_write(ss, b.st, "call_update", true);
 }
 
 static int sq_call_list(struct store *s, const char *customer_id, const struct store_page *p,
                         struct call **out, size_t *n)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_CALL_LIST), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_CALL_LIST), SQLITE_OK};
     *out = NULL;
     *n = 0;
-    b_text(&b, 1, customer_id);
-    bind_page(&b, 2, 3, p);
+    sql_bind_text(&b, 1, customer_id);
+    sql_bind_page(&b, 2, 3, p);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "call_list");
-    return run_list(ss, b.st, "call_list", read_call, fini_call, sizeof(**out), (void **)out, n);
+        return sql_bind_fail(ss, &b, "call_list");
+    return sql_run_list(ss, b.st, "call_list", read_call, fini_call, sizeof(**out), (void **)out,
+                        n);
 }
 
 static int sq_call_list_live(struct store *s, struct call **out, size_t *n)
@@ -1378,36 +1242,36 @@ static int sq_call_list_live(struct store *s, struct call **out, size_t *n)
     struct sqlite_store *ss = impl(s);
     *out = NULL;
     *n = 0;
-    return run_list(ss, stmt(ss, ST_CALL_LIVE), "call_list_live", read_call, fini_call,
-                    sizeof(**out), (void **)out, n);
+    return sql_run_list(ss, stmt(ss, ST_CALL_LIVE), "call_list_live", read_call, fini_call,
+                        sizeof(**out), (void **)out, n);
 }
 
 /* --- flows, numbers, activeflows ------------------------------------------------------------ */
 
-static void bind_flow(struct binder *b, const struct flow *f)
+static void bind_flow(struct sql_binder *b, const struct flow *f)
 {
-    b_text(b, 1, f->id);
-    b_text(b, 2, f->customer_id);
-    b_text(b, 3, f->type);
-    b_text(b, 4, f->name);
-    b_text(b, 5, f->detail);
-    b_text_or(b, 6, f->actions, "[]");
-    b_text(b, 7, f->on_complete_flow_id);
-    b_i64(b, 8, f->tm_create);
-    b_i64(b, 9, f->tm_update);
-    b_i64(b, 10, f->tm_delete);
+    sql_bind_text(b, 1, f->id);
+    sql_bind_text(b, 2, f->customer_id);
+    sql_bind_text(b, 3, f->type);
+    sql_bind_text(b, 4, f->name);
+    sql_bind_text(b, 5, f->detail);
+    sql_bind_text_or(b, 6, f->actions, "[]");
+    sql_bind_text(b, 7, f->on_complete_flow_id);
+    sql_bind_i64(b, 8, f->tm_create);
+    sql_bind_i64(b, 9, f->tm_update);
+    sql_bind_i64(b, 10, f->tm_delete);
 }
 
 static int read_flow(sqlite3_stmt *st, void *item)
 {
     struct flow *f = item;
-    int bad = col_buf(st, 0, f->id, sizeof(f->id));
-    bad |= col_buf(st, 1, f->customer_id, sizeof(f->customer_id));
-    bad |= col_buf(st, 2, f->type, sizeof(f->type));
-    f->name = col_dup(st, 3);
-    f->detail = col_dup(st, 4);
-    f->actions = col_dup(st, 5);
-    bad |= col_buf(st, 6, f->on_complete_flow_id, sizeof(f->on_complete_flow_id));
+    int bad = sql_col_buf(st, 0, f->id, sizeof(f->id));
+    bad |= sql_col_buf(st, 1, f->customer_id, sizeof(f->customer_id));
+    bad |= sql_col_buf(st, 2, f->type, sizeof(f->type));
+    f->name = sql_col_dup(st, 3);
+    f->detail = sql_col_dup(st, 4);
+    f->actions = sql_col_dup(st, 5);
+    bad |= sql_col_buf(st, 6, f->on_complete_flow_id, sizeof(f->on_complete_flow_id));
     f->tm_create = sqlite3_column_int64(st, 7);
     f->tm_update = sqlite3_column_int64(st, 8);
     f->tm_delete = sqlite3_column_int64(st, 9);
@@ -1422,11 +1286,11 @@ static void fini_flow(void *item)
 static int sq_flow_write(struct store *s, const struct flow *f, enum stmt_id id, const char *op)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, id), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, id), SQLITE_OK};
     bind_flow(&b, f);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, op);
-    return run_write(ss, b.st, op, id == ST_FLOW_UPDATE);
+        return sql_bind_fail(ss, &b, op);
+    return sql_run_write(ss, b.st, op, id == ST_FLOW_UPDATE);
 }
 
 static int sq_flow_insert(struct store *s, const struct flow *f)
@@ -1442,59 +1306,60 @@ static int sq_flow_update(struct store *s, const struct flow *f)
 static int sq_flow_get(struct store *s, const char *customer_id, const char *id, struct flow *out)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_FLOW_GET), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_FLOW_GET), SQLITE_OK};
     memset(out, 0, sizeof(*out));
-    b_text(&b, 1, id);
-    b_maybe_text(&b, 2, customer_id);
+    sql_bind_text(&b, 1, id);
+    sql_bind_maybe_text(&b, 2, customer_id);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "flow_get");
-    return run_get(ss, b.st, "flow_get", read_flow, fini_flow, out, sizeof(*out));
+        return sql_bind_fail(ss, &b, "flow_get");
+    return sql_run_get(ss, b.st, "flow_get", read_flow, fini_flow, out, sizeof(*out));
 }
 
 static int sq_flow_list(struct store *s, const char *customer_id, const struct store_page *p,
                         struct flow **out, size_t *n)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_FLOW_LIST), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_FLOW_LIST), SQLITE_OK};
     *out = NULL;
     *n = 0;
-    b_text(&b, 1, customer_id);
-    bind_page(&b, 2, 3, p);
+    sql_bind_text(&b, 1, customer_id);
+    sql_bind_page(&b, 2, 3, p);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "flow_list");
-    return run_list(ss, b.st, "flow_list", read_flow, fini_flow, sizeof(**out), (void **)out, n);
+        return sql_bind_fail(ss, &b, "flow_list");
+    return sql_run_list(ss, b.st, "flow_list", read_flow, fini_flow, sizeof(**out), (void **)out,
+                        n);
 }
 
-static void bind_number(struct binder *b, const struct number *n)
+static void bind_number(struct sql_binder *b, const struct number *n)
 {
-    b_text(b, 1, n->id);
-    b_text(b, 2, n->customer_id);
-    b_text(b, 3, n->number);
-    b_text(b, 4, n->type);
-    b_text(b, 5, n->call_flow_id);
-    b_text(b, 6, n->message_flow_id);
-    b_text(b, 7, n->name);
-    b_text(b, 8, n->detail);
-    b_text(b, 9, n->status);
-    b_null_if_0(b, 10, n->tm_purchase);
-    b_null_if_0(b, 11, n->tm_renew);
-    b_i64(b, 12, n->tm_create);
-    b_i64(b, 13, n->tm_update);
-    b_i64(b, 14, n->tm_delete);
+    sql_bind_text(b, 1, n->id);
+    sql_bind_text(b, 2, n->customer_id);
+    sql_bind_text(b, 3, n->number);
+    sql_bind_text(b, 4, n->type);
+    sql_bind_text(b, 5, n->call_flow_id);
+    sql_bind_text(b, 6, n->message_flow_id);
+    sql_bind_text(b, 7, n->name);
+    sql_bind_text(b, 8, n->detail);
+    sql_bind_text(b, 9, n->status);
+    sql_bind_null_if_0(b, 10, n->tm_purchase);
+    sql_bind_null_if_0(b, 11, n->tm_renew);
+    sql_bind_i64(b, 12, n->tm_create);
+    sql_bind_i64(b, 13, n->tm_update);
+    sql_bind_i64(b, 14, n->tm_delete);
 }
 
 static int read_number(sqlite3_stmt *st, void *item)
 {
     struct number *n = item;
-    int bad = col_buf(st, 0, n->id, sizeof(n->id));
-    bad |= col_buf(st, 1, n->customer_id, sizeof(n->customer_id));
-    bad |= col_buf(st, 2, n->number, sizeof(n->number));
-    bad |= col_buf(st, 3, n->type, sizeof(n->type));
-    bad |= col_buf(st, 4, n->call_flow_id, sizeof(n->call_flow_id));
-    bad |= col_buf(st, 5, n->message_flow_id, sizeof(n->message_flow_id));
-    n->name = col_dup(st, 6);
-    n->detail = col_dup(st, 7);
-    bad |= col_buf(st, 8, n->status, sizeof(n->status));
+    int bad = sql_col_buf(st, 0, n->id, sizeof(n->id));
+    bad |= sql_col_buf(st, 1, n->customer_id, sizeof(n->customer_id));
+    bad |= sql_col_buf(st, 2, n->number, sizeof(n->number));
+    bad |= sql_col_buf(st, 3, n->type, sizeof(n->type));
+    bad |= sql_col_buf(st, 4, n->call_flow_id, sizeof(n->call_flow_id));
+    bad |= sql_col_buf(st, 5, n->message_flow_id, sizeof(n->message_flow_id));
+    n->name = sql_col_dup(st, 6);
+    n->detail = sql_col_dup(st, 7);
+    bad |= sql_col_buf(st, 8, n->status, sizeof(n->status));
     n->tm_purchase = sqlite3_column_int64(st, 9);
     n->tm_renew = sqlite3_column_int64(st, 10);
     n->tm_create = sqlite3_column_int64(st, 11);
@@ -1508,15 +1373,14 @@ static void fini_number(void *item)
     number_fini(item);
 }
 
-static int sq_number_write(struct store *s, const struct number *n, enum stmt_id id,
-                           const char *op)
+static int sq_number_write(struct store *s, const struct number *n, enum stmt_id id, const char *op)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, id), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, id), SQLITE_OK};
     bind_number(&b, n);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, op);
-    return run_write(ss, b.st, op, id == ST_NUMBER_UPDATE);
+        return sql_bind_fail(ss, &b, op);
+    return sql_run_write(ss, b.st, op, id == ST_NUMBER_UPDATE);
 }
 
 static int sq_number_insert(struct store *s, const struct number *n)
@@ -1533,72 +1397,72 @@ static int sq_number_get(struct store *s, const char *customer_id, const char *i
                          struct number *out)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_NUMBER_GET), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_NUMBER_GET), SQLITE_OK};
     memset(out, 0, sizeof(*out));
-    b_text(&b, 1, id);
-    b_maybe_text(&b, 2, customer_id);
+    sql_bind_text(&b, 1, id);
+    sql_bind_maybe_text(&b, 2, customer_id);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "number_get");
-    return run_get(ss, b.st, "number_get", read_number, fini_number, out, sizeof(*out));
+        return sql_bind_fail(ss, &b, "number_get");
+    return sql_run_get(ss, b.st, "number_get", read_number, fini_number, out, sizeof(*out));
 }
 
 static int sq_number_get_by_number(struct store *s, const char *number, struct number *out)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_NUMBER_GET_BY_NUMBER), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_NUMBER_GET_BY_NUMBER), SQLITE_OK};
     memset(out, 0, sizeof(*out));
-    b_text(&b, 1, number);
+    sql_bind_text(&b, 1, number);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "number_get_by_number");
-    return run_get(ss, b.st, "number_get_by_number", read_number, fini_number, out,
-                   sizeof(*out));
+        return sql_bind_fail(ss, &b, "number_get_by_number");
+    return sql_run_get(ss, b.st, "number_get_by_number", read_number, fini_number, out,
+                       sizeof(*out));
 }
 
 static int sq_number_list(struct store *s, const char *customer_id, const struct store_page *p,
                           struct number **out, size_t *n)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_NUMBER_LIST), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_NUMBER_LIST), SQLITE_OK};
     *out = NULL;
     *n = 0;
-    b_text(&b, 1, customer_id);
-    bind_page(&b, 2, 3, p);
+    sql_bind_text(&b, 1, customer_id);
+    sql_bind_page(&b, 2, 3, p);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "number_list");
-    return run_list(ss, b.st, "number_list", read_number, fini_number, sizeof(**out),
-                    (void **)out, n);
+        return sql_bind_fail(ss, &b, "number_list");
+    return sql_run_list(ss, b.st, "number_list", read_number, fini_number, sizeof(**out),
+                        (void **)out, n);
 }
 
-static void bind_af(struct binder *b, const struct activeflow *a)
+static void bind_af(struct sql_binder *b, const struct activeflow *a)
 {
-    b_text(b, 1, a->id);
-    b_text(b, 2, a->customer_id);
-    b_text(b, 3, a->flow_id);
-    b_text(b, 4, activeflow_status_name(a->status));
-    b_text(b, 5, a->reference_type);
-    b_text(b, 6, a->reference_id);
-    b_text(b, 7, a->on_complete_flow_id);
-    b_text_or(b, 8, a->current_action, "{}");
-    b_text(b, 9, a->forward_action_id);
-    b_text_or(b, 10, a->executed_actions, "[]");
-    b_i64(b, 11, a->tm_create);
-    b_i64(b, 12, a->tm_update);
-    b_i64(b, 13, a->tm_delete);
+    sql_bind_text(b, 1, a->id);
+    sql_bind_text(b, 2, a->customer_id);
+    sql_bind_text(b, 3, a->flow_id);
+    sql_bind_text(b, 4, activeflow_status_name(a->status));
+    sql_bind_text(b, 5, a->reference_type);
+    sql_bind_text(b, 6, a->reference_id);
+    sql_bind_text(b, 7, a->on_complete_flow_id);
+    sql_bind_text_or(b, 8, a->current_action, "{}");
+    sql_bind_text(b, 9, a->forward_action_id);
+    sql_bind_text_or(b, 10, a->executed_actions, "[]");
+    sql_bind_i64(b, 11, a->tm_create);
+    sql_bind_i64(b, 12, a->tm_update);
+    sql_bind_i64(b, 13, a->tm_delete);
 }
 
 static int read_af(sqlite3_stmt *st, void *item)
 {
     struct activeflow *a = item;
-    int bad = col_buf(st, 0, a->id, sizeof(a->id));
-    bad |= col_buf(st, 1, a->customer_id, sizeof(a->customer_id));
-    bad |= col_buf(st, 2, a->flow_id, sizeof(a->flow_id));
-    bad |= activeflow_status_parse(col_str(st, 3), &a->status) < 0;
-    bad |= col_buf(st, 4, a->reference_type, sizeof(a->reference_type));
-    bad |= col_buf(st, 5, a->reference_id, sizeof(a->reference_id));
-    bad |= col_buf(st, 6, a->on_complete_flow_id, sizeof(a->on_complete_flow_id));
-    a->current_action = col_dup(st, 7);
-    bad |= col_buf(st, 8, a->forward_action_id, sizeof(a->forward_action_id));
-    a->executed_actions = col_dup(st, 9);
+    int bad = sql_col_buf(st, 0, a->id, sizeof(a->id));
+    bad |= sql_col_buf(st, 1, a->customer_id, sizeof(a->customer_id));
+    bad |= sql_col_buf(st, 2, a->flow_id, sizeof(a->flow_id));
+    bad |= activeflow_status_parse(sql_col_str(st, 3), &a->status) < 0;
+    bad |= sql_col_buf(st, 4, a->reference_type, sizeof(a->reference_type));
+    bad |= sql_col_buf(st, 5, a->reference_id, sizeof(a->reference_id));
+    bad |= sql_col_buf(st, 6, a->on_complete_flow_id, sizeof(a->on_complete_flow_id));
+    a->current_action = sql_col_dup(st, 7);
+    bad |= sql_col_buf(st, 8, a->forward_action_id, sizeof(a->forward_action_id));
+    a->executed_actions = sql_col_dup(st, 9);
     a->tm_create = sqlite3_column_int64(st, 10);
     a->tm_update = sqlite3_column_int64(st, 11);
     a->tm_delete = sqlite3_column_int64(st, 12);
@@ -1610,15 +1474,14 @@ static void fini_af(void *item)
     activeflow_fini(item);
 }
 
-static int sq_af_write(struct store *s, const struct activeflow *a, enum stmt_id id,
-                       const char *op)
+static int sq_af_write(struct store *s, const struct activeflow *a, enum stmt_id id, const char *op)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, id), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, id), SQLITE_OK};
     bind_af(&b, a);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, op);
-    return run_write(ss, b.st, op, id == ST_AF_UPDATE);
+        return sql_bind_fail(ss, &b, op);
+    return sql_run_write(ss, b.st, op, id == ST_AF_UPDATE);
 }
 
 static int sq_af_insert(struct store *s, const struct activeflow *a)
@@ -1635,28 +1498,28 @@ static int sq_af_get(struct store *s, const char *customer_id, const char *id,
                      struct activeflow *out)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_AF_GET), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_AF_GET), SQLITE_OK};
     memset(out, 0, sizeof(*out));
-    b_text(&b, 1, id);
-    b_maybe_text(&b, 2, customer_id);
+    sql_bind_text(&b, 1, id);
+    sql_bind_maybe_text(&b, 2, customer_id);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "activeflow_get");
-    return run_get(ss, b.st, "activeflow_get", read_af, fini_af, out, sizeof(*out));
+        return sql_bind_fail(ss, &b, "activeflow_get");
+    return sql_run_get(ss, b.st, "activeflow_get", read_af, fini_af, out, sizeof(*out));
 }
 
 static int sq_af_list(struct store *s, const char *customer_id, const struct store_page *p,
                       struct activeflow **out, size_t *n)
 {
     struct sqlite_store *ss = impl(s);
-    struct binder b = {stmt(ss, ST_AF_LIST), SQLITE_OK};
+    struct sql_binder b = {stmt(ss, ST_AF_LIST), SQLITE_OK};
     *out = NULL;
     *n = 0;
-    b_text(&b, 1, customer_id);
-    bind_page(&b, 2, 3, p);
+    sql_bind_text(&b, 1, customer_id);
+    sql_bind_page(&b, 2, 3, p);
     if (b.rc != SQLITE_OK)
-        return bind_fail(ss, &b, "activeflow_list");
-    return run_list(ss, b.st, "activeflow_list", read_af, fini_af, sizeof(**out), (void **)out,
-                    n);
+        return sql_bind_fail(ss, &b, "activeflow_list");
+    return sql_run_list(ss, b.st, "activeflow_list", read_af, fini_af, sizeof(**out), (void **)out,
+                        n);
 }
 
 static int sq_af_list_running(struct store *s, struct activeflow **out, size_t *n)
@@ -1664,11 +1527,11 @@ static int sq_af_list_running(struct store *s, struct activeflow **out, size_t *
     struct sqlite_store *ss = impl(s);
     *out = NULL;
     *n = 0;
-    return run_list(ss, stmt(ss, ST_AF_RUNNING), "activeflow_list_running", read_af, fini_af,
-                    sizeof(**out), (void **)out, n);
+    return sql_run_list(ss, stmt(ss, ST_AF_RUNNING), "activeflow_list_running", read_af, fini_af,
+                        sizeof(**out), (void **)out, n);
 }
 
-static const struct store_ops sqlite_ops = {
+static struct store_ops sqlite_ops = {
     .close = sq_close,
     .begin = sq_begin,
     .commit = sq_commit,
@@ -1776,7 +1639,7 @@ static int pragma_row(sqlite3 *db, const char *sql, char *text, size_t cap, int6
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         if (text)
-            str_copy(text, cap, col_str(st, 0));
+            str_copy(text, cap, sql_col_str(st, 0));
         if (num)
             *num = sqlite3_column_int64(st, 0);
     }
@@ -1873,7 +1736,10 @@ int store_sqlite_open(const char *dir, struct store **out)
     }
 
     struct sqlite_store *ss = xcalloc(1, sizeof(*ss));
+    if (!sqlite_ops.recording_insert)
+        sqlite_recordings_ops(&sqlite_ops); /* control thread only: no race */
     ss->base.ops = &sqlite_ops;
+    ss->st = xcalloc(ST__COUNT, sizeof(*ss->st));
     /* NOMUTEX: the store is used by the control thread only. */
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(file, &ss->db, flags, NULL);
@@ -1893,6 +1759,8 @@ int store_sqlite_open(const char *dir, struct store **out)
             goto fail;
         }
     }
+    if (sqlite_recordings_prepare(ss) < 0)
+        goto fail;
     *out = &ss->base;
     return 0;
 

@@ -22,7 +22,7 @@
 #include "store/store.h"
 
 /* The number of migrations in store_sqlite.c: bump it when a step is appended. */
-#define EXPECTED_SCHEMA_VERSION 5
+#define EXPECTED_SCHEMA_VERSION 6
 
 #define BASE INT64_C(1700000000000000)
 
@@ -1268,7 +1268,6 @@ static void test_open_errors(void **state)
     cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, (void *)"memory"),                \
         cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, (void *)"file")
 
-
 /* --- calls ---------------------------------------------------------------------------------- */
 
 static void mk_call(struct call *c, const char *cid, int64_t t)
@@ -1437,6 +1436,115 @@ static void test_flows_numbers_activeflows(void **state)
     store_free_activeflows(al, n);
 }
 
+static void mk_recording(struct recording *r, const char *cid, const char *ref, int64_t t)
+{
+    memset(r, 0, sizeof(*r));
+    id_new(r->id);
+    memcpy(r->customer_id, cid, ID_LEN + 1);
+    snprintf(r->owner_type, sizeof(r->owner_type), "conference");
+    memcpy(r->owner_id, ref, ID_LEN + 1);
+    memcpy(r->activeflow_id, ID_NIL, ID_LEN + 1);
+    snprintf(r->reference_type, sizeof(r->reference_type), "confbridge");
+    memcpy(r->reference_id, ref, ID_LEN + 1);
+    r->status = RECORDING_RECORDING;
+    snprintf(r->format, sizeof(r->format), "wav");
+    memcpy(r->on_end_flow_id, ID_NIL, ID_LEN + 1);
+    r->max_ms = 86400000;
+    r->tm_start = t;
+    r->tm_create = r->tm_update = t;
+    r->tm_delete = TM_NEVER;
+}
+
+static void test_recordings(void **state)
+{
+    struct store *s = S(state);
+    char cid[ID_LEN + 1], other[ID_LEN + 1], conf1[ID_LEN + 1], conf2[ID_LEN + 1];
+    id_new(cid);
+    id_new(other);
+    id_new(conf1);
+    id_new(conf2);
+    struct recording a, b, c, got;
+    mk_recording(&a, cid, conf1, BASE + 1);
+    mk_recording(&b, cid, conf2, BASE + 2);
+    mk_recording(&c, cid, conf1, BASE + 3);
+    assert_int_equal(store_recording_insert(s, &a), 0);
+    assert_int_equal(store_recording_insert(s, &b), 0);
+    assert_int_equal(store_recording_insert(s, &c), 0);
+    assert_int_equal(store_recording_insert(s, &c), STORE_CONFLICT);
+    assert_int_equal(store_recording_get(s, cid, a.id, &got), 0);
+    assert_string_equal(got.reference_type, "confbridge");
+    assert_int_equal(got.status, RECORDING_RECORDING);
+    assert_int_equal(got.tm_end, 0);
+    assert_int_equal(store_recording_get(s, other, a.id, &got), STORE_NOT_FOUND);
+
+    /* unfinished: a, b, c; ended ones drop out */
+    struct recording *list;
+    size_t n;
+    assert_int_equal(store_recording_list_unfinished(s, &list, &n), 0);
+    assert_int_equal(n, 3);
+    store_free_recordings(list, n);
+    a.status = RECORDING_ENDED;
+    a.duration_ms = 5020;
+    a.size = 44 + 5020 * 16;
+    a.frames_dropped = 2;
+    a.tm_end = BASE + 9;
+    assert_int_equal(store_recording_update(s, &a), 0);
+    assert_int_equal(store_recording_get(s, NULL, a.id, &got), 0);
+    assert_int_equal(got.status, RECORDING_ENDED);
+    assert_int_equal(got.duration_ms, 5020);
+    assert_int_equal(got.size, 44 + 5020 * 16);
+    assert_int_equal(got.frames_dropped, 2);
+    assert_int_equal(got.tm_end, BASE + 9);
+    assert_int_equal(store_recording_list_unfinished(s, &list, &n), 0);
+    assert_int_equal(n, 2);
+    store_free_recordings(list, n);
+
+    /* lists: newest first, filtered by owner or reference, paged, deleted ones left out */
+    assert_int_equal(store_recording_list(s, cid, NULL, NULL, NULL, &list, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(list[0].id, c.id);
+    store_free_recordings(list, n);
+    assert_int_equal(store_recording_list(s, cid, conf1, NULL, NULL, &list, &n), 0);
+    assert_int_equal(n, 2);
+    store_free_recordings(list, n);
+    assert_int_equal(store_recording_list(s, cid, NULL, conf2, NULL, &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, b.id);
+    store_free_recordings(list, n);
+    struct store_page page = {BASE + 3, 1};
+    assert_int_equal(store_recording_list(s, cid, NULL, NULL, &page, &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, b.id);
+    store_free_recordings(list, n);
+    b.tm_delete = BASE + 10;
+    assert_int_equal(store_recording_update(s, &b), 0);
+    assert_int_equal(store_recording_list(s, cid, NULL, NULL, NULL, &list, &n), 0);
+    assert_int_equal(n, 2);
+    store_free_recordings(list, n);
+    assert_int_equal(store_recording_list(s, other, NULL, NULL, NULL, &list, &n), 0);
+    assert_int_equal(n, 0);
+
+    /* a call's recording ids: only store_call_set_recording writes them */
+    struct call call;
+    mk_call(&call, cid, BASE + 4);
+    assert_int_equal(store_call_insert(s, &call), 0);
+    struct call gc;
+    assert_int_equal(store_call_get(s, NULL, call.id, &gc), 0);
+    assert_string_equal(gc.recording_id, ID_NIL);
+    assert_string_equal(gc.recording_ids, "[]");
+    call_fini(&gc);
+    assert_int_equal(store_call_set_recording(s, call.id, a.id, "[\"x\"]", BASE + 5), 0);
+    assert_int_equal(store_call_update(s, &call), 0); /* a stale copy does not undo it */
+    assert_int_equal(store_call_get(s, NULL, call.id, &gc), 0);
+    assert_string_equal(gc.recording_id, a.id);
+    assert_string_equal(gc.recording_ids, "[\"x\"]");
+    call_fini(&gc);
+    call_fini(&call);
+    char nobody[ID_LEN + 1];
+    id_new(nobody);
+    assert_int_equal(store_call_set_recording(s, nobody, ID_NIL, "[]", BASE), STORE_NOT_FOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1461,6 +1569,7 @@ int main(void)
         BOTH(test_transactions),
         BOTH(test_calls),
         BOTH(test_flows_numbers_activeflows),
+        BOTH(test_recordings),
         cmocka_unit_test(test_reopen),
         cmocka_unit_test(test_open_errors),
     };
