@@ -13,7 +13,7 @@
 /* Add a resource here when a module starts publishing its events (recording, transcribe, ...). */
 const char *const events_resources[] = {
     "activeflow", "agent", "call",   "conference", "conferencecall",
-    "customer",   "flow",  "number", NULL,
+    "customer",   "flow",  "number", "recording", NULL,
 };
 
 bool events_resource_known(const char *resource)
