@@ -42,8 +42,7 @@ static const struct route routes[] = {
       {"PUT", api_agents_put, AUTH_REQUIRED},
       {"DELETE", api_agents_delete, AUTH_REQUIRED}}},
     {{"v1.0", "accesskeys"},
-     {{"GET", api_accesskeys_list, AUTH_REQUIRED},
-      {"POST", api_accesskeys_create, AUTH_REQUIRED}}},
+     {{"GET", api_accesskeys_list, AUTH_REQUIRED}, {"POST", api_accesskeys_create, AUTH_REQUIRED}}},
     {{"v1.0", "accesskeys", "*"},
      {{"GET", api_accesskeys_get, AUTH_REQUIRED},
       {"PUT", api_accesskeys_put, AUTH_REQUIRED},
@@ -58,9 +57,9 @@ static const struct route routes[] = {
     {{"v1.0", "conferences", "*", "direct-hash-regenerate"},
      {{"POST", api_conferences_regenerate, AUTH_REQUIRED}}},
     {{"v1.0", "conferences", "*", "recording_start"},
-     {{"POST", api_conferences_not_implemented, AUTH_REQUIRED}}},
+     {{"POST", api_conferences_recording_start, AUTH_REQUIRED}}},
     {{"v1.0", "conferences", "*", "recording_stop"},
-     {{"POST", api_conferences_not_implemented, AUTH_REQUIRED}}},
+     {{"POST", api_conferences_recording_stop, AUTH_REQUIRED}}},
     {{"v1.0", "conferences", "*", "transcribe_start"},
      {{"POST", api_conferences_not_implemented, AUTH_REQUIRED}}},
     {{"v1.0", "conferences", "*", "transcribe_stop"},
@@ -75,6 +74,14 @@ static const struct route routes[] = {
     {{"v1.0", "calls", "*"},
      {{"GET", api_calls_get, AUTH_REQUIRED}, {"DELETE", api_calls_delete, AUTH_REQUIRED}}},
     {{"v1.0", "calls", "*", "hangup"}, {{"POST", api_calls_hangup, AUTH_REQUIRED}}},
+    {{"v1.0", "calls", "*", "recording_start"},
+     {{"POST", api_calls_recording_start, AUTH_REQUIRED}}},
+    {{"v1.0", "calls", "*", "recording_stop"}, {{"POST", api_calls_recording_stop, AUTH_REQUIRED}}},
+    {{"v1.0", "recordings"}, {{"GET", api_recordings_list, AUTH_REQUIRED}}},
+    {{"v1.0", "recordings", "*"},
+     {{"GET", api_recordings_get, AUTH_REQUIRED},
+      {"DELETE", api_recordings_delete, AUTH_REQUIRED}}},
+    {{"v1.0", "recordingfiles", "*"}, {{"GET", api_recordingfiles_get, AUTH_REQUIRED}}},
     {{"v1.0", "flows"},
      {{"GET", api_flows_list, AUTH_REQUIRED}, {"POST", api_flows_create, AUTH_REQUIRED}}},
     {{"v1.0", "flows", "*"},
@@ -112,6 +119,8 @@ void api_response_fini(struct api_response *resp)
         return;
     free(resp->body);
     resp->body = NULL;
+    free(resp->file_path);
+    resp->file_path = NULL;
 }
 
 static void set_body(struct api_response *r, int status, json_t *v)
@@ -154,9 +163,8 @@ static json_t *error_json(const struct error *e, const char *request_id)
 {
     char message[sizeof(e->message)];
     printable(e->message, message, sizeof(message));
-    json_t *inner = json_pack("{s:s,s:s,s:s,s:s}", "status", error_status_name(e->status),
-                              "reason", e->reason, "message", message, "request_id",
-                              request_id);
+    json_t *inner = json_pack("{s:s,s:s,s:s,s:s}", "status", error_status_name(e->status), "reason",
+                              e->reason, "message", message, "request_id", request_id);
     if (!inner)
         die("out of memory building an error");
     json_t *o = json_object();
@@ -188,8 +196,7 @@ void api_error_response(struct api_response *resp, const struct error *e)
 int api_reply_error(struct api_call *c, const struct error *e)
 {
     if (e->status == ERR_INTERNAL)
-        log_error("msg=\"request failed\" request_id=%s reason=%s", c->resp->request_id,
-                  e->reason);
+        log_error("msg=\"request failed\" request_id=%s reason=%s", c->resp->request_id, e->reason);
     response_error(c->resp, e);
     return 0;
 }
@@ -373,8 +380,7 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
 {
     memset(resp, 0, sizeof(*resp));
     id_request(resp->request_id);
-    struct api_call c = {.api = api, .req = req, .resp = resp, .done = done,
-                         .done_arg = done_arg};
+    struct api_call c = {.api = api, .req = req, .resp = resp, .done = done, .done_arg = done_arg};
     if (req->uri_error)
         return api_fail(&c, ERR_INVALID_ARGUMENT, "INVALID_URI", "The URL cannot be read: %s.",
                         req->uri_error);
@@ -393,8 +399,7 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
     }
     if (!route)
         return api_fail(&c, ERR_NOT_FOUND, "ROUTE_NOT_FOUND",
-                        "No API endpoint at %.100s; see the README for the endpoints.",
-                        req->path);
+                        "No API endpoint at %.100s; see the README for the endpoints.", req->path);
     int m = -1;
     for (int i = 0; i < 3 && route->methods[i].method; i++)
         if (strcmp(route->methods[i].method, req->method) == 0)

@@ -21,7 +21,7 @@ struct api_request {
     const char *path; /* as sent (percent-encoded), without the query string */
     const char *body;
     size_t body_len;
-    bool body_too_large; /* the client sent more than API_MAX_BODY */
+    bool body_too_large;   /* the client sent more than API_MAX_BODY */
     const char *uri_error; /* the HTTP layer could not decode the target: why (else NULL) */
     const char *client_ip; /* the peer's address as text ("" when unknown) */
     /* Query (decoded) and header lookups (NULL when absent). */
@@ -40,6 +40,10 @@ struct api_response {
     bool ws_upgrade;
     char ws_accept[29];
     struct ws_credential ws_cred;
+    /* A file to send instead of the body (malloc'd path, owned by the response): the HTTP layer
+     * serves it with file_type, answering Range requests (206, 416) and HEAD. */
+    char *file_path;
+    const char *file_type;
     /* Extra response headers (Retry-After, Location, ...). */
     int n_headers;
     struct {
@@ -51,14 +55,16 @@ struct api_response {
 struct call_mgr;
 struct flow_mgr;
 struct af_mgr;
+struct recording_mgr;
 
 struct api_deps {
     struct store *store;
     struct identity *identity;
     struct conference_mgr *conferences;
-    struct call_mgr *calls;       /* NULL: the calls endpoints answer 503 */
-    struct flow_mgr *flows;       /* NULL: flows and numbers answer 503 */
-    struct af_mgr *activeflows;   /* NULL: activeflows answer 503 */
+    struct call_mgr *calls;           /* NULL: the calls endpoints answer 503 */
+    struct flow_mgr *flows;           /* NULL: flows and numbers answer 503 */
+    struct af_mgr *activeflows;       /* NULL: activeflows answer 503 */
+    struct recording_mgr *recordings; /* NULL: recordings answer 503 */
 };
 
 struct api;

@@ -192,8 +192,7 @@ int api_conferences_not_implemented(struct api_call *c)
         return api_reply_error(c, &e);
     conference_fini(&conf);
     return api_fail(c, ERR_UNIMPLEMENTED, "NOT_IMPLEMENTED",
-                    "Recording and transcription are not available in this version of the "
-                    "server.");
+                    "Transcription is not available in this version of the server.");
 }
 
 int api_conferencecalls_list(struct api_call *c)

@@ -424,10 +424,33 @@ static void start_upgrade(struct http_server *s, h2o_req_t *req, struct api_resp
     h2o_http1_upgrade(req, NULL, 0, on_upgraded, u);
 }
 
+/* A file answer (a recording): h2o's file sender reads it in chunks as the client takes them and
+ * answers Range (206, multipart for several ranges, 416) and HEAD itself. */
+static void send_file(h2o_req_t *req, struct api_response *r)
+{
+    h2o_iovec_t id = h2o_strdup(&req->pool, r->request_id, strlen(r->request_id));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0,
+                          "X-Request-Id", id.base, id.len);
+    const char *type = r->file_type ? r->file_type : "application/octet-stream";
+    if (h2o_file_send(req, 200, "OK", r->file_path, h2o_iovec_init(type, strlen(type)),
+                      H2O_FILE_FLAG_NO_ETAG) == 0)
+        return;
+    /* Gone between the lookup and now (deleted meanwhile). */
+    req->res.headers = (h2o_headers_t){NULL};
+    struct error e;
+    error_set(&e, ERR_NOT_FOUND, "FILE_NOT_FOUND", "The file is no longer there.");
+    struct api_response er;
+    api_error_response(&er, &e);
+    send_response(req, &er);
+    api_response_fini(&er);
+}
+
 static void answer(struct http_server *s, h2o_req_t *req, struct api_response *r)
 {
     if (r->ws_upgrade)
         start_upgrade(s, req, r);
+    else if (r->file_path)
+        send_file(req, r);
     else
         send_response(req, r);
 }

@@ -87,6 +87,14 @@ int api_activeflows_list(struct api_call *c);
 int api_activeflows_get(struct api_call *c);
 int api_activeflows_stop(struct api_call *c);
 int api_activeflows_delete(struct api_call *c);
+int api_recordings_list(struct api_call *c);
+int api_recordings_get(struct api_call *c);
+int api_recordings_delete(struct api_call *c);
+int api_recordingfiles_get(struct api_call *c);
+int api_conferences_recording_start(struct api_call *c);
+int api_conferences_recording_stop(struct api_call *c);
+int api_calls_recording_start(struct api_call *c);
+int api_calls_recording_stop(struct api_call *c);
 
 /* Pending completions copy what they need into one of these. */
 struct api_pending {

@@ -812,3 +812,30 @@ size_t conference_mgr_active_participants(const struct conference_mgr *m)
 {
     return m->participants.len;
 }
+
+int conference_set_recording(struct conference_mgr *m, const char *conference_id,
+                             const char *recording_id)
+{
+    struct conference c;
+    if (store_conference_get(m->d.store, NULL, conference_id, &c) != 0)
+        return -1;
+    memcpy(c.recording_id, recording_id, ID_LEN + 1);
+    if (!id_is_nil(recording_id)) {
+        json_t *ids = c.recording_ids ? json_loads(c.recording_ids, 0, NULL) : NULL;
+        if (!json_is_array(ids)) {
+            json_decref(ids);
+            ids = json_array();
+        }
+        json_array_append_new(ids, json_string(recording_id));
+        free(c.recording_ids);
+        c.recording_ids = json_dumps(ids, JSON_COMPACT);
+        json_decref(ids);
+    }
+    c.tm_update = now_us(m);
+    int rc = store_conference_update(m->d.store, &c);
+    conference_fini(&c);
+    if (rc != 0)
+        return -1;
+    publish_conf(m, "conference_updated", conference_id);
+    return 0;
+}

@@ -127,6 +127,12 @@ void conference_leave(struct conference_mgr *m, const char *conferencecall_id);
 int conferencecall_get(struct conference_mgr *m, const char *customer_id, const char *id,
                        struct conferencecall *out, struct error *e);
 
+/* The recording module's: the recording running on the conference (ID_NIL: none any more); a new
+ * one is appended to recording_ids. conference_updated follows. 0 or negative (not found, store
+ * failure). */
+int conference_set_recording(struct conference_mgr *m, const char *conference_id,
+                             const char *recording_id);
+
 /* Number of participants with in-memory state (health checks running). */
 size_t conference_mgr_active_participants(const struct conference_mgr *m);
 

@@ -710,10 +710,34 @@ static void test_recover_beyond_limit(void **state)
         conference_fini(&c[i]);
 }
 
+static void test_set_recording(void **state)
+{
+    struct fx *f = *state;
+    struct conference c, got;
+    struct error e;
+    create(f, "conference", 0, &c);
+    size_t before = f->log.n;
+    const char *r1 = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa",
+               *r2 = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb";
+    assert_int_equal(conference_set_recording(f->m, c.id, r1), 0);
+    assert_true(event_log_find(&f->log, before, "conference_updated", c.id) >= 0);
+    assert_int_equal(conference_set_recording(f->m, c.id, ID_NIL), 0);
+    assert_int_equal(conference_set_recording(f->m, c.id, r2), 0);
+    assert_int_equal(conference_get(f->m, CUST, c.id, &got, &e), 0);
+    assert_string_equal(got.recording_id, r2);
+    char want[128];
+    snprintf(want, sizeof(want), "[\"%s\",\"%s\"]", r1, r2);
+    assert_string_equal(got.recording_ids, want);
+    conference_fini(&got);
+    assert_true(conference_set_recording(f->m, "cccccccc-cccc-4ccc-8ccc-cccccccccccc", r1) < 0);
+    conference_fini(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_recording, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_order_and_events, setup, teardown),
