@@ -21,10 +21,12 @@ static const char *const type_names[ACTION__COUNT] = {
     [ACTION_GOTO] = "goto",
     [ACTION_CONFERENCE_JOIN] = "conference_join",
     [ACTION_FETCH_FLOW] = "fetch_flow",
+    [ACTION_RECORDING_START] = "recording_start",
+    [ACTION_RECORDING_STOP] = "recording_stop",
 };
 
-static const char *const hangup_reasons[] = {"",       "normal",   "busy",   "noanswer",
-                                             "failed", "cancel",   "timeout"};
+static const char *const hangup_reasons[] = {"",       "normal", "busy",   "noanswer",
+                                             "failed", "cancel", "timeout"};
 
 const char *action_type_name(enum action_type t)
 {
@@ -45,7 +47,7 @@ int action_type_parse(const char *s, enum action_type *out)
 const char *action_type_list(void)
 {
     return "answer, talk, play, sleep, hangup, digits_receive, branch, goto, conference_join, "
-           "fetch_flow";
+           "fetch_flow, recording_start, recording_stop";
 }
 
 /* ---- validation ---- */
@@ -204,8 +206,7 @@ static int check_option(struct vctx *v, enum action_type t, json_t *opt, json_t 
         json_t *u;
         json_array_foreach(urls, i, u)
         {
-            if (!json_is_string(u) || json_string_length(u) == 0 ||
-                json_string_length(u) > 2048)
+            if (!json_is_string(u) || json_string_length(u) == 0 || json_string_length(u) > 2048)
                 return bad(v, "stream_urls[%zu] must be a non-empty string of at most 2048 bytes.",
                            i);
             const char *loc = json_string_value(u);
@@ -260,8 +261,7 @@ static int check_option(struct vctx *v, enum action_type t, json_t *opt, json_t 
                 if (!json_is_string(val))
                     return bad(v, "target_ids[\"%s\"] must be an action id.", key);
                 char norm[ID_LEN + 1];
-                if (id_normalize(json_string_value(val), norm) < 0 ||
-                    !json_object_get(ids, norm))
+                if (id_normalize(json_string_value(val), norm) < 0 || !json_object_get(ids, norm))
                     return bad(v, "target_ids[\"%s\"] is not the id of an action of this flow.",
                                key);
                 json_object_set_new(targets, key, json_string(norm));
@@ -277,6 +277,32 @@ static int check_option(struct vctx *v, enum action_type t, json_t *opt, json_t 
         return opt_uuid_or_var(v, opt, "conference_id");
     case ACTION_FETCH_FLOW:
         return opt_uuid_or_var(v, opt, "flow_id");
+    case ACTION_RECORDING_START: {
+        if ((rc = opt_string(v, opt, "format", 16, false, &s)) < 0)
+            return rc;
+        if (s && s[0] && strcmp(s, "wav") && !has_variable(s))
+            return bad(v, "format \"%s\" is not supported: recordings are \"wav\".", s);
+        if ((rc = opt_int(v, opt, "duration", 0, ACTION_RECORDING_MAX_S, false, &n)) < 0 ||
+            (rc = opt_int(v, opt, "end_of_silence", 0, ACTION_RECORDING_MAX_S, false, &n)) < 0)
+            return rc;
+        if ((rc = opt_string(v, opt, "end_of_key", 8, false, &s)) < 0)
+            return rc;
+        if (s && s[0] && strcmp(s, "none") && strcmp(s, "any") && strcmp(s, "*") && strcmp(s, "#"))
+            return bad(v, "option \"end_of_key\" must be \"\", none, any, * or #.");
+        if ((rc = opt_bool(v, opt, "beep_start")) < 0)
+            return rc;
+        if ((rc = opt_string(v, opt, "on_end_flow_id", 256, false, &s)) < 0)
+            return rc;
+        if (s && s[0] && !has_variable(s)) {
+            char norm[ID_LEN + 1];
+            if (id_normalize(s, norm) < 0)
+                return bad(v, "option \"on_end_flow_id\" must be a flow id (a UUID).");
+            json_object_set_new(opt, "on_end_flow_id", json_string(norm));
+        }
+        return 0;
+    }
+    case ACTION_RECORDING_STOP:
+        return 0;
     case ACTION__COUNT:
         break;
     }
@@ -291,8 +317,7 @@ int action_list_validate(json_t *actions, json_t **out, struct error *e)
     size_t n = json_array_size(actions);
     if (n > FLOW_MAX_ACTIONS)
         return error_set(e, ERR_INVALID_ARGUMENT, "INVALID_ACTION",
-                         "A flow holds at most %d actions; this one has %zu.", FLOW_MAX_ACTIONS,
-                         n);
+                         "A flow holds at most %d actions; this one has %zu.", FLOW_MAX_ACTIONS, n);
     json_t *res = json_array();
     json_t *ids = json_object(); /* id -> true, to check references and duplicates */
     int rc = 0;
@@ -346,8 +371,8 @@ int action_list_validate(json_t *actions, json_t **out, struct error *e)
         json_object_set_new(c, "id", json_string(id));
         json_object_set_new(c, "next_id", json_string(ID_NIL));
         json_object_set_new(c, "type", json_string(type_names[t]));
-        json_object_set_new(c, "option", opt && json_is_object(opt) ? json_deep_copy(opt)
-                                                                     : json_object());
+        json_object_set_new(c, "option",
+                            opt && json_is_object(opt) ? json_deep_copy(opt) : json_object());
         json_array_append_new(res, c);
     }
     /* Pass 2: next_id and options (references need every id). */
@@ -478,8 +503,7 @@ json_t *action_option_resolve(json_t *option, json_t *vars)
         json_t *o = json_object();
         const char *k;
         json_t *v;
-        json_object_foreach(option, k, v) json_object_set_new(o, k,
-                                                              action_option_resolve(v, vars));
+        json_object_foreach(option, k, v) json_object_set_new(o, k, action_option_resolve(v, vars));
         return o;
     }
     if (json_is_array(option)) {

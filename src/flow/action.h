@@ -19,6 +19,8 @@ enum action_type {
     ACTION_GOTO,
     ACTION_CONFERENCE_JOIN,
     ACTION_FETCH_FLOW,
+    ACTION_RECORDING_START,
+    ACTION_RECORDING_STOP,
     ACTION__COUNT
 };
 
@@ -30,6 +32,7 @@ enum action_type {
 #define ACTION_DIGITS_DEFAULT_MS 5000
 #define ACTION_DIGITS_MAX_LEN 64
 #define ACTION_GOTO_MAX_LOOPS 1000
+#define ACTION_RECORDING_MAX_S 86400 /* recording_start's duration and end_of_silence */
 /* The variable digits_receive fills and branch reads by default. */
 #define VAR_DIGITS "voipbin.call.digits"
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -64,8 +65,9 @@ struct af {
     int conf_frame;
     bool left_pending, conf_ended;
     id_t_ post_flow_id;
-    int64_t played_at;         /* when the last prompt finished (sched clock), 0 = never */
-    char final_reason[16];     /* hanging up once the prompt tail has been heard */
+    int64_t played_at;     /* when the last prompt finished (sched clock), 0 = never */
+    char final_reason[16]; /* hanging up once the prompt tail has been heard */
+    char rec_end_key;      /* a recording it started ends on this key ('a': any; 0: none) */
     /* re-entrancy: reports that arrive while the flow runs are handled after the step */
     bool busy, again, ended;
 };
@@ -488,8 +490,8 @@ static void run_conference_join(struct af *a)
     conference_fini(&conf);
     if (deleted || conference_join(m->d.conferences, id, CC_REFERENCE_CALL, a->call_id, a->rec.id,
                                    &cc, &e) < 0) {
-        log_info("msg=\"join refused\" activeflow_id=%s conference_id=%s reason=%s", a->rec.id,
-                 id, deleted ? "deleted" : e.reason);
+        log_info("msg=\"join refused\" activeflow_id=%s conference_id=%s reason=%s", a->rec.id, id,
+                 deleted ? "deleted" : e.reason);
         advance(a);
         return;
     }
@@ -525,6 +527,48 @@ static void handle_left(struct af *a)
         return;
     json_decref(post);
     advance(a);
+}
+
+/* ---- recording ---- */
+
+#define BEEP_MS 300
+#define BEEP_HZ 1000
+
+/* The beep of beep_start: a 1 kHz tone, made once per use (300 ms, 4.8 KB). */
+static struct media_clip *beep_clip(void)
+{
+    int16_t pcm[8 * BEEP_MS];
+    for (size_t i = 0; i < sizeof(pcm) / sizeof(*pcm); i++)
+        pcm[i] = (int16_t)(8000.0 * sin(2.0 * M_PI * BEEP_HZ * (double)i / 8000.0));
+    return media_clip_create(pcm, sizeof(pcm) / sizeof(*pcm));
+}
+
+static void run_recording_start(struct af *a)
+{
+    struct af_mgr *m = a->m;
+    if (!m->d.recordings.start) {
+        advance(a);
+        return;
+    }
+    if (m->d.call.answer)
+        m->d.call.answer(m->d.call.ctx, a->call_id);
+    struct error e;
+    if (m->d.recordings.start(m->d.recordings.ctx, a->rec.customer_id, a->call_id, a->rec.id,
+                              a->opt, &e) < 0) {
+        /* The flow goes on without it, as a failed prompt does. */
+        log_warn("msg=\"recording_start failed\" activeflow_id=%s reason=%s error=\"%s\"",
+                 a->rec.id, e.reason, e.message);
+        advance(a);
+        return;
+    }
+    const char *key = json_string_value(json_object_get(a->opt, "end_of_key"));
+    a->rec_end_key = !key || !key[0] || !strcmp(key, "none") ? 0
+                     : !strcmp(key, "any")                   ? 'a'
+                                                             : key[0];
+    if (json_is_true(json_object_get(a->opt, "beep_start")))
+        start_play(a, beep_clip()); /* the flow goes on once it is heard */
+    else
+        advance(a);
 }
 
 /* ---- one action ---- */
@@ -627,6 +671,15 @@ static void execute(struct af *a, struct frame *f)
             finish(a, "failed", "fetch_flow: flows nested too deep");
         return;
     }
+    case ACTION_RECORDING_START:
+        run_recording_start(a);
+        return;
+    case ACTION_RECORDING_STOP:
+        a->rec_end_key = 0;
+        if (m->d.recordings.stop)
+            m->d.recordings.stop(m->d.recordings.ctx, a->rec.customer_id, a->call_id);
+        advance(a);
+        return;
     case ACTION__COUNT:
         break;
     }
@@ -699,6 +752,13 @@ void af_on_dtmf(struct af_mgr *m, const char *activeflow_id, char digit)
     struct af *a = find(m, activeflow_id);
     if (!a)
         return;
+    if (a->rec_end_key && (a->rec_end_key == 'a' || a->rec_end_key == digit)) {
+        /* The key ends the recording (and is used up by it). */
+        a->rec_end_key = 0;
+        if (m->d.recordings.stop)
+            m->d.recordings.stop(m->d.recordings.ctx, a->rec.customer_id, a->call_id);
+        return;
+    }
     size_t n = strlen(a->buffer);
     if (n == DIGIT_BUFFER) {
         memmove(a->buffer, a->buffer + 1, n);
@@ -731,8 +791,7 @@ void af_on_conference_left(struct af_mgr *m, const char *activeflow_id,
     if (!a || !a->in_conference || strcmp(a->cc_id, cc->id) != 0)
         return;
     a->left_pending = true;
-    a->conf_ended =
-        c->status == CONFERENCE_TERMINATING || c->status == CONFERENCE_TERMINATED;
+    a->conf_ended = c->status == CONFERENCE_TERMINATING || c->status == CONFERENCE_TERMINATED;
     pump(a);
 }
 
@@ -882,8 +941,7 @@ int af_get(struct af_mgr *m, const char *customer_id, const char *id, struct act
     if (rc == STORE_NOT_FOUND)
         return af_not_found(id, e);
     if (rc != 0)
-        return error_set(e, ERR_INTERNAL, "INTERNAL", "The activeflow could not be read (%d).",
-                         rc);
+        return error_set(e, ERR_INTERNAL, "INTERNAL", "The activeflow could not be read (%d).", rc);
     return 0;
 }
 

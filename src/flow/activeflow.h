@@ -38,6 +38,17 @@ struct flow_call_ops {
     void (*action)(void *ctx, const char *call_id, const json_t *action);
 };
 
+/* What a flow asks of recordings (the flow actions recording_start / recording_stop). */
+struct flow_recordings {
+    void *ctx;
+    /* Starts recording the call with the action's resolved options (format, duration,
+     * end_of_silence, on_end_flow_id): 0 or negative with e. */
+    int (*start)(void *ctx, const char *customer_id, const char *call_id, const char *activeflow_id,
+                 const json_t *option, struct error *e);
+    /* Stops the call's recording, if one runs. */
+    void (*stop)(void *ctx, const char *customer_id, const char *call_id);
+};
+
 struct af_deps {
     uv_loop_t *loop; /* for speech and sound loading; NULL: talk and play are skipped */
     struct store *store;
@@ -48,6 +59,7 @@ struct af_deps {
     struct tts *tts;
     const char *sounds_dir; /* play's local files must be inside it (NULL: none allowed) */
     struct flow_call_ops call;
+    struct flow_recordings recordings; /* start NULL: the recording actions are skipped */
 };
 
 struct af_mgr;

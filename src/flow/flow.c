@@ -29,8 +29,8 @@ void flow_mgr_destroy(struct flow_mgr *m)
 
 static int store_failed(int rc, const char *what, struct error *e)
 {
-    return error_set(e, ERR_INTERNAL, "INTERNAL", "The server could not %s; try again (%d).",
-                     what, rc);
+    return error_set(e, ERR_INTERNAL, "INTERNAL", "The server could not %s; try again (%d).", what,
+                     rc);
 }
 
 static int flow_not_found(const char *id, struct error *e)
@@ -52,8 +52,8 @@ static void publish_flow(struct flow_mgr *m, const char *type, const struct flow
     events_publish(m->bus, type, f->customer_id, f->id, flow_to_json(f));
 }
 
-static int load_flow(struct flow_mgr *m, const char *customer_id, const char *id,
-                     struct flow *out, struct error *e)
+static int load_flow(struct flow_mgr *m, const char *customer_id, const char *id, struct flow *out,
+                     struct error *e)
 {
     int rc = store_flow_get(m->store, customer_id, id, out);
     if (rc == STORE_NOT_FOUND)
@@ -279,8 +279,8 @@ int number_create(struct flow_mgr *m, const char *customer_id, const struct numb
     rc = store_number_insert(m->store, &n);
     if (rc == STORE_CONFLICT) {
         number_fini(&n);
-        return error_set(e, ERR_ALREADY_EXISTS, "NUMBER_EXISTS",
-                         "The number %s is already in use.", req->number);
+        return error_set(e, ERR_ALREADY_EXISTS, "NUMBER_EXISTS", "The number %s is already in use.",
+                         req->number);
     }
     if (rc != 0) {
         number_fini(&n);
@@ -322,8 +322,8 @@ int number_update(struct flow_mgr *m, const char *customer_id, const char *id,
     return 0;
 }
 
-int number_delete(struct flow_mgr *m, const char *customer_id, const char *id,
-                  struct number *out, struct error *e)
+int number_delete(struct flow_mgr *m, const char *customer_id, const char *id, struct number *out,
+                  struct error *e)
 {
     int rc = load_number(m, customer_id, id, out, e);
     if (rc < 0)

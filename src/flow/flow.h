@@ -40,7 +40,7 @@ bool flow_exists(struct flow_mgr *m, const char *customer_id, const char *id);
 json_t *flow_actions(struct flow_mgr *m, const char *customer_id, const char *id);
 
 struct number_req {
-    const char *number; /* create only */
+    const char *number;                         /* create only */
     const char *call_flow_id, *message_flow_id; /* normalised UUIDs */
     const char *name, *detail;
 };
@@ -51,8 +51,8 @@ int number_get(struct flow_mgr *m, const char *customer_id, const char *id, stru
                struct error *e);
 int number_update(struct flow_mgr *m, const char *customer_id, const char *id,
                   const struct number_req *req, struct number *out, struct error *e);
-int number_delete(struct flow_mgr *m, const char *customer_id, const char *id,
-                  struct number *out, struct error *e);
+int number_delete(struct flow_mgr *m, const char *customer_id, const char *id, struct number *out,
+                  struct error *e);
 /* The active number a SIP user part reaches ("+15551234567"; "15551234567" finds "+1555..."
  * too), or NOT_FOUND. */
 int number_route(struct flow_mgr *m, const char *user, struct number *out, struct error *e);

@@ -463,7 +463,7 @@ static void test_other_customer_is_404(void **state)
     json_decref(v);
     assert_int_equal(call(f, "DELETE", path, q, NULL, NULL, &v), 404);
     json_decref(v);
-    snprintf(path, sizeof(path), "/v1.0/conferences/%s/recording_start", conf);
+    snprintf(path, sizeof(path), "/v1.0/conferences/%s/transcribe_start", conf);
     assert_int_equal(call(f, "POST", path, q, NULL, NULL, &v), 404);
     json_decref(v);
     assert_int_equal(call(f, "POST", path, tok_query(f, NULL), NULL, NULL, &v), 501);
