@@ -79,6 +79,15 @@ static const struct setting settings[] = {
         1000, 600000, "MS", "longest ring: an outgoing call is cancelled, an incoming one refused (noanswer)"),
     {"sounds_dir", "CONFERENCED_SOUNDS_DIR", "--sounds-dir", K_PATH, F(sounds_dir), 0,
      CAP(sounds_dir), 0, 0, "DIR", "local files the play action may read (default: DATA/sounds)"},
+    {"recordings_dir", "CONFERENCED_RECORDINGS_DIR", "--recordings-dir", K_PATH, F(recordings_dir),
+     0, CAP(recordings_dir), 0, 0, "DIR", "where recordings are written (default: DATA/recordings)"},
+    INT("max_recordings", "CONFERENCED_MAX_RECORDINGS", "--max-recordings", max_recordings, 1,
+        100000, "N", "recordings running at once on this server (more: 429 TOO_MANY_RECORDINGS)"),
+    INT("recording_writers", "CONFERENCED_RECORDING_WRITERS", "--recording-writers",
+        recording_writers, 1, 16, "N", "threads writing recordings to disk"),
+    INT("recording_buffer_ms", "CONFERENCED_RECORDING_BUFFER_MS", "--recording-buffer-ms",
+        recording_buffer_ms, 200, 60000, "MS",
+        "audio held for a disk that falls behind; beyond it frames are dropped and counted"),
     INT("max_conferences", "CONFERENCED_MAX_CONFERENCES", "--max-conferences", max_conferences, 1,
         10000000, "N", "conferences a customer may have that are not terminated"),
     INT("http_max_connections", "CONFERENCED_HTTP_MAX_CONNECTIONS", "--http-max-connections",
@@ -123,6 +132,9 @@ void config_defaults(struct config *cfg)
     cfg->rtp_timeout_ms = 30000;
     cfg->ring_timeout_ms = 60000;
     cfg->max_conferences = 10000;
+    cfg->max_recordings = 1000;
+    cfg->recording_writers = 2;
+    cfg->recording_buffer_ms = 5000;
     cfg->http_max_connections = 4096;
     cfg->http_max_connections_per_address = 256;
     cfg->http_request_timeout_ms = 10000;

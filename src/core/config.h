@@ -13,6 +13,7 @@ struct config {
     int http_port;
     char data_dir[512];
     char sounds_dir[512]; /* play's local files must be inside it; "" = <data_dir>/sounds */
+    char recordings_dir[512]; /* recordings' files; "" = <data_dir>/recordings */
     enum log_level log_level;
     char admin_username[128];
     char admin_password[128];
@@ -28,6 +29,9 @@ struct config {
     int rtp_timeout_ms;
     int ring_timeout_ms; /* an outgoing call not answered in this time: noanswer */
     int max_conferences; /* per customer, not terminated */
+    int max_recordings;      /* running at once, server-wide */
+    int recording_writers;   /* recorder threads */
+    int recording_buffer_ms; /* each recording's tap */
     int http_max_connections;
     int http_max_connections_per_address;
     int http_request_timeout_ms; /* a whole request must arrive within this */

@@ -145,6 +145,11 @@ int recording_start(struct recording_mgr *m, enum recording_target t, const char
         return error_set(e, ERR_FAILED_PRECONDITION, "STATE_INVALID",
                          "The %s is already recording (recording_id %s); stop it first.",
                          target_word(t), st.recording_id);
+    if (m->d.max_running > 0 && m->live.len >= (size_t)m->d.max_running)
+        return error_set(e, ERR_RESOURCE_EXHAUSTED, "TOO_MANY_RECORDINGS",
+                         "This server already runs %d recordings (the max_recordings setting); "
+                         "stop one or try again later.",
+                         m->d.max_running);
 
     struct recording r;
     memset(&r, 0, sizeof(r));

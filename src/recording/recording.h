@@ -79,6 +79,9 @@ struct recording_deps {
     struct recording_targets targets;
     struct recording_flows flows;
     const char *dir; /* where the files are: <dir>/<id>.wav */
+    /* The max_recordings setting: recordings running at once; more are refused (429
+     * TOO_MANY_RECORDINGS). 0: no limit. */
+    int max_running;
 };
 
 struct recording_mgr;

@@ -49,6 +49,7 @@ struct fx {
     struct fake_target conf, call;
     /* flows */
     int on_end_runs;
+    int max_running;
     char on_end_id[ID_LEN + 1];
 };
 
@@ -134,6 +135,7 @@ static void make_mgr(struct fx *f)
         .targets = {f, tg_get, tg_set},
         .flows = {f, fl_exists, fl_on_end},
         .dir = f->dir,
+        .max_running = f->max_running,
     };
     f->m = recording_mgr_create(&d);
 }
@@ -413,6 +415,24 @@ static void test_recover(void **state)
     assert_int_equal(f->log.n, before);
 }
 
+static void test_max_running(void **state)
+{
+    struct fx *f = *state;
+    f->max_running = 1;
+    recording_mgr_destroy(f->m);
+    make_mgr(f);
+    struct recording a, out;
+    struct error e;
+    struct recording_start_req req = {0};
+    start_ok(f, RECORDING_OF_CONFERENCE, 0, NULL, &a);
+    assert_true(recording_start(f->m, RECORDING_OF_CALL, CUST, CALL, &req, &out, &e) < 0);
+    assert_int_equal(e.status, ERR_RESOURCE_EXHAUSTED);
+    assert_string_equal(e.reason, "TOO_MANY_RECORDINGS");
+    assert_string_equal(f->call.recording_id, ID_NIL);
+    captured(f, a.id, 10, 0); /* one ended: room for the next */
+    start_ok(f, RECORDING_OF_CALL, 0, NULL, &out);
+}
+
 static void test_shutdown_stops_all(void **state)
 {
     struct fx *f = *state;
@@ -436,6 +456,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ends_by_itself_and_on_end_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_stops_all, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
