@@ -1,4 +1,5 @@
-"""Conferences (SPEC §3, §6), the 501 recording/transcribe stubs (§5), conferencecalls (§4)."""
+"""Conferences (SPEC §3, §6), the 501 transcribe stubs and the recording endpoints' errors (§5),
+conferencecalls (§4). Recording itself: test_recording.py."""
 
 import http.client
 import json
@@ -10,7 +11,8 @@ import pytest
 from conftest import (DIRECT_HASH_RE, NIL_UUID, TM_NEVER, check_conference, check_fresh_conference, err,
                       list_all, ok, parse_ts, utcnow)
 
-STUBS = ["recording_start", "recording_stop", "transcribe_start", "transcribe_stop"]
+STUBS = ["transcribe_start", "transcribe_stop"]
+RECORDING = ["recording_start", "recording_stop"]
 
 
 def test_create_full_object(server, customer):
@@ -266,8 +268,21 @@ def test_unknown_and_bad_ids(server, customer):
         err(api.post(f"/v1.0/conferences/{bad}/direct-hash-regenerate"), 400, "INVALID_ARGUMENT", reason)
 
 
+@pytest.mark.parametrize("action", RECORDING)
+def test_recording_endpoint_errors(server, customer, action):
+    c = customer.create_conference()
+    err(customer.api.post(f"/v1.0/conferences/{uuid.uuid4()}/{action}", {}), 404, "NOT_FOUND",
+        "CONFERENCE_NOT_FOUND")
+    err(customer.api.post(f"/v1.0/conferences/nope/{action}", {}), 400, "INVALID_ARGUMENT", "INVALID_ID")
+    err(server.api().post(f"/v1.0/conferences/{c['id']}/{action}", {}), 401, "UNAUTHENTICATED",
+        "AUTHENTICATION_REQUIRED")
+    err(customer.api.post(f"/v1.0/conferences/{c['id']}/{action}", b"{"), 400, "INVALID_ARGUMENT",
+        "INVALID_JSON_BODY") if action == "recording_start" else None
+    assert ok(customer.api.get(f"/v1.0/conferences/{c['id']}")) == c
+
+
 @pytest.mark.parametrize("action", STUBS)
-def test_recording_transcribe_not_implemented(server, customer, action):
+def test_transcribe_not_implemented(server, customer, action):
     c = customer.create_conference()
     body = {"language": "en-US"} if action == "transcribe_start" else {}
     err(customer.api.post(f"/v1.0/conferences/{c['id']}/{action}", body), 501, "UNIMPLEMENTED", "NOT_IMPLEMENTED")
