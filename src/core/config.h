@@ -32,6 +32,7 @@ struct config {
     int max_recordings;      /* running at once, server-wide */
     int recording_writers;   /* recorder threads */
     int recording_buffer_ms; /* each recording's tap */
+    bool recording_sync_writes; /* fdatasync after every write (trying a slow disk) */
     int http_max_connections;
     int http_max_connections_per_address;
     int http_request_timeout_ms; /* a whole request must arrive within this */
