@@ -285,12 +285,14 @@ static int check_option(struct vctx *v, enum action_type t, json_t *opt, json_t 
         if ((rc = opt_int(v, opt, "duration", 0, ACTION_RECORDING_MAX_S, false, &n)) < 0 ||
             (rc = opt_int(v, opt, "end_of_silence", 0, ACTION_RECORDING_MAX_S, false, &n)) < 0)
             return rc;
+        s = NULL;
         if ((rc = opt_string(v, opt, "end_of_key", 8, false, &s)) < 0)
             return rc;
         if (s && s[0] && strcmp(s, "none") && strcmp(s, "any") && strcmp(s, "*") && strcmp(s, "#"))
             return bad(v, "option \"end_of_key\" must be \"\", none, any, * or #.");
         if ((rc = opt_bool(v, opt, "beep_start")) < 0)
             return rc;
+        s = NULL;
         if ((rc = opt_string(v, opt, "on_end_flow_id", 256, false, &s)) < 0)
             return rc;
         if (s && s[0] && !has_variable(s)) {

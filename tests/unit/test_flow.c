@@ -38,7 +38,34 @@ struct fx {
     char hangup_reason[32];
     int plays;
     bool up; /* the call is progressing */
+    /* what the flow asked of recordings */
+    int rec_starts, rec_stops;
+    bool rec_fail;
+    char rec_option[512];
 };
+
+static int rec_start(void *ctx, const char *customer_id, const char *call_id,
+                     const char *activeflow_id, const json_t *option, struct error *e)
+{
+    struct fx *f = ctx;
+    assert_string_equal(customer_id, CUST);
+    assert_string_equal(call_id, CALL);
+    assert_int_equal(strlen(activeflow_id), ID_LEN);
+    if (f->rec_fail)
+        return error_set(e, ERR_FAILED_PRECONDITION, "STATE_INVALID", "already recording");
+    f->rec_starts++;
+    char *text = json_dumps(option, JSON_COMPACT | JSON_SORT_KEYS);
+    snprintf(f->rec_option, sizeof(f->rec_option), "%s", text);
+    free(text);
+    return 0;
+}
+
+static void rec_stop(void *ctx, const char *customer_id, const char *call_id)
+{
+    struct fx *f = ctx;
+    (void)customer_id, (void)call_id;
+    f->rec_stops++;
+}
 
 static int op_answer(void *ctx, const char *call_id)
 {
@@ -101,7 +128,8 @@ static int setup(void **state)
                          .bus = f->bus,
                          .sched = f->sched,
                          .flows = f->flows,
-                         .call = {f, op_answer, op_play, op_play_stop, op_hangup, NULL}};
+                         .call = {f, op_answer, op_play, op_play_stop, op_hangup, NULL},
+                         .recordings = {f, rec_start, rec_stop}};
     f->afs = af_mgr_create(&ad);
     f->bridge.auto_answer = true;
     struct conference_deps cd = {.store = f->store,
@@ -311,9 +339,8 @@ static void test_numbers(void **state)
     assert_string_equal(n.status, "deleted");
     number_fini(&n);
     assert_true(number_route(f->flows, "+15551234567", &n, &e) < 0);
-    assert_int_equal(number_create(f->flows, OTHER, &(struct number_req){.number = "+15551234567"},
-                                   &n, &e),
-                     0);
+    assert_int_equal(
+        number_create(f->flows, OTHER, &(struct number_req){.number = "+15551234567"}, &n, &e), 0);
     number_fini(&n);
 }
 
@@ -325,7 +352,8 @@ static void start(struct fx *f, const char *flow_id, const char *actions, char a
     struct error e;
     if (actions) {
         json_t *in = parse(actions);
-        assert_int_equal(action_list_validate(in, &list, &e), 0);
+        if (action_list_validate(in, &list, &e) != 0)
+            fail_msg("invalid: %s", e.message);
         json_decref(in);
     }
     struct af_call_info info = {.call_id = CALL,
@@ -370,15 +398,15 @@ static void test_sleep_then_nothing_left(void **state)
 
 /* PIN room: digits_receive + branch; the right PIN joins, a wrong one hangs up busy. */
 #define PIN_FLOW                                                                                   \
-    "[{\"type\":\"answer\"}," \
-    "{\"type\":\"digits_receive\",\"option\":{\"length\":4,\"key\":\"#\",\"duration\":5000}}," \
-    "{\"type\":\"branch\",\"option\":{\"target_ids\":{\"1234\":" \
-    "\"aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa\"}," \
-    "\"default_target_id\":\"bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb\"}}," \
-    "{\"id\":\"aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa\",\"type\":\"conference_join\"," \
-    "\"option\":{\"conference_id\":\"%s\"}}," \
-    "{\"type\":\"hangup\",\"option\":{\"reason\":\"normal\"}}," \
-    "{\"id\":\"bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb\",\"type\":\"hangup\"," \
+    "[{\"type\":\"answer\"},"                                                                      \
+    "{\"type\":\"digits_receive\",\"option\":{\"length\":4,\"key\":\"#\",\"duration\":5000}},"     \
+    "{\"type\":\"branch\",\"option\":{\"target_ids\":{\"1234\":"                                   \
+    "\"aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa\"},"                                                   \
+    "\"default_target_id\":\"bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb\"}},"                            \
+    "{\"id\":\"aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa\",\"type\":\"conference_join\","               \
+    "\"option\":{\"conference_id\":\"%s\"}},"                                                      \
+    "{\"type\":\"hangup\",\"option\":{\"reason\":\"normal\"}},"                                    \
+    "{\"id\":\"bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb\",\"type\":\"hangup\","                        \
     "\"option\":{\"reason\":\"busy\"}}]"
 
 static void make_conference(struct fx *f, const char *type, const char *pre, const char *post,
@@ -605,6 +633,63 @@ static void test_flow_by_id_and_variables(void **state)
     assert_string_equal(e.reason, "INVALID_FLOW_ID");
 }
 
+/* recording_start / recording_stop: the options reach the recordings (variables resolved),
+ * end_of_key ends it on the key, beep_start plays before the flow goes on, a refusal does not end
+ * the flow. */
+static void test_recording_actions(void **state)
+{
+    struct fx *f = *state;
+    char af[ID_LEN + 1];
+    json_t *in = parse("[{\"type\":\"recording_start\",\"option\":{\"format\":\"mp3\"}}]");
+    json_t *out = NULL;
+    struct error e;
+    assert_true(action_list_validate(in, &out, &e) < 0);
+    assert_non_null(strstr(e.message, "wav"));
+    json_decref(in);
+    in = parse("[{\"type\":\"recording_start\",\"option\":{\"end_of_key\":\"5\"}}]");
+    assert_true(action_list_validate(in, &out, &e) < 0);
+    json_decref(in);
+
+    start(f, NULL,
+          "[{\"type\":\"recording_start\",\"option\":{\"duration\":30,\"end_of_key\":\"#\","
+          "\"end_of_silence\":3}},"
+          "{\"type\":\"sleep\",\"option\":{\"duration\":5000}},"
+          "{\"type\":\"recording_stop\"},"
+          "{\"type\":\"sleep\",\"option\":{\"duration\":5000}}]",
+          af);
+    assert_int_equal(f->answers, 1); /* recording answers first */
+    assert_int_equal(f->rec_starts, 1);
+    assert_non_null(strstr(f->rec_option, "\"duration\":30"));
+    assert_non_null(strstr(f->rec_option, "\"end_of_silence\":3"));
+    af_on_dtmf(f->afs, af, '1'); /* not its key */
+    assert_int_equal(f->rec_stops, 0);
+    af_on_dtmf(f->afs, af, '#');
+    assert_int_equal(f->rec_stops, 1);
+    af_on_dtmf(f->afs, af, '#'); /* used up */
+    assert_int_equal(f->rec_stops, 1);
+    sched_advance(f->sched, 5001 * MS);
+    assert_int_equal(f->rec_stops, 2); /* recording_stop */
+    assert_int_equal(af_status(f, af), ACTIVEFLOW_RUNNING);
+
+    /* beep_start: the beep is played, the flow waits for it */
+    char af2[ID_LEN + 1];
+    int plays = f->plays;
+    start(f, NULL,
+          "[{\"type\":\"recording_start\",\"option\":{\"beep_start\":true}},"
+          "{\"type\":\"hangup\"}]",
+          af2);
+    assert_int_equal(f->plays, plays + 1);
+    int hangups = f->hangups;
+    assert_int_equal(f->hangups, hangups);
+    /* refused: the flow goes on */
+    f->rec_fail = true;
+    char af3[ID_LEN + 1];
+    start(f, NULL,
+          "[{\"type\":\"recording_start\"},{\"type\":\"sleep\",\"option\":{\"duration\":10}}]",
+          af3);
+    assert_int_equal(af_status(f, af3), ACTIVEFLOW_RUNNING);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -614,6 +699,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flow_crud, setup, teardown),
         cmocka_unit_test_setup_teardown(test_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sleep_then_nothing_left, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recording_actions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pin_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pre_and_post_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_join_goes_on, setup, teardown),
