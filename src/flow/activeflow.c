@@ -881,8 +881,9 @@ int af_create(struct af_mgr *m, const char *customer_id, const char *flow_id, js
     memcpy(r->customer_id, customer_id, ID_LEN + 1);
     memcpy(r->flow_id, by_flow ? flow_id : ID_NIL, ID_LEN + 1);
     r->status = ACTIVEFLOW_RUNNING;
-    str_copy(r->reference_type, sizeof(r->reference_type), "call");
-    memcpy(r->reference_id, call->call_id, ID_LEN + 1);
+    str_copy(r->reference_type, sizeof(r->reference_type),
+             call->reference_type ? call->reference_type : "call");
+    memcpy(r->reference_id, call->reference_id ? call->reference_id : call->call_id, ID_LEN + 1);
     memcpy(r->on_complete_flow_id, ID_NIL, ID_LEN + 1);
     memcpy(r->forward_action_id, ID_NIL, ID_LEN + 1);
     r->current_action = xstrdup("{}");
@@ -898,7 +899,9 @@ int af_create(struct af_mgr *m, const char *customer_id, const char *flow_id, js
         json_t *v;
         json_object_foreach(vars, k, v)
         {
-            if (strncmp(k, "voipbin.", 8) != 0 && json_is_string(v))
+            /* voipbin.* comes from the server: a caller's own would be ignored, except where
+                 * the server itself sets them (a recording's on_end_flow_id). */
+            if ((strncmp(k, "voipbin.", 8) != 0 || call->reference_type) && json_is_string(v))
                 json_object_set(a->vars, k, v);
         }
     }

@@ -78,6 +78,9 @@ struct af_call_info {
     const char *source_target, *source_name;
     const char *destination_target;
     const char *direction; /* "incoming" / "outgoing" */
+    /* What the activeflow runs for when it is not a call (NULL: "call", the call id): a
+     * recording's on_end_flow_id runs with "recording" and its id, call_id ID_NIL. */
+    const char *reference_type, *reference_id;
 };
 
 /* Creates the activeflow of a call (status running) without executing anything yet: flow_id (a

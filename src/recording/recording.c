@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/timeutil.h"
+#include "flow/activeflow.h"
 
 /* A recording whose capture runs (or is finishing). */
 struct live_rec {
@@ -115,6 +116,9 @@ static int check_request(struct recording_mgr *m, const char *customer_id,
                          "format \"%.32s\" is not supported: recordings are \"wav\" (mono 16-bit "
                          "PCM at 8 kHz).",
                          req->format);
+    if (req->end_of_silence < 0)
+        return error_set(e, ERR_INVALID_ARGUMENT, "INVALID_DURATION",
+                         "end_of_silence must be 0 (never) or a positive number of seconds.");
     if (req->duration < 0)
         return error_set(e, ERR_INVALID_ARGUMENT, "INVALID_DURATION",
                          "duration must be 0 (up to %d s) or a positive number of seconds.",
@@ -175,7 +179,8 @@ int recording_start(struct recording_mgr *m, enum recording_target t, const char
         return error_set(e, ERR_INTERNAL, "INTERNAL", "The recordings directory path is too long.");
     if ((rc = store_recording_insert(m->d.store, &r)) != 0)
         return store_failed(rc, "store the recording", e);
-    if ((rc = m->d.capture.start(m->d.capture.ctx, &r, path, r.max_ms, e)) < 0) {
+    int64_t silence_ms = req->end_of_silence > 0 ? req->end_of_silence * 1000 : 0;
+    if ((rc = m->d.capture.start(m->d.capture.ctx, &r, path, r.max_ms, silence_ms, e)) < 0) {
         /* Nothing was captured: the record says so rather than disappearing. */
         r.status = RECORDING_ENDED;
         r.tm_end = r.tm_update = now_us(m);
@@ -395,4 +400,39 @@ int recording_file(struct recording_mgr *m, const char *customer_id, const char 
         return error_set(e, ERR_NOT_FOUND, "RECORDING_FILE_NOT_FOUND",
                          "Recording %s has no file (nothing could be written).", id);
     return 0;
+}
+
+/* ---- the flow actions ---- */
+
+static int flow_start(void *ctx, const char *customer_id, const char *call_id,
+                      const char *activeflow_id, const json_t *option, struct error *e)
+{
+    struct recording_mgr *m = ctx;
+    const char *format = json_string_value(json_object_get(option, "format"));
+    const char *flow = json_string_value(json_object_get(option, "on_end_flow_id"));
+    id_t_ flow_id;
+    if (flow && flow[0] && id_normalize(flow, flow_id) < 0)
+        return error_set(e, ERR_INVALID_ARGUMENT, "INVALID_FLOW_ID",
+                         "on_end_flow_id \"%.64s\" is not a flow id.", flow);
+    struct recording_start_req req = {
+        .format = format && format[0] ? format : NULL,
+        .duration = json_integer_value(json_object_get(option, "duration")),
+        .end_of_silence = json_integer_value(json_object_get(option, "end_of_silence")),
+        .on_end_flow_id = flow && flow[0] ? flow_id : NULL,
+        .activeflow_id = activeflow_id,
+    };
+    struct recording r;
+    return recording_start(m, RECORDING_OF_CALL, customer_id, call_id, &req, &r, e);
+}
+
+static void flow_stop(void *ctx, const char *customer_id, const char *call_id)
+{
+    struct error e;
+    recording_stop(ctx, RECORDING_OF_CALL, customer_id, call_id, &e); /* none running: fine */
+}
+
+struct flow_recordings recording_flow_iface(struct recording_mgr *m)
+{
+    struct flow_recordings f = {m, flow_start, flow_stop};
+    return f;
 }

@@ -35,9 +35,10 @@ struct recording_captured {
 struct recording_capture {
     void *ctx;
     /* Starts capturing rec's target (a conference's room, a call's leg) into path, ending by
-     * itself after max_ms. 0, or negative with e (nothing to capture, too many taps). */
+     * itself after max_ms, or after silence_ms of silence (0: never). 0, or negative with e
+     * (nothing to capture, too many taps). */
     int (*start)(void *ctx, const struct recording *rec, const char *path, int64_t max_ms,
-                 struct error *e);
+                 int64_t silence_ms, struct error *e);
     /* Ends a capture started above: what is captured so far is written, then
      * recording_on_captured() follows (never from inside this call). */
     void (*stop)(void *ctx, const char *recording_id);
@@ -98,6 +99,7 @@ void recording_mgr_shutdown(struct recording_mgr *m);
 struct recording_start_req {
     const char *format;         /* NULL = "wav"; anything else is refused */
     int64_t duration;           /* seconds; 0 = up to RECORDING_MAX_SECONDS; longer is capped */
+    int64_t end_of_silence;     /* seconds of silence that end it; 0 = never */
     const char *on_end_flow_id; /* NULL or ID_NIL: none; else a flow of the customer */
     const char *activeflow_id;  /* the flow that starts it, or NULL (the API) */
 };
@@ -131,6 +133,9 @@ int recording_file(struct recording_mgr *m, const char *customer_id, const char 
 /* The capture's completion (from the capture side, on the control thread). Unknown ids are
  * ignored. */
 void recording_on_captured(struct recording_mgr *m, const struct recording_captured *r);
+/* The flow actions' side (flow/activeflow.h): recording_start / recording_stop of a call. */
+struct flow_recordings;
+struct flow_recordings recording_flow_iface(struct recording_mgr *m);
 /* Recordings running now. */
 size_t recording_mgr_running(const struct recording_mgr *m);
 

@@ -14,6 +14,7 @@
 
 #include "core/timeutil.h"
 #include "fakes.h"
+#include "flow/activeflow.h"
 #include "recording/recording.h"
 
 static const char *CUST = "11111111-1111-4111-8111-111111111111";
@@ -42,7 +43,7 @@ struct fx {
     bool fail_start;
     int starts, stops;
     char started_path[256];
-    int64_t started_max_ms;
+    int64_t started_max_ms, started_silence_ms;
     char stopped[ID_LEN + 1];
     int64_t repair_ms; /* -1: repair fails */
     /* targets */
@@ -54,7 +55,7 @@ struct fx {
 };
 
 static int cap_start(void *ctx, const struct recording *rec, const char *path, int64_t max_ms,
-                     struct error *e)
+                     int64_t silence_ms, struct error *e)
 {
     struct fx *f = ctx;
     if (f->fail_start)
@@ -62,6 +63,7 @@ static int cap_start(void *ctx, const struct recording *rec, const char *path, i
     f->starts++;
     snprintf(f->started_path, sizeof(f->started_path), "%s", path);
     f->started_max_ms = max_ms;
+    f->started_silence_ms = silence_ms;
     (void)rec;
     return 0;
 }
@@ -261,6 +263,7 @@ static void test_start_stop_conference(void **state)
     struct recording r2;
     start_ok(f, RECORDING_OF_CONFERENCE, 5, NULL, &r2);
     assert_int_equal(f->started_max_ms, 5000);
+    assert_int_equal(f->started_silence_ms, 0);
     assert_int_equal(f->conf.n_history, 2);
     assert_string_equal(f->conf.history[1], r2.id);
 }
@@ -415,6 +418,32 @@ static void test_recover(void **state)
     assert_int_equal(f->log.n, before);
 }
 
+static void test_flow_actions(void **state)
+{
+    struct fx *f = *state;
+    struct flow_recordings fr = recording_flow_iface(f->m);
+    struct error e;
+    json_t *opt = json_pack("{s:s,s:i,s:i,s:s}", "format", "wav", "duration", 30, "end_of_silence",
+                            4, "on_end_flow_id", FLOW);
+    const char *af = "77777777-7777-4777-8777-777777777777";
+    assert_int_equal(fr.start(fr.ctx, CUST, CALL, af, opt, &e), 0);
+    json_decref(opt);
+    assert_int_equal(f->started_max_ms, 30000);
+    assert_int_equal(f->started_silence_ms, 4000);
+    struct recording r;
+    assert_int_equal(recording_get(f->m, CUST, f->call.recording_id, &r, &e), 0);
+    assert_string_equal(r.activeflow_id, af);
+    assert_string_equal(r.on_end_flow_id, FLOW);
+    assert_string_equal(r.reference_type, "call");
+    opt = json_object();
+    assert_true(fr.start(fr.ctx, CUST, CALL, af, opt, &e) < 0); /* already recording */
+    json_decref(opt);
+    fr.stop(fr.ctx, CUST, CALL);
+    assert_int_equal(f->stops, 1);
+    fr.stop(fr.ctx, CUST, CALL); /* nothing running: no-op */
+    assert_int_equal(f->stops, 1);
+}
+
 static void test_max_running(void **state)
 {
     struct fx *f = *state;
@@ -457,6 +486,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flow_actions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_stops_all, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
