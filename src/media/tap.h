@@ -1,0 +1,49 @@
+/* A media tap: audio a media thread hands to a worker thread without ever waiting for it. A fixed
+ * ring of 20 ms frames (8 kHz mono signed 16-bit, MIX_FRAME samples) with one producer (the media
+ * thread that owns what is tapped) and one consumer (a worker thread). When the ring is full the
+ * frame is dropped and counted: the producer never blocks and never allocates. Each frame carries
+ * the engine's tick number, so the consumer sees the ticks it did not get (drops, or a leg moving
+ * between media threads) and can keep file time equal to wall time. Shared by reference count
+ * between the control thread, the engine and the consumer. */
+#ifndef CONFERENCED_TAP_H
+#define CONFERENCED_TAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "media/mixer.h"
+
+struct media_tap;
+
+struct media_tap_frame {
+    uint64_t tick; /* the engine's tick number (20 ms each, one clock for every media thread) */
+    /* How many frames the tap had dropped when this one was pushed: the drops after the last
+     * frame a consumer got are media_tap_dropped() minus this (no later frame shows their gap). */
+    uint64_t dropped_before;
+    int16_t pcm[MIX_FRAME];
+};
+
+/* Any thread. A tap holding up to capacity frames (2 .. 2^20; outside that range is a programmer
+ * error and aborts); the caller holds the one reference. */
+struct media_tap *media_tap_create(size_t capacity);
+/* Any thread. Takes another reference; returns t. */
+struct media_tap *media_tap_ref(struct media_tap *t);
+/* Any thread. Drops a reference, freeing the tap at zero; NULL is a no-op. */
+void media_tap_unref(struct media_tap *t);
+/* Producer. Copies one frame stamped with tick; false (and counted in dropped) when the ring is
+ * full. Never blocks, never allocates. On a closed tap: false, and nothing is counted. */
+bool media_tap_push(struct media_tap *t, uint64_t tick, const int16_t *pcm);
+/* Consumer. Moves up to max frames, oldest first, into out; returns how many. */
+size_t media_tap_pop(struct media_tap *t, struct media_tap_frame *out, size_t max);
+/* Producer (or the control thread once the producer has let go): no more frames will come. A
+ * consumer that sees media_tap_closed() before a pop that finds nothing has had every frame. */
+void media_tap_close(struct media_tap *t);
+/* Any thread. */
+bool media_tap_closed(const struct media_tap *t);
+/* Any thread: frames dropped because the ring was full, and frames offered (dropped included). */
+uint64_t media_tap_dropped(const struct media_tap *t);
+uint64_t media_tap_offered(const struct media_tap *t);
+size_t media_tap_capacity(const struct media_tap *t);
+
+#endif
