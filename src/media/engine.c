@@ -36,8 +36,8 @@ void engine_send_cmd(struct media_thread *t, const struct cmd *c)
 
 static void room_release_ptr(struct media_room *r);
 
-/* The media threads are done with the leg: what it still holds (a clip it was playing, commands
- * it did not get to) goes with it; its port pair is free again. */
+/* The media threads are done with the leg: what it still holds (a clip it was playing, taps still
+ * on it at shutdown, commands it did not get to) goes with it; its port pair is free again. */
 static void free_leg(struct media_leg *l)
 {
     close(l->fd_rtp);
@@ -46,9 +46,13 @@ static void free_leg(struct media_leg *l)
     jb_destroy(l->jb);
     plc_free(l->plc);
     media_clip_unref(l->clip);
-    for (size_t i = 0; i < l->n_deferred; i++)
+    engine_taps_release(&l->taps);
+    for (size_t i = 0; i < l->n_deferred; i++) {
         if (l->deferred[i].type == CMD_LEG_PLAY)
             media_clip_unref(l->deferred[i].clip);
+        else if (l->deferred[i].type == CMD_LEG_TAP)
+            engine_tap_release(l->deferred[i].tap);
+    }
     free(l->deferred);
     if (l->move_room) {
         room_release_ptr(l->move_room);
@@ -66,6 +70,7 @@ static void free_room(struct media_room *r)
         e->rooms = r->next;
     if (r->next)
         r->next->prev = r->prev;
+    engine_taps_release(&r->taps); /* none but at shutdown: the thread hands them back */
     free(r->mix.p);
     free(r);
 }
@@ -126,6 +131,9 @@ static void on_async(uv_async_t *h)
             case EV_LEG_DETACHED:
                 leg_arrive(ev.pub.leg);
                 break;
+            case EV_TAP_RELEASE:
+                media_tap_unref(ev.ptr);
+                break;
             }
         }
     }
@@ -162,6 +170,7 @@ struct media_engine *media_engine_create(uv_loop_t *loop, const struct media_con
     e->port_base = base;
     e->n_pairs = (cfg->port_max - base - 1) / 2 + 1;
     engine_ports_init(e);
+    e->epoch_ns = engine_mono_ns();
     e->async = xcalloc(1, sizeof(*e->async));
     uv_async_init(loop, e->async, on_async);
     e->async->data = e;
@@ -217,6 +226,9 @@ static void drop_event(struct ev *ev)
     case EV_FREE_ARRAY:
         free(ev->ptr);
         break;
+    case EV_TAP_RELEASE:
+        media_tap_unref(ev->ptr);
+        break;
     }
 }
 
@@ -256,6 +268,8 @@ void media_engine_destroy(struct media_engine *e)
                 free(c.array);
             else if (c.type == CMD_LEG_PLAY)
                 media_clip_unref(c.clip);
+            else if (c.type == CMD_ROOM_TAP || c.type == CMD_LEG_TAP)
+                engine_tap_release(c.tap);
         }
     }
     for (int i = 0; i < e->n_threads; i++) {
@@ -289,7 +303,7 @@ struct media_room *media_room_create(struct media_engine *e, const char *key)
     /* One allocation: participant pointers, then member pointers. */
     r->mix.p = xcalloc(2 * r->cap, sizeof(void *));
     r->members = (struct media_leg **)(r->mix.p + r->cap);
-    /* The media thread first hears of it when a leg joins (or it is removed). */
+    /* The media thread first hears of it when a leg joins, it is tapped or it is removed. */
     r->next = e->rooms;
     if (e->rooms)
         e->rooms->prev = r;

@@ -5,7 +5,8 @@
  *   engine_thread.c  media thread: commands, the tick, the clock
  *   engine_rtp.c     media thread: a leg's RTP in (jitter buffer, PLC, DTMF) and out
  *   engine_ports.c   control thread: the RTP port pairs
- *   engine_play.c    clips and their playback to legs outside rooms */
+ *   engine_play.c    clips and their playback to legs outside rooms
+ *   engine_tap.c     taps of rooms and legs (media/tap.h) */
 #ifndef CONFERENCED_ENGINE_INTERNAL_H
 #define CONFERENCED_ENGINE_INTERNAL_H
 
@@ -22,6 +23,7 @@
 #include "core/spsc.h"
 #include "media/engine.h"
 #include "media/rtp.h"
+#include "media/tap.h"
 
 #define TICK_NS INT64_C(20000000)
 #define CMD_RING 4096
@@ -41,6 +43,10 @@ enum cmd_type {
     CMD_LEG_PLAY,
     CMD_LEG_PLAY_STOP,
     CMD_LEG_ARM_TIMEOUT,
+    CMD_ROOM_TAP,
+    CMD_ROOM_UNTAP,
+    CMD_LEG_TAP,
+    CMD_LEG_UNTAP,
     CMD_STOP,
 };
 
@@ -55,6 +61,7 @@ struct cmd {
     size_t cap;
     struct media_clip *clip; /* CMD_LEG_PLAY: a reference the command carries */
     uint32_t play_id;
+    struct media_tap *tap; /* CMD_*_TAP: a reference the command carries; CMD_*_UNTAP: which */
 };
 
 enum ev_type {
@@ -63,19 +70,27 @@ enum ev_type {
     EV_ROOM_REMOVED, /* the thread forgot the room: free it */
     EV_LEG_DETACHED, /* the leg left this thread to join a room on another one */
     EV_FREE_ARRAY,   /* a room's old participant array */
+    EV_TAP_RELEASE,  /* the thread let go of a tap (closed): drop the reference in ptr */
 };
 
 struct ev {
     enum ev_type type;
     struct media_event pub;
     struct media_room *room;
-    void *ptr; /* EV_FREE_ARRAY: the array; EV_PUBLIC: a clip reference to drop, or NULL */
+    void *ptr; /* EV_FREE_ARRAY: the array; EV_PUBLIC: a clip reference to drop, or NULL;
+                * EV_TAP_RELEASE: the tap */
 };
 
 struct media_clip {
     atomic_size_t refs;
     size_t n;
     int16_t samples[];
+};
+
+/* The taps on a room or a leg: a fixed array, so that adding one never allocates. */
+struct engine_taps {
+    struct media_tap *tap[MEDIA_TAPS_MAX];
+    size_t n;
 };
 
 struct media_thread;
@@ -92,12 +107,15 @@ struct media_room {
     size_t cap;      /* capacity of the arrays the control thread last handed over */
     bool gone;       /* the media thread has dropped it: freed once no leg counts it */
     bool destroyed;  /* media_room_destroy() was called (legs on their way do not join) */
+    struct engine_taps ctl_taps; /* asked for and not untapped (no references: those go with
+                                  * the commands) */
     /* media-owned */
     size_t media_cap;
     struct mix_room mix;
     struct media_leg **members;                   /* parallel to mix.p */
-    struct media_room *prev_active, *next_active; /* the thread's rooms with members */
+    struct media_room *prev_active, *next_active; /* the thread's rooms with members or taps */
     bool on_active;
+    struct engine_taps taps; /* the engine's references */
 };
 
 struct media_leg {
@@ -112,7 +130,8 @@ struct media_leg {
     struct cmd *deferred;         /* commands given while moving, sent once it has arrived */
     size_t n_deferred, cap_deferred;
     bool destroying;
-    /* media-owned */
+    struct engine_taps ctl_taps; /* as for rooms */
+    /* media-owned (and moving with the leg between threads) */
     struct media_leg *prev, *next; /* the thread's list of legs */
     struct mix_participant mp;
     struct jitter_buffer *jb;
@@ -133,7 +152,8 @@ struct media_leg {
     struct media_clip *clip; /* playing (outside a room): the engine's reference */
     size_t clip_pos;         /* next sample to send */
     uint32_t play_id;
-    bool play_first; /* the next frame starts the play (marker bit) */
+    bool play_first;         /* the next frame starts the play (marker bit) */
+    struct engine_taps taps; /* the engine's references */
 };
 
 struct media_thread {
@@ -146,7 +166,7 @@ struct media_thread {
     /* media-owned */
     struct media_leg *legs; /* every leg of the thread */
     size_t n_legs;
-    struct media_room *active; /* the rooms that have members */
+    struct media_room *active; /* the rooms that have members or taps */
     uint64_t tick_count;
     struct ev *pending; /* events that did not fit the ring, retried each tick */
     size_t n_pending, cap_pending;
@@ -156,6 +176,7 @@ struct media_thread {
 
 struct media_engine {
     struct media_config cfg;
+    int64_t epoch_ns; /* tick 0: every media thread ticks on this one 20 ms grid */
     char bind_ip[64];
     uv_loop_t *loop;
     uv_async_t *async;
@@ -189,7 +210,7 @@ void *engine_thread_main(void *arg);
 void engine_emit(struct media_thread *t, const struct ev *ev);
 /* A "never expected" condition, logged at most once a second. */
 void engine_alarm_log(struct media_thread *t, const char *what);
-/* A room is on its thread's active list (ticked) while it has members. */
+/* A room is on its thread's active list (ticked) while it has members or taps. */
 void engine_room_update_active(struct media_thread *t, struct media_room *r);
 /* Control thread too, once the threads have stopped. */
 void engine_thread_unlink_leg(struct media_thread *t, struct media_leg *l);
@@ -224,5 +245,21 @@ void engine_play_end(struct media_thread *t, struct media_leg *l, bool stopped);
 /* Media thread, for a leg outside a room: sends the next frame of its clip, if it plays one, and
  * gives it in pcm (true); else the timestamp just follows the clock (false). */
 bool engine_play_next(struct media_thread *t, struct media_leg *l, int16_t pcm[MIX_FRAME]);
+
+/* ---- engine_tap.c ---- */
+
+/* Media thread. CMD_ROOM_TAP, CMD_ROOM_UNTAP, CMD_LEG_TAP, CMD_LEG_UNTAP. */
+void engine_tap_apply(struct media_thread *t, const struct cmd *c);
+/* Media thread. Closes every tap and hands the references back (EV_TAP_RELEASE). */
+void engine_taps_hand_back(struct media_thread *t, struct engine_taps *taps);
+/* Media thread, after the room's mix: its frame to the room's taps and its tapped members'. */
+void engine_tap_room(struct media_room *r, uint64_t tick);
+/* Media thread: a tapped leg outside a room, its input (l->mp) plus the clip frame it was sent
+ * (NULL: none). */
+void engine_tap_idle_leg(struct media_leg *l, uint64_t tick, const int16_t *clip);
+/* Control thread. Closes the tap and drops a reference the engine held. */
+void engine_tap_release(struct media_tap *tap);
+/* Control thread. engine_tap_release() for every tap of an object being freed. */
+void engine_taps_release(struct engine_taps *taps);
 
 #endif

@@ -1,6 +1,6 @@
-/* A media thread: it applies the control thread's commands, then ticks every 20 ms on an
- * absolute clock (receive, mix, send), and hands events back. It owns its legs and the rooms
- * that have members; nothing here allocates, blocks, or takes a lock. */
+/* A media thread: it applies the control thread's commands, then ticks every 20 ms on the
+ * engine's absolute clock (receive, mix, send, tap), and hands events back. It owns its legs and
+ * the rooms that have members or taps; nothing here allocates, blocks, or takes a lock. */
 #include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -58,7 +58,7 @@ static void flush_pending(struct media_thread *t)
 
 void engine_room_update_active(struct media_thread *t, struct media_room *r)
 {
-    bool want = r->mix.n > 0;
+    bool want = r->mix.n > 0 || r->taps.n > 0;
     if (want == r->on_active)
         return;
     r->on_active = want;
@@ -157,6 +157,8 @@ static void apply(struct media_thread *t, const struct cmd *c)
     case CMD_ROOM_REMOVE: {
         while (r->mix.n > 0)
             leg_leave(t, r->members[r->mix.n - 1], true);
+        engine_taps_hand_back(t, &r->taps); /* closed: their recordings end */
+        engine_room_update_active(t, r);
         struct ev ev = {.type = EV_ROOM_REMOVED, .room = r};
         engine_emit(t, &ev);
         break;
@@ -180,6 +182,7 @@ static void apply(struct media_thread *t, const struct cmd *c)
         break;
     case CMD_LEG_REMOVE: {
         leg_leave(t, l, false);
+        engine_taps_hand_back(t, &l->taps);
         engine_thread_unlink_leg(t, l);
         struct ev ev = {.type = EV_LEG_REMOVED, .pub = {.leg = l}};
         engine_emit(t, &ev);
@@ -207,7 +210,7 @@ static void apply(struct media_thread *t, const struct cmd *c)
     case CMD_LEG_DETACH: {
         engine_play_end(t, l, true); /* it joins a room: the event leaves before the leg does */
         leg_leave(t, l, false);
-        engine_thread_unlink_leg(t, l);
+        engine_thread_unlink_leg(t, l); /* its taps go with it */
         struct ev ev = {.type = EV_LEG_DETACHED, .pub = {.leg = l}, .room = r};
         engine_emit(t, &ev);
         break;
@@ -224,6 +227,12 @@ static void apply(struct media_thread *t, const struct cmd *c)
             l->last_rx_ns = engine_mono_ns(); /* the inactivity clock starts at the answer */
         }
         break;
+    case CMD_ROOM_TAP:
+    case CMD_ROOM_UNTAP:
+    case CMD_LEG_TAP:
+    case CMD_LEG_UNTAP:
+        engine_tap_apply(t, c);
+        break;
     case CMD_STOP:
         break;
     }
@@ -237,33 +246,41 @@ static void send_output(struct media_thread *t, struct media_leg *l)
 }
 
 /* A leg outside a room: its received audio is dropped as it comes due (so the jitter buffer stays
- * current for a later join instead of holding the call's first seconds), and it is sent the next
- * frame of its clip, if it plays one. */
-static void idle_leg_tick(struct media_thread *t, struct media_leg *l)
+ * current for a later join instead of holding the call's first seconds), or decoded for its taps,
+ * and it is sent the next frame of its clip, if it plays one. */
+static void idle_leg_tick(struct media_thread *t, struct media_leg *l, uint64_t tick_no)
 {
-    uint8_t enc[MIX_FRAME];
-    (void)jb_get(l->jb, enc);
+    bool tapped = l->taps.n > 0;
+    if (tapped) {
+        engine_leg_fill_input(l);
+    } else {
+        uint8_t enc[MIX_FRAME];
+        (void)jb_get(l->jb, enc);
+    }
     int16_t clip[MIX_FRAME];
-    (void)engine_play_next(t, l, clip);
+    bool played = engine_play_next(t, l, clip);
+    if (tapped)
+        engine_tap_idle_leg(l, tick_no, played ? clip : NULL);
 }
 
-static void tick(struct media_thread *t, int64_t now)
+static void tick(struct media_thread *t, int64_t now, uint64_t tick_no)
 {
     struct media_engine *e = t->e;
     bool rtcp_too = (t->tick_count++ % 50) == 0;
     for (struct media_leg *l = t->legs; l; l = l->next)
         engine_leg_receive(t, l, now, rtcp_too);
-    for (struct media_room *r = t->active; r; r = r->next_active) { /* empty rooms are not here */
+    for (struct media_room *r = t->active; r; r = r->next_active) { /* rooms with members or taps */
         for (size_t k = 0; k < r->mix.n; k++)
             engine_leg_fill_input(r->members[k]);
         mix_room_tick(&r->mix);
         for (size_t k = 0; k < r->mix.n; k++)
             send_output(t, r->members[k]);
+        engine_tap_room(r, tick_no);
     }
     int64_t timeout = (int64_t)e->cfg.rtp_timeout_ms * 1000000;
     for (struct media_leg *l = t->legs; l; l = l->next) {
         if (!l->room)
-            idle_leg_tick(t, l);
+            idle_leg_tick(t, l, tick_no);
         if (l->connected && rtp_source_silent(&l->src, now / 1000))
             engine_leg_disconnect(l); /* silent: let another sender be seen (a NAT moved it) */
         if (l->timeout_armed && !l->timed_out && now - l->last_rx_ns > timeout) {
@@ -273,11 +290,22 @@ static void tick(struct media_thread *t, int64_t now)
     }
 }
 
+/* The start of the 20 ms slot now falls in, on the engine's grid. */
+static int64_t slot_start(const struct media_engine *e, int64_t now)
+{
+    return e->epoch_ns + (now - e->epoch_ns) / TICK_NS * TICK_NS;
+}
+
+/* Why one grid for every thread, and tick numbers from the time a tick starts: a tap's frames
+ * carry the tick number, and a leg moving between threads must not get a number twice (nor go
+ * back). Every deadline is a grid point and a tick is numbered by the slot it starts in; a thread
+ * sleeps to a grid point after its last tick's start, so its numbers only go up, and a leg that
+ * left one thread after a tick arrives on another one in a later slot. */
 void *engine_thread_main(void *arg)
 {
     struct media_thread *t = arg;
     struct media_engine *e = t->e;
-    int64_t next = engine_mono_ns() + TICK_NS;
+    int64_t next = slot_start(e, engine_mono_ns());
     bool running = true;
     while (running) {
         struct cmd c;
@@ -289,8 +317,8 @@ void *engine_thread_main(void *arg)
         }
         if (!running)
             break;
-        if (t->n_legs == 0 && t->n_pending == 0) {
-            /* Idle: sleep until a command arrives; the clock restarts with the next leg. */
+        if (t->n_legs == 0 && !t->active && t->n_pending == 0) {
+            /* Idle: sleep until a command arrives; the clock restarts with the next leg or tap. */
             if (t->events_pushed) {
                 t->events_pushed = false;
                 uv_async_send(e->async);
@@ -301,11 +329,11 @@ void *engine_thread_main(void *arg)
                 ssize_t rd = read(t->wake_fd, &v, sizeof(v));
                 (void)rd;
             }
-            next = engine_mono_ns() + TICK_NS;
+            next = slot_start(e, engine_mono_ns());
             continue;
         }
         int64_t start = engine_mono_ns();
-        tick(t, start);
+        tick(t, start, (uint64_t)((start - e->epoch_ns) / TICK_NS));
         flush_pending(t);
         if (t->events_pushed) {
             t->events_pushed = false;
@@ -321,9 +349,9 @@ void *engine_thread_main(void *arg)
          * tick's end. A tick that starts after its deadline has passed is late; missed ticks are
          * skipped rather than run back to back. */
         next += TICK_NS;
-        if (end > next) {
+        if (end >= next) {
             atomic_fetch_add_explicit(&e->late_ticks, 1, memory_order_relaxed);
-            while (next < end)
+            while (next <= end)
                 next += TICK_NS;
         }
         struct timespec ts = {.tv_sec = next / 1000000000, .tv_nsec = next % 1000000000};
