@@ -8,7 +8,7 @@
  * uv_async_t as a recorder_result.
  *
  * A file size limit (RLIMIT_FSIZE) is an error like the others only while the process ignores
- * SIGXFSZ (main does signal(SIGXFSZ, SIG_IGN)); else the signal kills it.
+ * SIGXFSZ (signal(SIGXFSZ, SIG_IGN) at start-up); else the signal kills it.
  *
  * Functions are for the control thread. */
 #ifndef CONFERENCED_RECORDER_H
