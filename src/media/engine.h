@@ -21,6 +21,7 @@
 struct media_engine;
 struct media_leg;
 struct media_room;
+struct media_tap;
 
 enum media_event_type {
     MEDIA_LEG_JOINED = 0, /* the leg's audio is in its room */
@@ -108,6 +109,25 @@ void media_leg_play(struct media_engine *e, struct media_leg *l, struct media_cl
                     uint32_t play_id);
 /* Cuts the leg's playback short (MEDIA_LEG_PLAY_DONE, stopped=true); nothing when idle. */
 void media_leg_play_stop(struct media_engine *e, struct media_leg *l);
+
+/* Taps (media/tap.h): from the tick the command arrives until it is untapped or what it taps is
+ * destroyed (then the engine closes the tap), each tick pushes one frame to the tap:
+ * - a room's tap: the room's whole mix, everyone and nobody subtracted, limited as listeners hear
+ *   it. A tapped room is ticked even when it has no members (silence is pushed), so the tap's time
+ *   is wall time.
+ * - a leg's tap: what its call says and what it hears, summed and limited (in a room: the room's
+ *   whole mix; outside one: its audio plus the clip it is played).
+ * A leg's taps move with it between media threads. The engine takes a reference on the tap. At
+ * most MEDIA_TAPS_MAX taps on one room or leg: -1 beyond, else 0. */
+#define MEDIA_TAPS_MAX 4
+int media_room_tap(struct media_engine *e, struct media_room *r, struct media_tap *tap);
+int media_leg_tap(struct media_engine *e, struct media_leg *l, struct media_tap *tap);
+/* Stops pushing to tap (it is closed, and the engine drops its reference); nothing when tap is not
+ * on it. */
+void media_room_untap(struct media_engine *e, struct media_room *r, struct media_tap *tap);
+void media_leg_untap(struct media_engine *e, struct media_leg *l, struct media_tap *tap);
+/* A tap has one producer: it is on one room or leg at a time (the same tap again on the same one,
+ * or on a room or leg already destroyed: -1). */
 
 /* Counters for tests and benchmarks (read from any thread; approximate while running). */
 struct media_stats {

@@ -18,21 +18,26 @@ struct media_tap;
 
 struct media_tap_frame {
     uint64_t tick; /* the engine's tick number (20 ms each, one clock for every media thread) */
+    /* How many frames the tap had dropped when this one was pushed: the drops after the last
+     * frame a consumer got are media_tap_dropped() minus this (no later frame shows their gap). */
+    uint64_t dropped_before;
     int16_t pcm[MIX_FRAME];
 };
 
-/* Any thread. A tap holding up to capacity frames (>= 2); the caller holds the one reference. */
+/* Any thread. A tap holding up to capacity frames (2 .. 2^20; outside that range is a programmer
+ * error and aborts); the caller holds the one reference. */
 struct media_tap *media_tap_create(size_t capacity);
 /* Any thread. Takes another reference; returns t. */
 struct media_tap *media_tap_ref(struct media_tap *t);
 /* Any thread. Drops a reference, freeing the tap at zero; NULL is a no-op. */
 void media_tap_unref(struct media_tap *t);
 /* Producer. Copies one frame stamped with tick; false (and counted in dropped) when the ring is
- * full. Never blocks. */
+ * full. Never blocks, never allocates. On a closed tap: false, and nothing is counted. */
 bool media_tap_push(struct media_tap *t, uint64_t tick, const int16_t *pcm);
 /* Consumer. Moves up to max frames, oldest first, into out; returns how many. */
 size_t media_tap_pop(struct media_tap *t, struct media_tap_frame *out, size_t max);
-/* Producer (or the control thread once the producer has let go): no more frames will come. */
+/* Producer (or the control thread once the producer has let go): no more frames will come. A
+ * consumer that sees media_tap_closed() before a pop that finds nothing has had every frame. */
 void media_tap_close(struct media_tap *t);
 /* Any thread. */
 bool media_tap_closed(const struct media_tap *t);

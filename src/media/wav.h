@@ -13,11 +13,15 @@
 /* The largest data chunk a WAV header can describe (a RIFF size is 32 bits). */
 #define WAV_DATA_MAX (UINT32_C(0xFFFFFFFF) - 36)
 
-/* The header of a file holding data_bytes of audio. */
+/* The header of a file holding data_bytes of audio (at most WAV_DATA_MAX: larger is taken as
+ * that). */
 void wav_header(uint8_t out[WAV_HEADER_BYTES], uint32_t data_bytes);
 /* A file a crash left behind: its header is rewritten to describe the whole samples on disk (an odd
  * trailing byte is cut), and the file synced. A file shorter than a header gets an empty one.
- * Returns 0 with the data bytes in *data_bytes, or -errno. */
+ * Audio beyond what a header can describe (WAV_DATA_MAX) is left in place, not described. A file
+ * whose first 44 bytes are neither this format's header (whatever its sizes say) nor all zeros (a
+ * crash before the header reached the disk) is someone else's: -EINVAL, untouched. Returns 0 with
+ * the data bytes in *data_bytes (NULL: not wanted), or -errno. */
 int wav_repair(const char *path, uint64_t *data_bytes);
 
 #endif

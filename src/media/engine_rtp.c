@@ -1,0 +1,138 @@
+/* A leg's RTP on its media thread: datagrams in through strict source learning into the jitter
+ * buffer (audio) or the DTMF tracker (telephone events), frames out from the jitter buffer
+ * through packet loss concealment, and encoded frames sent. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "media/engine_internal.h"
+
+void engine_leg_disconnect(struct media_leg *l)
+{
+    if (!l->connected)
+        return;
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    connect(l->fd_rtp, &unspec, sizeof(unspec));
+    l->connected = false;
+}
+
+/* One received datagram of a leg. */
+static void take_packet(struct media_thread *t, struct media_leg *l, const uint8_t *buf, size_t n,
+                        const struct sockaddr_in *from, int64_t now)
+{
+    struct media_engine *e = t->e;
+    struct rtp_packet p;
+    if (rtp_parse(buf, n, &p) < 0) {
+        atomic_fetch_add_explicit(&e->bad_packets, 1, memory_order_relaxed);
+        return;
+    }
+    uint64_t learned = l->src.learned;
+    switch (rtp_source_check(&l->src, from->sin_addr.s_addr, from->sin_port, &p, now / 1000)) {
+    case RTP_SOURCE_REFUSE:
+        atomic_fetch_add_explicit(&e->rtp_refused, 1, memory_order_relaxed);
+        return;
+    case RTP_SOURCE_SWITCH:
+        /* Symmetric RTP: the audio goes where the accepted source sends from. */
+        engine_leg_disconnect(l);
+        l->remote = *from;
+        l->remote_set = true;
+        if (l->src.learned != learned)
+            atomic_fetch_add_explicit(&e->rtp_learned, 1, memory_order_relaxed);
+        break;
+    case RTP_SOURCE_ACCEPT:
+        break;
+    }
+    /* The SDP's own source, once heard, gets a connected socket: it sends without a route lookup
+     * per packet, and the kernel drops every other sender before it reaches us. A learned source
+     * does not: the SDP's source must still be seen, to take the leg back. */
+    if (!l->connected && l->src.addr == l->src.sdp_addr && l->src.port == l->src.sdp_port)
+        l->connected = connect(l->fd_rtp, (const struct sockaddr *)from, sizeof(*from)) == 0;
+    l->last_rx_ns = now;
+    atomic_fetch_add_explicit(&e->packets_in, 1, memory_order_relaxed);
+    if (p.payload_type == l->audio_pt) {
+        jb_put(l->jb, &p, now / 1000);
+    } else if (l->dtmf_pt >= 0 && p.payload_type == l->dtmf_pt) {
+        struct rtp_dtmf d;
+        if (rtp_dtmf_parse(p.payload, p.payload_len, &d) == 0) {
+            char key = dtmf_tracker_feed(&l->dtmf, &p, &d);
+            if (key) {
+                struct ev ev = {.type = EV_PUBLIC,
+                                .pub = {.type = MEDIA_LEG_DTMF, .leg = l, .digit = key}};
+                engine_emit(t, &ev);
+            }
+        }
+    }
+}
+
+#define RX_BATCH 4
+
+/* Reads what arrived on a leg's sockets: RTP into the jitter buffer, telephone events into key
+ * presses, from the source strict learning accepts (the replies go where it sends from). One
+ * recvmmsg() per leg per tick takes everything that is normally waiting (one packet per 20 ms), so
+ * an idle socket costs one system call, not a read that only returns EAGAIN after the data. */
+void engine_leg_receive(struct media_thread *t, struct media_leg *l, int64_t now, bool rtcp_too)
+{
+    static __thread uint8_t bufs[RX_BATCH][RTP_MAX_PACKET];
+    struct sockaddr_in from[RX_BATCH];
+    struct iovec iov[RX_BATCH];
+    struct mmsghdr msgs[RX_BATCH];
+    for (int rounds = 0; rounds < MAX_RX_PER_TICK / RX_BATCH; rounds++) {
+        for (int i = 0; i < RX_BATCH; i++) {
+            iov[i].iov_base = bufs[i];
+            iov[i].iov_len = sizeof(bufs[i]);
+            memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+            msgs[i].msg_hdr.msg_name = &from[i];
+            msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        int got = recvmmsg(l->fd_rtp, msgs, RX_BATCH, MSG_DONTWAIT, NULL);
+        if (got <= 0)
+            break;
+        for (int i = 0; i < got; i++)
+            take_packet(t, l, bufs[i], msgs[i].msg_len, &from[i], now);
+        if (got < RX_BATCH)
+            break;
+    }
+    /* RTCP: read and drop (reports are not used yet), once a second rather than every tick. */
+    if (rtcp_too)
+        for (int i = 0; i < 8; i++)
+            if (recv(l->fd_rtcp, bufs[0], sizeof(bufs[0]), MSG_DONTWAIT) < 0)
+                break;
+}
+
+/* The leg's contribution to this tick: a decoded frame, a concealed one, or nothing. */
+void engine_leg_fill_input(struct media_leg *l)
+{
+    uint8_t enc[MIX_FRAME];
+    switch (jb_get(l->jb, enc)) {
+    case JB_FRAME:
+        mix_decode(l->mp.codec, enc, l->mp.in, MIX_FRAME);
+        plc_rx(l->plc, l->mp.in, MIX_FRAME);
+        l->mp.has_in = true;
+        break;
+    case JB_LOST:
+        plc_fillin(l->plc, l->mp.in, MIX_FRAME);
+        l->mp.has_in = true;
+        break;
+    case JB_EMPTY:
+        l->mp.has_in = false;
+        break;
+    }
+}
+
+void engine_leg_send_frame(struct media_thread *t, struct media_leg *l, const uint8_t *payload,
+                           bool marker)
+{
+    uint8_t pkt[RTP_HEADER_MIN + MIX_FRAME];
+    size_t n = rtp_build(pkt, sizeof(pkt), (uint8_t)l->audio_pt, marker, l->seq++, l->ts, l->ssrc,
+                         payload, MIX_FRAME);
+    l->ts += MIX_FRAME;
+    ssize_t sent = l->connected ? send(l->fd_rtp, pkt, n, MSG_DONTWAIT)
+                                : sendto(l->fd_rtp, pkt, n, MSG_DONTWAIT,
+                                         (struct sockaddr *)&l->remote, sizeof(l->remote));
+    if (sent >= 0)
+        atomic_fetch_add_explicit(&t->e->packets_out, 1, memory_order_relaxed);
+}

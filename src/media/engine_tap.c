@@ -1,0 +1,169 @@
+/* Taps of rooms and legs (media/tap.h). The control thread counts a room's or a leg's taps (the
+ * limit is answered at once) and sends the engine's reference with the command; the media thread
+ * keeps the taps in a fixed array on the object and pushes one frame per tick; when it lets a tap
+ * go (untapped, or what it taps removed) it closes it and hands the reference back in an event,
+ * so that the last reference is never dropped inside the tick. A leg's taps are on the leg, so
+ * they move with it between threads. */
+#include "media/engine_internal.h"
+
+static bool taps_has(const struct engine_taps *ts, const struct media_tap *tap)
+{
+    for (size_t i = 0; i < ts->n; i++)
+        if (ts->tap[i] == tap)
+            return true;
+    return false;
+}
+
+static bool taps_remove(struct engine_taps *ts, const struct media_tap *tap)
+{
+    for (size_t i = 0; i < ts->n; i++)
+        if (ts->tap[i] == tap) {
+            ts->tap[i] = ts->tap[--ts->n];
+            ts->tap[ts->n] = NULL;
+            return true;
+        }
+    return false;
+}
+
+static void taps_push(const struct engine_taps *ts, uint64_t tick, const int16_t *pcm)
+{
+    for (size_t i = 0; i < ts->n; i++)
+        (void)media_tap_push(ts->tap[i], tick, pcm); /* a drop is counted by the tap */
+}
+
+/* ---- media thread ---- */
+
+static void hand_back(struct media_thread *t, struct media_tap *tap)
+{
+    media_tap_close(tap);
+    struct ev ev = {.type = EV_TAP_RELEASE, .ptr = tap};
+    engine_emit(t, &ev);
+}
+
+void engine_taps_hand_back(struct media_thread *t, struct engine_taps *ts)
+{
+    for (size_t i = 0; i < ts->n; i++) {
+        hand_back(t, ts->tap[i]);
+        ts->tap[i] = NULL;
+    }
+    ts->n = 0;
+}
+
+void engine_tap_apply(struct media_thread *t, const struct cmd *c)
+{
+    bool room = c->type == CMD_ROOM_TAP || c->type == CMD_ROOM_UNTAP;
+    struct engine_taps *ts = room ? &c->room->taps : &c->leg->taps;
+    if (c->type == CMD_ROOM_TAP || c->type == CMD_LEG_TAP) {
+        if (ts->n < MEDIA_TAPS_MAX) {
+            ts->tap[ts->n++] = c->tap;
+        } else { /* the control thread counts them first: not expected */
+            engine_alarm_log(t, "too many taps");
+            hand_back(t, c->tap);
+        }
+    } else if (taps_remove(ts, c->tap)) {
+        hand_back(t, c->tap);
+    }
+    if (room)
+        engine_room_update_active(t, c->room);
+}
+
+/* The room as a whole: the sum of everyone who talks, nobody subtracted, limited once, as a
+ * listener who does not talk hears it (before G.711). Members who do not talk are left out, as
+ * from every mix: they are below the talk threshold (digital silence, line noise), and a
+ * recording of a large room would otherwise carry the noise floor of every silent line. */
+static void room_frame(const struct media_room *r, int16_t *pcm)
+{
+    for (int i = 0; i < MIX_FRAME; i++)
+        pcm[i] = mix_limit(r->mix.sum[i]);
+}
+
+void engine_tap_room(struct media_room *r, uint64_t tick)
+{
+    int16_t pcm[MIX_FRAME];
+    bool made = false;
+    if (r->taps.n) {
+        room_frame(r, pcm);
+        made = true;
+        taps_push(&r->taps, tick, pcm);
+    }
+    for (size_t k = 0; k < r->mix.n; k++) {
+        const struct media_leg *m = r->members[k];
+        if (!m->taps.n)
+            continue;
+        if (!made) {
+            room_frame(r, pcm);
+            made = true;
+        }
+        taps_push(&m->taps, tick, pcm); /* a member's call in a room: the room's whole mix */
+    }
+}
+
+void engine_tap_idle_leg(struct media_leg *l, uint64_t tick, const int16_t *clip)
+{
+    int16_t pcm[MIX_FRAME];
+    for (int i = 0; i < MIX_FRAME; i++) {
+        int32_t s = (l->mp.has_in ? l->mp.in[i] : 0) + (clip ? clip[i] : 0);
+        pcm[i] = mix_limit(s);
+    }
+    taps_push(&l->taps, tick, pcm);
+}
+
+/* ---- control thread ---- */
+
+void engine_tap_release(struct media_tap *tap)
+{
+    media_tap_close(tap);
+    media_tap_unref(tap);
+}
+
+void engine_taps_release(struct engine_taps *ts)
+{
+    for (size_t i = 0; i < ts->n; i++) {
+        engine_tap_release(ts->tap[i]);
+        ts->tap[i] = NULL;
+    }
+    ts->n = 0;
+}
+
+/* The same tap twice on one object would be two pushes a tick into one ring. */
+static int ctl_add(struct engine_taps *ts, struct media_tap *tap)
+{
+    if (ts->n >= MEDIA_TAPS_MAX || taps_has(ts, tap))
+        return -1;
+    ts->tap[ts->n++] = tap;
+    return 0;
+}
+
+int media_room_tap(struct media_engine *e, struct media_room *r, struct media_tap *tap)
+{
+    if (r->destroyed || ctl_add(&r->ctl_taps, tap) < 0)
+        return -1;
+    struct cmd c = {.type = CMD_ROOM_TAP, .room = r, .tap = media_tap_ref(tap)};
+    engine_send_cmd(r->thread, &c);
+    return 0;
+}
+
+int media_leg_tap(struct media_engine *e, struct media_leg *l, struct media_tap *tap)
+{
+    if (l->destroying || ctl_add(&l->ctl_taps, tap) < 0)
+        return -1;
+    struct cmd c = {.type = CMD_LEG_TAP, .leg = l, .tap = media_tap_ref(tap)};
+    engine_leg_send(l, &c);
+    return 0;
+}
+
+void media_room_untap(struct media_engine *e, struct media_room *r, struct media_tap *tap)
+{
+    if (r->destroyed || !taps_remove(&r->ctl_taps, tap))
+        return;
+    struct cmd c = {.type = CMD_ROOM_UNTAP, .room = r, .tap = tap};
+    engine_send_cmd(r->thread, &c);
+}
+
+void media_leg_untap(struct media_engine *e, struct media_leg *l, struct media_tap *tap)
+{
+    if (l->destroying || !taps_remove(&l->ctl_taps, tap))
+        return;
+    struct cmd c = {.type = CMD_LEG_UNTAP, .leg = l, .tap = tap};
+    engine_leg_send(l, &c);
+}
