@@ -11,6 +11,7 @@
 
 #include "api/api.h"
 #include "api/http.h"
+#include "bridge/capture.h"
 #include "call/call.h"
 #include "conference/conference.h"
 #include "core/config.h"
@@ -27,6 +28,7 @@
 #include "identity/passwd.h"
 #include "media/audiofile.h"
 #include "media/engine.h"
+#include "recording/recording.h"
 #include "sip/sip.h"
 #include "speech/tts.h"
 #include "store/store.h"
@@ -44,6 +46,9 @@ struct server {
     struct call_mgr *calls;
     struct flow_mgr *flows;
     struct af_mgr *afs;
+    struct recording_mgr *recordings;
+    struct capture *capture;
+    char recordings_dir[600];
     struct tts *tts;
     struct media_engine *media;
     struct sip_stack *sip;
@@ -97,8 +102,7 @@ static int open_store(const char *dir, struct store **out)
                 "data directory)\n",
                 dir);
     else if (rc != 0)
-        fprintf(stderr, "conferenced: cannot open the store in %s (the log above says why)\n",
-                dir);
+        fprintf(stderr, "conferenced: cannot open the store in %s (the log above says why)\n", dir);
     return rc == 0 ? 0 : -1;
 }
 
@@ -127,10 +131,132 @@ static bool conference_flow_exists(void *ctx, const char *customer_id, const cha
     return flow_exists(ctx, customer_id, flow_id);
 }
 
+/* ---- recordings: what they record (conferences, calls), their flows, their capture ---- */
+
+static int rec_target_get(void *ctx, enum recording_target t, const char *customer_id,
+                          const char *id, struct recording_target_state *out, struct error *e)
+{
+    struct server *s = ctx;
+    int rc;
+    if (t == RECORDING_OF_CONFERENCE) {
+        struct conference c;
+        if ((rc = conference_get(s->conferences, customer_id, id, &c, e)) < 0)
+            return rc;
+        memcpy(out->customer_id, c.customer_id, ID_LEN + 1);
+        out->progressing = c.status == CONFERENCE_PROGRESSING && c.tm_delete == TM_NEVER;
+        memcpy(out->recording_id, c.recording_id[0] ? c.recording_id : ID_NIL, ID_LEN + 1);
+        conference_fini(&c);
+        return 0;
+    }
+    struct call c;
+    if ((rc = call_get(s->calls, customer_id, id, &c, e)) < 0)
+        return rc;
+    memcpy(out->customer_id, c.customer_id, ID_LEN + 1);
+    out->progressing = c.status == CALL_PROGRESSING && call_is_progressing(s->calls, id);
+    memcpy(out->recording_id, c.recording_id[0] ? c.recording_id : ID_NIL, ID_LEN + 1);
+    call_fini(&c);
+    return 0;
+}
+
+static int rec_target_set(void *ctx, enum recording_target t, const char *id,
+                          const char *recording_id)
+{
+    struct server *s = ctx;
+    return t == RECORDING_OF_CONFERENCE ? conference_set_recording(s->conferences, id, recording_id)
+                                        : call_set_recording(s->calls, id, recording_id);
+}
+
+static bool rec_flow_exists(void *ctx, const char *customer_id, const char *flow_id)
+{
+    struct server *s = ctx;
+    return flow_exists(s->flows, customer_id, flow_id);
+}
+
+/* on_end_flow_id: an activeflow of its own (reference "recording") with the recording's
+ * variables, as VoIPBIN runs it. */
+static void rec_on_end(void *ctx, const struct recording *r)
+{
+    struct server *s = ctx;
+    if (!s->afs)
+        return;
+    char file[700];
+    snprintf(file, sizeof(file), "%s.wav", r->id);
+    json_t *vars = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:s}", "voipbin.recording.id", r->id,
+        "voipbin.recording.reference_type", r->reference_type, "voipbin.recording.reference_id",
+        r->reference_id, "voipbin.recording.format", r->format, "voipbin.recording.recording_name",
+        r->id, "voipbin.recording.filenames", file);
+    struct af_call_info info = {
+        .call_id = ID_NIL, .reference_type = "recording", .reference_id = r->id};
+    char af[ID_LEN + 1];
+    struct error e;
+    if (af_create(s->afs, r->customer_id, r->on_end_flow_id, NULL, &info, vars, af, &e) == 0)
+        af_run(s->afs, af);
+    else
+        log_warn("msg=\"recording's on_end_flow_id not run\" recording_id=%s error=\"%s\"", r->id,
+                 e.message);
+    json_decref(vars);
+}
+
+static struct media_room *rec_room(void *ctx, const char *conference_id)
+{
+    return call_conference_room(ctx, conference_id);
+}
+
+static struct media_leg *rec_leg(void *ctx, const char *call_id)
+{
+    return call_media_leg(ctx, call_id);
+}
+
+static void rec_captured(void *ctx, const struct recording_captured *r)
+{
+    struct server *s = ctx;
+    if (s->recordings)
+        recording_on_captured(s->recordings, r);
+}
+
+static void start_recordings(struct server *s)
+{
+    if (s->cfg.recordings_dir[0])
+        snprintf(s->recordings_dir, sizeof(s->recordings_dir), "%s", s->cfg.recordings_dir);
+    else
+        snprintf(s->recordings_dir, sizeof(s->recordings_dir), "%s/recordings", s->cfg.data_dir);
+    if (mkdir_p(s->recordings_dir) < 0)
+        log_warn("msg=\"cannot create the recordings directory\" dir=\"%s\" error=\"%s\"",
+                 s->recordings_dir, strerror(errno));
+    struct capture_deps cd = {.loop = s->loop,
+                              .media = s->media,
+                              .recorder = {.threads = s->cfg.recording_writers,
+                                           .header_interval_ms = 10000,
+                                           .drain_interval_ms = 100,
+                                           .sync_every_write = s->cfg.recording_sync_writes},
+                              .buffer_ms = s->cfg.recording_buffer_ms,
+                              .ctx = s->calls,
+                              .room = rec_room,
+                              .leg = rec_leg,
+                              .done = rec_captured,
+                              .done_ctx = s};
+    s->capture = capture_create(&cd);
+    struct recording_deps rd = {.store = s->store,
+                                .bus = s->bus,
+                                .sched = s->sched,
+                                .capture = capture_iface(s->capture),
+                                .targets = {s, rec_target_get, rec_target_set},
+                                .flows = {s, rec_flow_exists, rec_on_end},
+                                .dir = s->recordings_dir,
+                                .max_running = s->cfg.max_recordings};
+    s->recordings = recording_mgr_create(&rd);
+}
+
 /* Stops everything that runs on the loop, in dependency order, so uv_run() returns: first the
  * domain timers (they publish events), then the event consumers and the HTTP server. */
 static void finish(struct server *s)
 {
+    /* Recordings first, while what they record is there: every file finished and its record
+     * ended. */
+    recording_mgr_shutdown(s->recordings);
+    capture_destroy(s->capture);
+    s->capture = NULL;
     af_mgr_recover(s->afs); /* records every running activeflow as ended */
     af_mgr_destroy(s->afs);
     s->afs = NULL;
@@ -177,8 +303,7 @@ static void on_drain(uv_timer_t *t)
     bool idle = http_inflight(s->http) == 0 && webhook_idle(s->webhook);
     if (idle || tm_now_us() >= s->drain_deadline) {
         if (!idle)
-            log_warn("msg=\"shutdown grace period over\" inflight=%u",
-                     http_inflight(s->http));
+            log_warn("msg=\"shutdown grace period over\" inflight=%u", http_inflight(s->http));
         finish(s);
     }
 }
@@ -220,6 +345,7 @@ int main(int argc, char **argv)
     }
     log_set_level(s.cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the recording's write instead */
     raise_fd_limit(&s.cfg);
 
     if (mkdir_p(s.cfg.data_dir) < 0) {
@@ -275,6 +401,7 @@ int main(int argc, char **argv)
     else
         snprintf(sounds_dir, sizeof(sounds_dir), "%s/sounds", s.cfg.data_dir);
     mkdir_p(sounds_dir);
+    start_recordings(&s);
     struct af_deps afdeps = {.loop = s.loop,
                              .store = s.store,
                              .bus = s.bus,
@@ -282,7 +409,8 @@ int main(int argc, char **argv)
                              .flows = s.flows,
                              .tts = s.tts,
                              .sounds_dir = sounds_dir,
-                             .call = call_flow_ops(s.calls)};
+                             .call = call_flow_ops(s.calls),
+                             .recordings = recording_flow_iface(s.recordings)};
     s.afs = af_mgr_create(&afdeps);
     call_mgr_set_flows(s.calls, s.flows, s.afs);
     struct conference_deps cdeps = {.store = s.store,
@@ -296,7 +424,7 @@ int main(int argc, char **argv)
     call_mgr_set_conferences(s.calls, s.conferences);
     af_mgr_set_conferences(s.afs, s.conferences);
     if (call_mgr_recover(s.calls) < 0 || conference_mgr_recover(s.conferences) < 0 ||
-        af_mgr_recover(s.afs) < 0) {
+        af_mgr_recover(s.afs) < 0 || recording_mgr_recover(s.recordings) < 0) {
         fprintf(stderr, "conferenced: cannot recover calls and conferences from the store\n");
         return 1;
     }
@@ -324,7 +452,8 @@ int main(int argc, char **argv)
                              .conferences = s.conferences,
                              .calls = s.calls,
                              .flows = s.flows,
-                             .activeflows = s.afs};
+                             .activeflows = s.afs,
+                             .recordings = s.recordings};
     s.api = api_create(&adeps);
     struct http_config hcfg = {.addr = s.cfg.http_addr,
                                .port = s.cfg.http_port,
@@ -382,6 +511,7 @@ int main(int argc, char **argv)
     call_mgr_destroy(s.calls);
     flow_mgr_destroy(s.flows);
     api_destroy(s.api);
+    recording_mgr_destroy(s.recordings);
     identity_destroy(s.identity);
     events_bus_destroy(s.bus);
     store_close(s.store);

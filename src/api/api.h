@@ -40,10 +40,12 @@ struct api_response {
     bool ws_upgrade;
     char ws_accept[29];
     struct ws_credential ws_cred;
-    /* A file to send instead of the body (malloc'd path, owned by the response): the HTTP layer
-     * serves it with file_type, answering Range requests (206, 416) and HEAD. */
+    /* A file to send instead of the body (malloc'd path, owned by the response): file_length
+     * bytes from file_offset, with file_type (status 200, or 206 with its Content-Range header
+     * for a Range request). */
     char *file_path;
     const char *file_type;
+    uint64_t file_offset, file_length;
     /* Extra response headers (Retry-After, Location, ...). */
     int n_headers;
     struct {

@@ -150,8 +150,7 @@ int api_conferences_put(struct api_call *c)
             .post_flow_id = f.has_post ? f.post : NULL,
         };
         struct conference conf;
-        rc = conference_update(c->api->d.conferences, c->who.customer_id, c->id, &req, &conf,
-                               &e);
+        rc = conference_update(c->api->d.conferences, c->who.customer_id, c->id, &req, &conf, &e);
         reply_conference(c, rc, &conf, &e);
     } else {
         api_reply_error(c, &e);
@@ -177,8 +176,8 @@ int api_conferences_regenerate(struct api_call *c)
         return 0;
     struct conference conf;
     struct error e;
-    int rc = conference_regenerate_hash(c->api->d.conferences, c->who.customer_id, c->id, &conf,
-                                        &e);
+    int rc =
+        conference_regenerate_hash(c->api->d.conferences, c->who.customer_id, c->id, &conf, &e);
     return reply_conference(c, rc, &conf, &e);
 }
 

@@ -133,8 +133,8 @@ static int reply_number(struct api_call *c, int rc, struct number *n, const stru
     return api_reply(c, v);
 }
 
-static int read_number_req(json_t *body, struct number_req *r, id_t_ call_flow,
-                           id_t_ message_flow, struct error *e)
+static int read_number_req(json_t *body, struct number_req *r, id_t_ call_flow, id_t_ message_flow,
+                           struct error *e)
 {
     memset(r, 0, sizeof(*r));
     int rc;

@@ -4,6 +4,7 @@
 #include <h2o.h>
 #include <h2o/http1.h>
 #include <stdio.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -424,25 +425,97 @@ static void start_upgrade(struct http_server *s, h2o_req_t *req, struct api_resp
     h2o_http1_upgrade(req, NULL, 0, on_upgraded, u);
 }
 
-/* A file answer (a recording): h2o's file sender reads it in chunks as the client takes them and
- * answers Range (206, multipart for several ranges, 416) and HEAD itself. */
+/* A file answer (a recording): a part of a file read in chunks of FILE_CHUNK as the client takes
+ * them (h2o calls proceed when the last chunk is out), so a slow reader holds one chunk, not the
+ * file. The reads are of the page cache of a file the recorder has finished, on the loop. */
+#define FILE_CHUNK 65536
+
+struct file_gen {
+    h2o_generator_t super;
+    int fd;
+    uint64_t off, left;
+    char buf[FILE_CHUNK];
+};
+
+static void file_close(struct file_gen *g)
+{
+    if (g->fd >= 0)
+        close(g->fd);
+    g->fd = -1;
+}
+
+static void file_proceed(h2o_generator_t *self, h2o_req_t *req)
+{
+    struct file_gen *g = (struct file_gen *)self;
+    size_t want = g->left < FILE_CHUNK ? (size_t)g->left : FILE_CHUNK;
+    ssize_t n = want ? pread(g->fd, g->buf, want, (off_t)g->off) : 0;
+    if (n < 0 || (size_t)n != want) { /* the file shrank or failed: end the body short */
+        file_close(g);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return;
+    }
+    g->off += (uint64_t)n;
+    g->left -= (uint64_t)n;
+    h2o_iovec_t v = h2o_iovec_init(g->buf, (size_t)n);
+    bool last = g->left == 0;
+    if (last)
+        file_close(g);
+    h2o_send(req, &v, 1, last ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void file_stop(h2o_generator_t *self, h2o_req_t *req)
+{
+    (void)req;
+    file_close((struct file_gen *)self);
+}
+
+static void file_dispose(void *p)
+{
+    file_close(p);
+}
+
 static void send_file(h2o_req_t *req, struct api_response *r)
 {
+    int fd = open(r->file_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { /* gone between the lookup and now (deleted meanwhile) */
+        struct error e;
+        error_set(&e, ERR_NOT_FOUND, "FILE_NOT_FOUND", "The file is no longer there.");
+        struct api_response er;
+        api_error_response(&er, &e);
+        send_response(req, &er);
+        api_response_fini(&er);
+        return;
+    }
+    struct file_gen *g = h2o_mem_alloc_shared(&req->pool, sizeof(*g), file_dispose);
+    g->super.proceed = file_proceed;
+    g->super.stop = file_stop;
+    g->fd = fd;
+    g->off = r->file_offset;
+    g->left = r->file_length;
+    req->res.status = r->status;
+    req->res.reason = reason_phrase(r->status);
+    req->res.content_length = r->file_length;
+    const char *type = r->file_type ? r->file_type : "application/octet-stream";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL,
+                   H2O_STRLIT("bytes"));
     h2o_iovec_t id = h2o_strdup(&req->pool, r->request_id, strlen(r->request_id));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0,
                           "X-Request-Id", id.base, id.len);
-    const char *type = r->file_type ? r->file_type : "application/octet-stream";
-    if (h2o_file_send(req, 200, "OK", r->file_path, h2o_iovec_init(type, strlen(type)),
-                      H2O_FILE_FLAG_NO_ETAG) == 0)
+    for (int i = 0; i < r->n_headers; i++) {
+        h2o_iovec_t n = h2o_strdup(&req->pool, r->headers[i].name, strlen(r->headers[i].name));
+        h2o_iovec_t v = h2o_strdup(&req->pool, r->headers[i].value, strlen(r->headers[i].value));
+        h2o_strtolower(n.base, n.len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, r->headers[i].name,
+                              v.base, v.len);
+    }
+    h2o_start_response(req, &g->super);
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) || g->left == 0) {
+        file_close(g);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
         return;
-    /* Gone between the lookup and now (deleted meanwhile). */
-    req->res.headers = (h2o_headers_t){NULL};
-    struct error e;
-    error_set(&e, ERR_NOT_FOUND, "FILE_NOT_FOUND", "The file is no longer there.");
-    struct api_response er;
-    api_error_response(&er, &e);
-    send_response(req, &er);
-    api_response_fini(&er);
+    }
+    file_proceed(&g->super, req);
 }
 
 static void answer(struct http_server *s, h2o_req_t *req, struct api_response *r)

@@ -36,10 +36,10 @@ void http_quiesce(struct http_server *s);
 unsigned http_inflight(const struct http_server *s);
 
 struct http_stats {
-    size_t connections;              /* open now (HTTP and WebSocket) */
-    uint64_t accepted;               /* since start */
-    uint64_t refused_total;          /* over max_connections */
-    uint64_t refused_per_address;    /* over max_connections_per_address */
+    size_t connections;           /* open now (HTTP and WebSocket) */
+    uint64_t accepted;            /* since start */
+    uint64_t refused_total;       /* over max_connections */
+    uint64_t refused_per_address; /* over max_connections_per_address */
 };
 void http_stats(const struct http_server *s, struct http_stats *out);
 

@@ -224,11 +224,11 @@ static int agent_write(struct api_call *c, int create)
     struct api_pending *p = api_pending_new(c);
     if (create) {
         p->status = 201; /* "Agent created", as VoIPBIN answers */
-        rc = identity_agent_create(c->api->d.identity, c->who.customer_id, &req, agent_saved, p,
-                                   &e);
+        rc =
+            identity_agent_create(c->api->d.identity, c->who.customer_id, &req, agent_saved, p, &e);
     } else {
-        rc = identity_agent_update(c->api->d.identity, c->who.customer_id, c->id, &req,
-                                   agent_saved, p, &e);
+        rc = identity_agent_update(c->api->d.identity, c->who.customer_id, c->id, &req, agent_saved,
+                                   p, &e);
     }
     json_decref(body);
     if (rc < 0) {
@@ -324,8 +324,8 @@ int api_accesskeys_create(struct api_call *c)
     }
     struct accesskey k;
     char *token = NULL;
-    rc = identity_accesskey_create(c->api->d.identity, c->who.customer_id, name, detail, expire,
-                                   &k, &token, &e);
+    rc = identity_accesskey_create(c->api->d.identity, c->who.customer_id, name, detail, expire, &k,
+                                   &token, &e);
     json_decref(body);
     reply_key(c, rc, &k, token, &e);
     free(token);
@@ -358,8 +358,8 @@ int api_accesskeys_put(struct api_call *c)
         return api_reply_error(c, &e);
     }
     struct accesskey k;
-    rc = identity_accesskey_update(c->api->d.identity, c->who.customer_id, c->id, name, detail,
-                                   &k, &e);
+    rc = identity_accesskey_update(c->api->d.identity, c->who.customer_id, c->id, name, detail, &k,
+                                   &e);
     json_decref(body);
     return reply_key(c, rc, &k, NULL, &e);
 }

@@ -91,6 +91,9 @@ int api_recordings_list(struct api_call *c);
 int api_recordings_get(struct api_call *c);
 int api_recordings_delete(struct api_call *c);
 int api_recordingfiles_get(struct api_call *c);
+/* A Range header over a file of size bytes (recordings.c): 1 with the part, 0 to send it all,
+ * -1 unsatisfiable. */
+int http_range_parse(const char *header, uint64_t size, uint64_t *off, uint64_t *len);
 int api_conferences_recording_start(struct api_call *c);
 int api_conferences_recording_stop(struct api_call *c);
 int api_calls_recording_start(struct api_call *c);

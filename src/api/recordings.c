@@ -1,7 +1,9 @@
 /* /v1.0/recordings, /v1.0/recordingfiles, and the recording_start/recording_stop of conferences
  * and calls. */
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "api/internal.h"
 #include "core/jsonutil.h"
@@ -95,10 +97,83 @@ int api_recordingfiles_get(struct api_call *c)
     struct error e;
     if (recording_file(c->api->d.recordings, c->who.customer_id, c->id, path, sizeof(path), &e) < 0)
         return api_reply_error(c, &e);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return api_fail(c, ERR_NOT_FOUND, "RECORDING_FILE_NOT_FOUND", "Recording %s has no file.",
+                        c->id);
+    uint64_t size = (uint64_t)st.st_size, off = 0, len = size;
+    const char *range = c->req->header ? c->req->header(c->req->ctx, "Range") : NULL;
+    int rc = range ? http_range_parse(range, size, &off, &len) : 0;
+    if (rc < 0) {
+        char cr[64];
+        snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
+        api_fail(c, ERR_INVALID_ARGUMENT, "RANGE_NOT_SATISFIABLE",
+                 "The range \"%.64s\" is outside the file (%llu bytes).", range,
+                 (unsigned long long)size);
+        c->resp->status = 416;
+        api_response_header(c->resp, "Content-Range", cr);
+        return 0;
+    }
     c->resp->status = 200;
+    if (rc == 1) {
+        char cr[96];
+        snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)off,
+                 (unsigned long long)(off + len - 1), (unsigned long long)size);
+        c->resp->status = 206;
+        api_response_header(c->resp, "Content-Range", cr);
+    }
     c->resp->file_path = xstrdup(path);
     c->resp->file_type = "audio/wav";
+    c->resp->file_offset = off;
+    c->resp->file_length = len;
     return 0;
+}
+
+/* One "bytes=" range of RFC 9110 §14.1.2 (first-last, first-, -suffix) over size bytes: 1 with
+ * *off and *len, 0 when the header is to be ignored (another unit, several ranges, malformed:
+ * the whole file is sent), -1 when unsatisfiable (416). */
+int http_range_parse(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
+{
+    if (strncmp(h, "bytes=", 6) != 0)
+        return 0;
+    const char *p = h + 6;
+    while (*p == ' ')
+        p++;
+    if (strchr(p, ','))
+        return 0;
+    const char *dash = strchr(p, '-');
+    if (!dash)
+        return 0;
+    char a[24] = "", b[24] = "";
+    size_t la = (size_t)(dash - p), lb = strlen(dash + 1);
+    while (lb && dash[lb] == ' ')
+        lb--;
+    if (la >= sizeof(a) || lb >= sizeof(b))
+        return 0;
+    memcpy(a, p, la);
+    memcpy(b, dash + 1, lb);
+    uint64_t first = 0, last = 0;
+    bool has_a = la > 0, has_b = lb > 0;
+    if ((has_a && (strspn(a, "0123456789") != la || str_to_u64(a, UINT64_MAX, &first) < 0)) ||
+        (has_b && (strspn(b, "0123456789") != lb || str_to_u64(b, UINT64_MAX, &last) < 0)) ||
+        (!has_a && !has_b))
+        return 0;
+    if (!has_a) { /* the last `last` bytes */
+        if (last == 0 || size == 0)
+            return -1;
+        *len = last < size ? last : size;
+        *off = size - *len;
+        return 1;
+    }
+    if (has_b && last < first)
+        return 0;
+    if (first >= size)
+        return -1;
+    if (!has_b || last >= size)
+        last = size - 1;
+    *off = first;
+    *len = last - first + 1;
+    return 1;
 }
 
 /* {"format","duration","on_end_flow_id"} of a recording_start; strings borrowed from body. */

@@ -27,10 +27,10 @@ struct live_call {
     struct media_leg *leg;
     enum call_direction direction;
     enum call_status status;
-    bool answered;   /* incoming: our 200 went out; outgoing: the peer's 200 came */
-    bool acked;      /* incoming: our 200 was acknowledged; outgoing: set with answered */
+    bool answered; /* incoming: our 200 went out; outgoing: the peer's 200 came */
+    bool acked;    /* incoming: our 200 was acknowledged; outgoing: set with answered */
     bool hanging_up;
-    const char *cancel_reason; /* outgoing, cancelled before the answer: "cancel"/"noanswer" */
+    const char *cancel_reason;     /* outgoing, cancelled before the answer: "cancel"/"noanswer" */
     struct sdp_offer_result offer; /* incoming: the offer, answered when the flow answers */
     char signal_ip[64];            /* incoming: where its SIP comes from (RTP learning) */
     struct sched_timer *ring_timer;
@@ -199,8 +199,8 @@ static void hangup_live(struct call_mgr *m, struct live_call *lc, const char *re
         finish_call(m, lc, "local", reason); /* no dialog to end */
 }
 
-static struct live_call *live_new(struct call_mgr *m, const struct call *c,
-                                  struct sip_dialog *d, struct media_leg *leg)
+static struct live_call *live_new(struct call_mgr *m, const struct call *c, struct sip_dialog *d,
+                                  struct media_leg *leg)
 {
     struct live_call *lc = xcalloc(1, sizeof(*lc));
     lc->m = m;
@@ -302,8 +302,8 @@ static void on_invite(void *ctx, struct sip_dialog *d, const struct sip_invite *
     const char *type = "flow";
     int code = route(m, user, customer_id, flow_id, &actions, &type);
     if (code) {
-        log_info("msg=\"incoming call refused\" user=\"%.64s\" code=%d sip_call_id=%s", user,
-                 code, inv->call_id);
+        log_info("msg=\"incoming call refused\" user=\"%.64s\" code=%d sip_call_id=%s", user, code,
+                 inv->call_id);
         sip_dialog_reject(d, code, NULL);
         return;
     }
@@ -423,7 +423,7 @@ static void on_answered(void *ctx, struct sip_dialog *d, const char *sdp)
         lc->ring_timer = NULL;
     }
     lc->answered = lc->acked = true; /* we have sent the ACK */
-    if (lc->hanging_up) { /* our CANCEL crossed the 200 */
+    if (lc->hanging_up) {            /* our CANCEL crossed the 200 */
         lc->hanging_up = false;
         hangup_live(m, lc, lc->cancel_reason ? lc->cancel_reason : "cancel");
         return;
@@ -737,8 +737,7 @@ static int check_address(json_t *a, const char *field, size_t i, struct error *e
 {
     if (!json_is_object(a))
         return error_set(e, ERR_INVALID_ARGUMENT, "INVALID_ADDRESS",
-                         "\"%s\"[%zu] must be an address object {\"type\",\"target\"}.", field,
-                         i);
+                         "\"%s\"[%zu] must be an address object {\"type\",\"target\"}.", field, i);
     const char *keys[] = {"type", "target", "target_name", "name", "detail"};
     for (size_t k = 0; k < 5; k++) {
         json_t *v = json_object_get(a, keys[k]);
@@ -768,9 +767,9 @@ static const char *jstr(json_t *o, const char *k)
 
 static json_t *address_copy(json_t *a)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", jstr(a, "type"), "target",
-                     jstr(a, "target"), "target_name", jstr(a, "target_name"), "name",
-                     jstr(a, "name"), "detail", jstr(a, "detail"));
+    return json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", jstr(a, "type"), "target", jstr(a, "target"),
+                     "target_name", jstr(a, "target_name"), "name", jstr(a, "name"), "detail",
+                     jstr(a, "detail"));
 }
 
 /* Dials one destination; returns the call's JSON, or NULL (logged) when it could not start. */
@@ -814,8 +813,8 @@ static json_t *dial_one(struct call_mgr *m, const char *customer_id, const struc
         media_leg_destroy(m->d.media, leg);
         af_on_call_ended(m->afs, c.activeflow_id);
         call_fini(&c);
-        error_set(e, ERR_UNAVAILABLE, "DIAL_FAILED", "The call to %s could not start: %s",
-                  dst->uri, err);
+        error_set(e, ERR_UNAVAILABLE, "DIAL_FAILED", "The call to %s could not start: %s", dst->uri,
+                  err);
         return NULL;
     }
     if (store_call_insert(m->d.store, &c) != 0) {
@@ -853,8 +852,8 @@ int call_dial(struct call_mgr *m, const char *customer_id, const struct call_dia
     size_t n = json_array_size(dsts);
     if (n > MAX_DESTINATIONS)
         return error_set(e, ERR_INVALID_ARGUMENT, "INVALID_DESTINATION",
-                         "At most %d destinations per request; this one has %zu.",
-                         MAX_DESTINATIONS, n);
+                         "At most %d destinations per request; this one has %zu.", MAX_DESTINATIONS,
+                         n);
     if (r->source && !json_is_null(r->source) && check_address(r->source, "source", 0, e) < 0)
         return -ERR_INVALID_ARGUMENT;
     bool has_flow = r->flow_id && !id_is_nil(r->flow_id);
@@ -913,8 +912,8 @@ int call_dial(struct call_mgr *m, const char *customer_id, const struct call_dia
     if (rc == 0) {
         source = r->source && json_is_object(r->source)
                      ? address_copy(r->source)
-                     : json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", "sip", "target", "", "target_name",
-                                 "", "name", "", "detail", "");
+                     : json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", "sip", "target", "",
+                                 "target_name", "", "name", "", "detail", "");
         const char *st = jstr(source, "target");
         char user[ADDRESS_TARGET_MAX + 1];
         char why[160];

@@ -87,7 +87,8 @@ int call_dial(struct call_mgr *m, const char *customer_id, const struct call_dia
               json_t **out, struct error *e);
 /* For recordings (the capture and the recording targets): the room of a conference and the
  * media leg of a live call (NULL when none now); whether the call is up; the recording running on
- * the call (ID_NIL: none any more; a new one is appended to recording_ids, call_updated follows). */
+ * the call (ID_NIL: none any more; a new one is appended to recording_ids, call_updated follows).
+ */
 struct media_room *call_conference_room(struct call_mgr *m, const char *conference_id);
 struct media_leg *call_media_leg(struct call_mgr *m, const char *call_id);
 bool call_is_progressing(struct call_mgr *m, const char *call_id);

@@ -45,6 +45,7 @@ struct rec {
     struct media_tap *tap; /* the recorder's reference (dropped by the writer at the end) */
     uint64_t limit;        /* max_frames, or what a WAV file can hold */
     bool limit_is_max;     /* limit came from max_frames */
+    uint64_t silence_end;  /* this many quiet frames in a row end it (0: never) */
     /* under w->mu */
     bool close_asked;
     /* writer-owned */
@@ -56,6 +57,7 @@ struct rec {
     uint64_t next_tick;
     uint64_t last_dropped_before; /* the tap's drop count at the last frame taken */
     uint64_t frames;              /* in the file and the write buffer */
+    uint64_t quiet;               /* quiet frames in a row, at the end of the file */
     uint64_t data_bytes;          /* written after the header */
     uint64_t header_bytes;        /* data bytes the header on disk describes */
     int64_t header_ms;            /* when the header was last rewritten */
@@ -231,6 +233,24 @@ static void rec_silence(struct writer *w, struct rec *c, uint64_t n)
     for (uint64_t i = 0; i < n && !rec_failed(c); i++)
         rec_append(w, c, NULL);
     c->res.dropped += n;
+    c->quiet += n;
+}
+
+/* end_of_silence: a frame whose peak stays under this (about -40 dBFS) is quiet: line noise
+ * and comfort noise are, speech is not. */
+#define QUIET_PEAK 330
+
+static bool frame_quiet(const int16_t *pcm)
+{
+    for (size_t i = 0; i < MIX_FRAME; i++)
+        if (pcm[i] > QUIET_PEAK || pcm[i] < -QUIET_PEAK)
+            return false;
+    return true;
+}
+
+static bool rec_silent_end(const struct rec *c)
+{
+    return c->silence_end && c->quiet >= c->silence_end;
 }
 
 /* One frame from the tap: the ticks between the last one and it are silence; the first frame's
@@ -246,8 +266,10 @@ static void rec_frame(struct writer *w, struct rec *c, const struct media_tap_fr
     c->have_tick = true;
     c->next_tick = f->tick + 1;
     c->last_dropped_before = f->dropped_before;
-    if (!rec_failed(c) && c->frames < c->limit)
+    if (!rec_failed(c) && c->frames < c->limit && !rec_silent_end(c)) {
         rec_append(w, c, f->pcm);
+        c->quiet = frame_quiet(f->pcm) ? c->quiet + 1 : 0;
+    }
 }
 
 /* Takes what the tap holds into the file. True when the recording is over. */
@@ -257,16 +279,19 @@ static bool rec_drain(struct writer *w, struct rec *c)
         return true;
     bool closed = media_tap_closed(c->tap); /* seen before the ring is found empty */
     bool empty = false;
-    while (!rec_failed(c) && c->frames < c->limit) {
+    while (!rec_failed(c) && c->frames < c->limit && !rec_silent_end(c)) {
         size_t n = media_tap_pop(c->tap, w->frames, POP_BATCH);
-        for (size_t i = 0; i < n && !rec_failed(c) && c->frames < c->limit; i++)
+        for (size_t i = 0; i < n && !rec_failed(c) && c->frames < c->limit && !rec_silent_end(c);
+             i++)
             rec_frame(w, c, &w->frames[i]);
         if (n < POP_BATCH) {
             empty = true;
             break;
         }
     }
-    bool done = c->ending || (closed && empty);
+    bool done = c->ending || (closed && empty) || rec_silent_end(c);
+    if (rec_silent_end(c))
+        c->res.ended_by_silence = true;
     /* Frames the tap dropped after the last one it delivered: no later frame shows their gap.
      * Put in once the tap has nothing more to give, so the file ends at wall time too. */
     if (done && c->have_tick && !rec_failed(c)) {
@@ -324,15 +349,7 @@ static void rec_finish(struct writer *w, struct rec *c)
     res->frames = c->data_bytes / FRAME_BYTES;
     res->bytes = c->header_written ? WAV_HEADER_BYTES + c->data_bytes : 0;
     res->duration_ms = (int64_t)res->frames * 20;
-    if (res->error)
-        log_warn("msg=\"recording ended\" recording_id=%s frames=%llu dropped=%llu error=\"%s\"",
-                 c->id, (unsigned long long)res->frames, (unsigned long long)res->dropped,
-                 res->message);
-    else
-        log_info("msg=\"recording ended\" recording_id=%s frames=%llu dropped=%llu "
-                 "reached_max=%s",
-                 c->id, (unsigned long long)res->frames, (unsigned long long)res->dropped,
-                 res->reached_max ? "true" : "false");
+    /* The one log line of its end is the caller's, which knows what the file was for. */
     media_tap_unref(c->tap);
     c->tap = NULL;
     post_done(w->r, c);
@@ -519,6 +536,12 @@ static struct writer *pick_writer(struct recorder *r)
 int recorder_open(struct recorder *r, const char *id, const char *path, struct media_tap *tap,
                   uint64_t max_frames)
 {
+    return recorder_open_until_silence(r, id, path, tap, max_frames, 0);
+}
+
+int recorder_open_until_silence(struct recorder *r, const char *id, const char *path,
+                                struct media_tap *tap, uint64_t max_frames, uint64_t silence_frames)
+{
     if (strlen(id) > ID_LEN || idmap_get(&r->open, id))
         return -1;
     struct rec *c = xcalloc(1, sizeof(*c));
@@ -528,6 +551,7 @@ int recorder_open(struct recorder *r, const char *id, const char *path, struct m
     c->fd = -1;
     c->limit_is_max = max_frames > 0 && max_frames <= WAV_FRAMES_MAX;
     c->limit = c->limit_is_max ? max_frames : WAV_FRAMES_MAX;
+    c->silence_end = silence_frames;
     c->w = pick_writer(r);
     c->w->n_recs++;
     idmap_put(&r->open, c->id, c);

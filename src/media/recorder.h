@@ -32,13 +32,14 @@ struct recorder_config {
 
 struct recorder_result {
     char id[ID_LEN + 1];
-    uint64_t frames;     /* 20 ms frames in the file (silence put in for lost ones included) */
-    uint64_t dropped;    /* frames lost (the tap was full, or never delivered): silence instead */
-    uint64_t bytes;      /* the file's size, header included */
-    int64_t duration_ms; /* frames * 20 */
-    bool reached_max;    /* ended at its max_frames */
-    int error;           /* 0, or the errno that ended it (open or write) */
-    char message[160];   /* with error: what failed, e.g. "write: No space left on device" */
+    uint64_t frames;       /* 20 ms frames in the file (silence put in for lost ones included) */
+    uint64_t dropped;      /* frames lost (the tap was full, or never delivered): silence instead */
+    uint64_t bytes;        /* the file's size, header included */
+    int64_t duration_ms;   /* frames * 20 */
+    bool reached_max;      /* ended at its max_frames */
+    bool ended_by_silence; /* ended by recorder_open_until_silence's silence */
+    int error;             /* 0, or the errno that ended it (open or write) */
+    char message[160];     /* with error: what failed, e.g. "write: No space left on device" */
 };
 
 /* Control thread, once per finished recording (in the order they finished). */
@@ -60,6 +61,12 @@ void recorder_destroy(struct recorder *r);
  * when id is already open (until its result is delivered) or longer than ID_LEN. */
 int recorder_open(struct recorder *r, const char *id, const char *path, struct media_tap *tap,
                   uint64_t max_frames);
+/* The same, also ending once silence_frames quiet frames in a row were written (a peak under
+ * about -40 dBFS; lost frames count as quiet); 0: never. The result says ended_by_silence. The
+ * quiet frames stay in the file. */
+int recorder_open_until_silence(struct recorder *r, const char *id, const char *path,
+                                struct media_tap *tap, uint64_t max_frames,
+                                uint64_t silence_frames);
 /* Ends the recording id: what its tap still holds is written, the header finished, the file synced
  * and closed; its result follows through cb. Nothing when id is not open (or already ending). */
 void recorder_close(struct recorder *r, const char *id);

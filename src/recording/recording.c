@@ -295,8 +295,9 @@ void recording_on_captured(struct recording_mgr *m, const struct recording_captu
     const char *why = c->error ? "error" : c->reached_max ? "duration" : "stopped";
     if (c->error)
         log_warn("msg=\"recording ended early\" recording_id=%s duration_ms=%" PRId64
-                 " error=\"%s\"",
-                 r.id, r.duration_ms, c->message ? c->message : strerror(c->error));
+                 " frames_dropped=%" PRId64 " error=\"%s\"",
+                 r.id, r.duration_ms, r.frames_dropped,
+                 c->message ? c->message : strerror(c->error));
     else
         log_info("msg=\"recording ended\" recording_id=%s reason=%s duration_ms=%" PRId64
                  " frames_dropped=%" PRId64,
