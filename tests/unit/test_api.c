@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/internal.h"
 #include "core/timeutil.h"
 #include "fakes.h"
 
@@ -539,9 +540,40 @@ static void test_agent_permissions(void **state)
     json_decref(v);
 }
 
+
+static void test_range_parse(void **state)
+{
+    (void)state;
+    uint64_t off = 0, len = 0;
+    assert_int_equal(http_range_parse("bytes=100-1099", 5000, &off, &len), 1);
+    assert_int_equal(off, 100);
+    assert_int_equal(len, 1000);
+    assert_int_equal(http_range_parse("bytes=4000-", 5000, &off, &len), 1);
+    assert_int_equal(off, 4000);
+    assert_int_equal(len, 1000);
+    assert_int_equal(http_range_parse("bytes=-44", 5000, &off, &len), 1);
+    assert_int_equal(off, 4956);
+    assert_int_equal(len, 44);
+    assert_int_equal(http_range_parse("bytes=-9999", 5000, &off, &len), 1); /* all of it */
+    assert_int_equal(off, 0);
+    assert_int_equal(len, 5000);
+    assert_int_equal(http_range_parse("bytes=10-99999", 5000, &off, &len), 1); /* cut to the end */
+    assert_int_equal(len, 4990);
+    assert_int_equal(http_range_parse("bytes=5000-", 5000, &off, &len), -1);
+    assert_int_equal(http_range_parse("bytes=-0", 5000, &off, &len), -1);
+    /* ignored: the whole file */
+    assert_int_equal(http_range_parse("items=1-2", 5000, &off, &len), 0);
+    assert_int_equal(http_range_parse("bytes=1-2,5-6", 5000, &off, &len), 0);
+    assert_int_equal(http_range_parse("bytes=9-3", 5000, &off, &len), 0);
+    assert_int_equal(http_range_parse("bytes=x-3", 5000, &off, &len), 0);
+    assert_int_equal(http_range_parse("bytes=-", 5000, &off, &len), 0);
+    assert_int_equal(http_range_parse("bytes=99999999999999999999999-", 5000, &off, &len), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_range_parse),
         cmocka_unit_test_setup_teardown(test_auth_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired_jwt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routes_and_ids, setup, teardown),
