@@ -408,7 +408,6 @@ int main(int argc, char **argv)
                                     .flows = {s.flows, conference_flow_exists},
                                     .max_conferences = s.cfg.max_conferences};
     s.conferences = conference_mgr_create(&cdeps);
-    /* Flows run on calls: the activeflows act through the calls module's operations. */
     s.tts = tts_create(s.loop);
     audio_allow_private_hosts(s.cfg.webhook_allow_private);
     char sounds_dir[600];
@@ -417,6 +416,7 @@ int main(int argc, char **argv)
     else
         snprintf(sounds_dir, sizeof(sounds_dir), "%s/sounds", s.cfg.data_dir);
     mkdir_p(sounds_dir);
+    /* Flows run on calls: the activeflows act through the calls module's operations. */
     struct af_deps afdeps = {.loop = s.loop,
                              .store = s.store,
                              .bus = s.bus,

@@ -5,8 +5,9 @@
  * Who calls whom (one way each): conference -> bridge (struct conference_bridge); bridge ->
  * media engine (rooms, join, leave); bridge -> calls through struct bridge_legs (leg lookups, and
  * the leg events that are the call's: DTMF, RTP timeout, play done); bridge -> conference through
- * struct bridge_reports (conference_on_joined / conference_on_leaved). It calls no function of the
- * call or conference modules itself: main.c wires the interfaces. Control thread only. */
+ * struct bridge_reports (conference_on_joined / conference_on_leaved); the media engine -> bridge
+ * (bridge_on_media_event) and the calls' listener -> bridge (bridge_on_call_ended), both wired in
+ * main.c. It calls no function of the call or conference modules itself. Control thread only. */
 #ifndef CONFERENCED_BRIDGE_H
 #define CONFERENCED_BRIDGE_H
 

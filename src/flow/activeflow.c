@@ -64,8 +64,8 @@ struct af {
     int conf_frame;
     bool left_pending, conf_ended;
     id_t_ post_flow_id;
-    int64_t played_at;         /* when the last prompt finished (sched clock), 0 = never */
-    char final_reason[16];     /* hanging up once the prompt tail has been heard */
+    int64_t played_at;     /* when the last prompt finished (sched clock), 0 = never */
+    char final_reason[16]; /* hanging up once the prompt tail has been heard */
     /* re-entrancy: reports that arrive while the flow runs are handled after the step */
     bool busy, again, ended;
 };
@@ -488,8 +488,8 @@ static void run_conference_join(struct af *a)
     conference_fini(&conf);
     if (deleted || conference_join(m->d.conferences, id, CC_REFERENCE_CALL, a->call_id, a->rec.id,
                                    &cc, &e) < 0) {
-        log_info("msg=\"join refused\" activeflow_id=%s conference_id=%s reason=%s", a->rec.id,
-                 id, deleted ? "deleted" : e.reason);
+        log_info("msg=\"join refused\" activeflow_id=%s conference_id=%s reason=%s", a->rec.id, id,
+                 deleted ? "deleted" : e.reason);
         advance(a);
         return;
     }
@@ -731,8 +731,7 @@ void af_on_conference_left(struct af_mgr *m, const char *activeflow_id,
     if (!a || !a->in_conference || strcmp(a->cc_id, cc->id) != 0)
         return;
     a->left_pending = true;
-    a->conf_ended =
-        c->status == CONFERENCE_TERMINATING || c->status == CONFERENCE_TERMINATED;
+    a->conf_ended = c->status == CONFERENCE_TERMINATING || c->status == CONFERENCE_TERMINATED;
     pump(a);
 }
 
@@ -764,16 +763,6 @@ void af_mgr_destroy(struct af_mgr *m)
     }
     idmap_fini(&m->running);
     free(m);
-}
-
-void af_mgr_set_conferences(struct af_mgr *m, struct conference_mgr *conferences)
-{
-    m->d.conferences = conferences;
-}
-
-void af_mgr_set_call_ops(struct af_mgr *m, const struct flow_call_ops *ops)
-{
-    m->d.call = *ops;
 }
 
 int af_mgr_recover(struct af_mgr *m)
@@ -882,8 +871,7 @@ int af_get(struct af_mgr *m, const char *customer_id, const char *id, struct act
     if (rc == STORE_NOT_FOUND)
         return af_not_found(id, e);
     if (rc != 0)
-        return error_set(e, ERR_INTERNAL, "INTERNAL", "The activeflow could not be read (%d).",
-                         rc);
+        return error_set(e, ERR_INTERNAL, "INTERNAL", "The activeflow could not be read (%d).", rc);
     return 0;
 }
 

@@ -97,12 +97,6 @@ static int setup(void **state)
     events_subscribe(f->bus, event_log_record, &f->log);
     f->sched = sched_create_manual(tm_now_us());
     f->flows = flow_mgr_create(f->store, f->bus);
-    struct af_deps ad = {.store = f->store,
-                         .bus = f->bus,
-                         .sched = f->sched,
-                         .flows = f->flows,
-                         .call = {f, op_answer, op_play, op_play_stop, op_hangup, NULL}};
-    f->afs = af_mgr_create(&ad);
     f->bridge.auto_answer = true;
     struct conference_deps cd = {.store = f->store,
                                  .bus = f->bus,
@@ -112,7 +106,13 @@ static int setup(void **state)
                                  .flows = {f->flows, flows_exist}};
     f->cm = conference_mgr_create(&cd);
     f->bridge.mgr = f->cm;
-    af_mgr_set_conferences(f->afs, f->cm);
+    struct af_deps ad = {.store = f->store,
+                         .bus = f->bus,
+                         .sched = f->sched,
+                         .flows = f->flows,
+                         .conferences = f->cm,
+                         .call = {f, op_answer, op_play, op_play_stop, op_hangup, NULL}};
+    f->afs = af_mgr_create(&ad);
     *state = f;
     return 0;
 }
@@ -311,9 +311,8 @@ static void test_numbers(void **state)
     assert_string_equal(n.status, "deleted");
     number_fini(&n);
     assert_true(number_route(f->flows, "+15551234567", &n, &e) < 0);
-    assert_int_equal(number_create(f->flows, OTHER, &(struct number_req){.number = "+15551234567"},
-                                   &n, &e),
-                     0);
+    assert_int_equal(
+        number_create(f->flows, OTHER, &(struct number_req){.number = "+15551234567"}, &n, &e), 0);
     number_fini(&n);
 }
 
@@ -370,15 +369,15 @@ static void test_sleep_then_nothing_left(void **state)
 
 /* PIN room: digits_receive + branch; the right PIN joins, a wrong one hangs up busy. */
 #define PIN_FLOW                                                                                   \
-    "[{\"type\":\"answer\"}," \
-    "{\"type\":\"digits_receive\",\"option\":{\"length\":4,\"key\":\"#\",\"duration\":5000}}," \
-    "{\"type\":\"branch\",\"option\":{\"target_ids\":{\"1234\":" \
-    "\"aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa\"}," \
-    "\"default_target_id\":\"bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb\"}}," \
-    "{\"id\":\"aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa\",\"type\":\"conference_join\"," \
-    "\"option\":{\"conference_id\":\"%s\"}}," \
-    "{\"type\":\"hangup\",\"option\":{\"reason\":\"normal\"}}," \
-    "{\"id\":\"bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb\",\"type\":\"hangup\"," \
+    "[{\"type\":\"answer\"},"                                                                      \
+    "{\"type\":\"digits_receive\",\"option\":{\"length\":4,\"key\":\"#\",\"duration\":5000}},"     \
+    "{\"type\":\"branch\",\"option\":{\"target_ids\":{\"1234\":"                                   \
+    "\"aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa\"},"                                                   \
+    "\"default_target_id\":\"bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb\"}},"                            \
+    "{\"id\":\"aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa\",\"type\":\"conference_join\","               \
+    "\"option\":{\"conference_id\":\"%s\"}},"                                                      \
+    "{\"type\":\"hangup\",\"option\":{\"reason\":\"normal\"}},"                                    \
+    "{\"id\":\"bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb\",\"type\":\"hangup\","                        \
     "\"option\":{\"reason\":\"busy\"}}]"
 
 static void make_conference(struct fx *f, const char *type, const char *pre, const char *post,
