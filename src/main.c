@@ -12,6 +12,7 @@
 #include "api/api.h"
 #include "api/http.h"
 #include "bridge/capture.h"
+#include "bridge/bridge.h"
 #include "call/call.h"
 #include "conference/conference.h"
 #include "core/config.h"
@@ -29,6 +30,7 @@
 #include "media/audiofile.h"
 #include "media/engine.h"
 #include "recording/recording.h"
+#include "routing/routing.h"
 #include "sip/sip.h"
 #include "speech/tts.h"
 #include "store/store.h"
@@ -44,6 +46,8 @@ struct server {
     struct ws_hub *ws;
     struct conference_mgr *conferences;
     struct call_mgr *calls;
+    struct bridge *bridge;
+    struct routing *routing;
     struct flow_mgr *flows;
     struct af_mgr *afs;
     struct recording_mgr *recordings;
@@ -126,6 +130,14 @@ static void raise_fd_limit(const struct config *cfg)
                  (unsigned long long)rl.rlim_cur, (unsigned long long)need);
 }
 
+/* ---- adapters between the modules ----
+ *
+ * Each module sees the others through the narrow interfaces its header defines; these adapters
+ * map them onto the other modules' functions. Most take the server, so that a module can be given
+ * the interface of one created after it (the media engine reports to the bridge, the calls to the
+ * activeflows, the bridge to the conferences): creation order needs no setters. Every module may
+ * be gone at shutdown (NULL), when its reports are dropped. */
+
 static bool conference_flow_exists(void *ctx, const char *customer_id, const char *flow_id)
 {
     return flow_exists(ctx, customer_id, flow_id);
@@ -200,12 +212,14 @@ static void rec_on_end(void *ctx, const struct recording *r)
 
 static struct media_room *rec_room(void *ctx, const char *conference_id)
 {
-    return call_conference_room(ctx, conference_id);
+    struct server *s = ctx;
+    return s->bridge ? bridge_room(s->bridge, conference_id) : NULL;
 }
 
 static struct media_leg *rec_leg(void *ctx, const char *call_id)
 {
-    return call_media_leg(ctx, call_id);
+    struct server *s = ctx;
+    return s->bridge ? bridge_call_leg(s->bridge, call_id) : NULL;
 }
 
 static void rec_captured(void *ctx, const struct recording_captured *r)
@@ -231,7 +245,7 @@ static void start_recordings(struct server *s)
                                            .drain_interval_ms = 100,
                                            .sync_every_write = s->cfg.recording_sync_writes},
                               .buffer_ms = s->cfg.recording_buffer_ms,
-                              .ctx = s->calls,
+                              .ctx = s,
                               .room = rec_room,
                               .leg = rec_leg,
                               .done = rec_captured,
@@ -248,6 +262,119 @@ static void start_recordings(struct server *s)
     s->recordings = recording_mgr_create(&rd);
 }
 
+/* media engine -> bridge (which hands the call's events on to the calls) */
+static void on_media_event(void *ctx, const struct media_event *ev)
+{
+    struct server *s = ctx;
+    if (s->bridge)
+        bridge_on_media_event(s->bridge, ev);
+}
+
+/* routing -> conferences, numbers */
+static int route_conference_by_hash(void *ctx, const char *hash, struct conference *out)
+{
+    struct server *s = ctx;
+    struct error e;
+    return s->conferences ? conference_find_by_hash(s->conferences, hash, out, &e) : -1;
+}
+
+static int route_number(void *ctx, const char *user, struct number *out)
+{
+    struct server *s = ctx;
+    struct error e;
+    return s->flows ? number_route(s->flows, user, out, &e) : -1;
+}
+
+/* calls -> routing */
+static int route_call(void *ctx, const char *user, struct route *out)
+{
+    return routing_route(ctx, user, out);
+}
+
+/* calls -> flows */
+static bool call_flow_exists(void *ctx, const char *customer_id, const char *flow_id)
+{
+    struct server *s = ctx;
+    return s->flows && flow_exists(s->flows, customer_id, flow_id);
+}
+
+static int call_flow_create(void *ctx, const char *customer_id, const char *flow_id,
+                            json_t *actions, const struct af_call_info *call, json_t *vars,
+                            char out_id[ID_LEN + 1], struct error *e)
+{
+    struct server *s = ctx;
+    if (!s->afs)
+        return error_set(e, ERR_UNAVAILABLE, "CALLS_UNAVAILABLE",
+                         "Calls cannot run flows on this server.");
+    return af_create(s->afs, customer_id, flow_id, actions, call, vars, out_id, e);
+}
+
+/* calls -> activeflows and bridge (the call listener) */
+static void on_call_ready(void *ctx, const char *call_id, const char *activeflow_id)
+{
+    struct server *s = ctx;
+    if (s->afs)
+        af_run(s->afs, activeflow_id);
+}
+
+static void on_call_ended(void *ctx, const char *call_id, const char *activeflow_id)
+{
+    struct server *s = ctx;
+    if (s->afs)
+        af_on_call_ended(s->afs, activeflow_id); /* takes the call out of its conference */
+    if (s->bridge)
+        bridge_on_call_ended(s->bridge, call_id); /* a leave the bridge was working on */
+}
+
+static void on_call_dtmf(void *ctx, const char *call_id, const char *activeflow_id, char digit)
+{
+    struct server *s = ctx;
+    if (s->afs)
+        af_on_dtmf(s->afs, activeflow_id, digit);
+}
+
+static void on_call_play_done(void *ctx, const char *call_id, const char *activeflow_id,
+                              uint32_t play_id, bool stopped)
+{
+    struct server *s = ctx;
+    if (s->afs)
+        af_on_play_done(s->afs, activeflow_id, play_id, stopped);
+}
+
+static void on_call_left(void *ctx, const struct conferencecall *cc, const struct conference *c)
+{
+    struct server *s = ctx;
+    if (s->afs)
+        af_on_conference_left(s->afs, cc->activeflow_id, cc, c); /* the flow goes on */
+}
+
+/* bridge -> conferences */
+static void on_bridge_joined(void *ctx, const char *conferencecall_id)
+{
+    struct server *s = ctx;
+    if (s->conferences)
+        conference_on_joined(s->conferences, conferencecall_id);
+}
+
+static void on_bridge_leaved(void *ctx, const char *conferencecall_id)
+{
+    struct server *s = ctx;
+    if (s->conferences)
+        conference_on_leaved(s->conferences, conferencecall_id);
+}
+
+/* Start-up: what a previous run left behind, calls first (their participants leave at once),
+ * then the conferences and the activeflows. */
+static int recover(struct server *s)
+{
+    if (call_mgr_recover(s->calls) < 0)
+        return -1;
+    conference_mgr_recover_participants(s->conferences);
+    if (conference_mgr_recover(s->conferences) < 0 || af_mgr_recover(s->afs) < 0)
+        return -1;
+    return 0;
+}
+
 /* Stops everything that runs on the loop, in dependency order, so uv_run() returns: first the
  * domain timers (they publish events), then the event consumers and the HTTP server. */
 static void finish(struct server *s)
@@ -259,8 +386,7 @@ static void finish(struct server *s)
     s->capture = NULL;
     af_mgr_recover(s->afs); /* records every running activeflow as ended */
     af_mgr_destroy(s->afs);
-    s->afs = NULL;
-    call_mgr_set_flows(s->calls, s->flows, NULL);
+    s->afs = NULL; /* the calls' reports to it are dropped from now on */
     tts_destroy(s->tts);
     s->tts = NULL;
     call_mgr_shutdown(s->calls);
@@ -371,28 +497,47 @@ int main(int argc, char **argv)
     events_subscribe(s.bus, webhook_on_event, s.webhook);
     events_subscribe(s.bus, ws_hub_on_event, s.ws);
 
-    /* The media plane: calls own the SIP dialogs and media legs; conferences reach the mix
-     * through the calls module's bridge. */
+    /* The media plane: the calls own the SIP dialogs and media legs, the bridge the rooms; the
+     * engine's events go to the bridge, which hands the calls theirs. */
     const char *media_ip = s.cfg.media_ip[0] ? s.cfg.media_ip : s.cfg.sip_addr;
-    struct call_deps calldeps = {.store = s.store,
-                                 .bus = s.bus,
-                                 .sched = s.sched,
-                                 .media_ip = media_ip,
-                                 .ring_timeout_ms = s.cfg.ring_timeout_ms};
-    s.calls = call_mgr_create(&calldeps);
     struct media_config mcfg = {.bind_ip = media_ip,
                                 .port_min = s.cfg.rtp_port_min,
                                 .port_max = s.cfg.rtp_port_max,
                                 .threads = s.cfg.media_threads,
                                 .rtp_timeout_ms = s.cfg.rtp_timeout_ms};
-    s.media = media_engine_create(s.loop, &mcfg, call_on_media_event, s.calls, err, sizeof(err));
+    s.media = media_engine_create(s.loop, &mcfg, on_media_event, &s, err, sizeof(err));
     if (!s.media) {
         fprintf(stderr, "conferenced: %s\n", err);
         return 1;
     }
-    call_mgr_set_media(s.calls, s.media);
-    /* Flows run on calls: the activeflows act through the calls module's operations. */
     s.flows = flow_mgr_create(s.store, s.bus);
+    struct routing_lookups rlookups = {&s, route_conference_by_hash, route_number};
+    s.routing = routing_create(&rlookups);
+    struct call_deps calldeps = {
+        .store = s.store,
+        .bus = s.bus,
+        .media = s.media,
+        .sched = s.sched,
+        .media_ip = media_ip,
+        .ring_timeout_ms = s.cfg.ring_timeout_ms,
+        .router = {s.routing, route_call},
+        .flows = {&s, call_flow_exists, call_flow_create},
+        .listener = {&s, on_call_ready, on_call_ended, on_call_dtmf, on_call_play_done,
+                     on_call_left},
+    };
+    s.calls = call_mgr_create(&calldeps);
+    struct bridge_deps bdeps = {.media = s.media,
+                                .legs = call_bridge_legs(s.calls),
+                                .reports = {&s, on_bridge_joined, on_bridge_leaved}};
+    s.bridge = bridge_create(&bdeps);
+    struct conference_deps cdeps = {.store = s.store,
+                                    .bus = s.bus,
+                                    .sched = s.sched,
+                                    .bridge = bridge_conference_iface(s.bridge),
+                                    .calls = call_conference_iface(s.calls),
+                                    .flows = {s.flows, conference_flow_exists},
+                                    .max_conferences = s.cfg.max_conferences};
+    s.conferences = conference_mgr_create(&cdeps);
     s.tts = tts_create(s.loop);
     audio_allow_private_hosts(s.cfg.webhook_allow_private);
     char sounds_dir[600];
@@ -402,29 +547,19 @@ int main(int argc, char **argv)
         snprintf(sounds_dir, sizeof(sounds_dir), "%s/sounds", s.cfg.data_dir);
     mkdir_p(sounds_dir);
     start_recordings(&s);
+    /* Flows run on calls: the activeflows act through the calls module's operations. */
     struct af_deps afdeps = {.loop = s.loop,
                              .store = s.store,
                              .bus = s.bus,
                              .sched = s.sched,
                              .flows = s.flows,
+                             .conferences = s.conferences,
                              .tts = s.tts,
                              .sounds_dir = sounds_dir,
                              .call = call_flow_ops(s.calls),
                              .recordings = recording_flow_iface(s.recordings)};
     s.afs = af_mgr_create(&afdeps);
-    call_mgr_set_flows(s.calls, s.flows, s.afs);
-    struct conference_deps cdeps = {.store = s.store,
-                                    .bus = s.bus,
-                                    .sched = s.sched,
-                                    .bridge = call_bridge_iface(s.calls),
-                                    .calls = call_conference_iface(s.calls),
-                                    .flows = {s.flows, conference_flow_exists},
-                                    .max_conferences = s.cfg.max_conferences};
-    s.conferences = conference_mgr_create(&cdeps);
-    call_mgr_set_conferences(s.calls, s.conferences);
-    af_mgr_set_conferences(s.afs, s.conferences);
-    if (call_mgr_recover(s.calls) < 0 || conference_mgr_recover(s.conferences) < 0 ||
-        af_mgr_recover(s.afs) < 0 || recording_mgr_recover(s.recordings) < 0) {
+    if (recover(&s) < 0 || recording_mgr_recover(s.recordings) < 0) {
         fprintf(stderr, "conferenced: cannot recover calls and conferences from the store\n");
         return 1;
     }
@@ -439,7 +574,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "conferenced: %s\n", err);
         return 1;
     }
-    call_mgr_set_sip(s.calls, s.sip);
+    struct call_sip csip = call_sip_stack(s.sip);
+    call_mgr_set_sip(s.calls, &csip);    /* see call.h: the stack needed the calls' callbacks */
     call_mgr_end_saved_dialogs(s.calls); /* BYE to the calls a crash left up */
     struct identity_options iopt = {.login_workers = s.cfg.login_workers,
                                     .login_queue = s.cfg.login_queue,
@@ -509,6 +645,8 @@ int main(int argc, char **argv)
 
     http_destroy(s.http);
     call_mgr_destroy(s.calls);
+    bridge_destroy(s.bridge);
+    routing_destroy(s.routing);
     flow_mgr_destroy(s.flows);
     api_destroy(s.api);
     recording_mgr_destroy(s.recordings);

@@ -403,6 +403,30 @@ static int bridge_create(struct conference_mgr *m, const struct conference *c)
     return m->d.bridge.create ? m->d.bridge.create(m->d.bridge.ctx, c) : 0;
 }
 
+void conference_mgr_recover_participants(struct conference_mgr *m)
+{
+    struct conferencecall *ccs = NULL;
+    size_t n = 0;
+    if (store_conferencecall_list_active(m->d.store, NULL, &ccs, &n) != 0)
+        return;
+    size_t left = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct conferencecall *cc = &ccs[i];
+        if (cc->reference_type != CC_REFERENCE_CALL ||
+            (m->d.calls.is_progressing &&
+             m->d.calls.is_progressing(m->d.calls.ctx, cc->reference_type, cc->reference_id)))
+            continue;
+        if (cc->status == CC_LEAVING)
+            conference_on_leaved(m, cc->id); /* no bridge will ever confirm */
+        else
+            conference_leave(m, cc->id);
+        left++;
+    }
+    free(ccs);
+    if (left)
+        log_info("msg=\"participants of the previous run left\" count=%zu", left);
+}
+
 int conference_mgr_recover(struct conference_mgr *m)
 {
     struct conference *list = NULL;

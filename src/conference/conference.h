@@ -70,6 +70,11 @@ void conference_mgr_destroy(struct conference_mgr *m);
  * even beyond max_conferences (a warning is logged; only new ones are refused). 0 or negative
  * (the store could not be read). */
 int conference_mgr_recover(struct conference_mgr *m);
+/* Start-up, after the calls recovered and before conference_mgr_recover(): the participants of
+ * calls that did not survive the restart (calls.is_progressing false) leave at once, with their
+ * events, rather than after the health checks' 15 s. A store that cannot be read leaves them to
+ * the health checks. */
+void conference_mgr_recover_participants(struct conference_mgr *m);
 
 /* Create / update requests; NULL pointers and has_* false mean "not sent". */
 struct conference_create_req {

@@ -825,16 +825,6 @@ void af_mgr_destroy(struct af_mgr *m)
     free(m);
 }
 
-void af_mgr_set_conferences(struct af_mgr *m, struct conference_mgr *conferences)
-{
-    m->d.conferences = conferences;
-}
-
-void af_mgr_set_call_ops(struct af_mgr *m, const struct flow_call_ops *ops)
-{
-    m->d.call = *ops;
-}
-
 int af_mgr_recover(struct af_mgr *m)
 {
     struct activeflow *list = NULL;

@@ -1,8 +1,9 @@
 /* Activeflows: a flow running on a call. Executes the actions one after another (answer, talk,
  * play, sleep, hangup, digits_receive, branch, goto, conference_join, fetch_flow), with nested
  * action stacks for fetched flows and the conference's pre- and post-flow (SPEC §4). The call
- * module drives it (media done, key presses, hang-ups) and acts for it through struct
- * flow_call_ops. Control thread only. */
+ * module's reports (struct call_listener, wired in main.c to the af_on_* functions below) drive it:
+ * media done, key presses, hang-ups; it acts for the call through struct flow_call_ops. Control
+ * thread only. */
 #ifndef CONFERENCED_ACTIVEFLOW_H
 #define CONFERENCED_ACTIVEFLOW_H
 
@@ -67,8 +68,6 @@ struct af_mgr;
 struct af_mgr *af_mgr_create(const struct af_deps *deps);
 /* Frees every running activeflow without touching the store or the calls. NULL is a no-op. */
 void af_mgr_destroy(struct af_mgr *m);
-void af_mgr_set_conferences(struct af_mgr *m, struct conference_mgr *conferences);
-void af_mgr_set_call_ops(struct af_mgr *m, const struct flow_call_ops *ops);
 /* Start-up: activeflows left running by a previous run are marked ended. */
 int af_mgr_recover(struct af_mgr *m);
 

@@ -124,13 +124,6 @@ static int setup(void **state)
     events_subscribe(f->bus, event_log_record, &f->log);
     f->sched = sched_create_manual(tm_now_us());
     f->flows = flow_mgr_create(f->store, f->bus);
-    struct af_deps ad = {.store = f->store,
-                         .bus = f->bus,
-                         .sched = f->sched,
-                         .flows = f->flows,
-                         .call = {f, op_answer, op_play, op_play_stop, op_hangup, NULL},
-                         .recordings = {f, rec_start, rec_stop}};
-    f->afs = af_mgr_create(&ad);
     f->bridge.auto_answer = true;
     struct conference_deps cd = {.store = f->store,
                                  .bus = f->bus,
@@ -140,7 +133,14 @@ static int setup(void **state)
                                  .flows = {f->flows, flows_exist}};
     f->cm = conference_mgr_create(&cd);
     f->bridge.mgr = f->cm;
-    af_mgr_set_conferences(f->afs, f->cm);
+    struct af_deps ad = {.store = f->store,
+                         .bus = f->bus,
+                         .sched = f->sched,
+                         .flows = f->flows,
+                         .conferences = f->cm,
+                         .call = {f, op_answer, op_play, op_play_stop, op_hangup, NULL},
+                         .recordings = {f, rec_start, rec_stop}};
+    f->afs = af_mgr_create(&ad);
     *state = f;
     return 0;
 }
