@@ -300,6 +300,21 @@ static void free_body(void *p)
     free(*(char **)p);
 }
 
+/* The request id and the response's extra headers. */
+static void add_headers(h2o_req_t *req, const struct api_response *r)
+{
+    h2o_iovec_t id = h2o_strdup(&req->pool, r->request_id, strlen(r->request_id));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0,
+                          "X-Request-Id", id.base, id.len);
+    for (int i = 0; i < r->n_headers; i++) {
+        h2o_iovec_t n = h2o_strdup(&req->pool, r->headers[i].name, strlen(r->headers[i].name));
+        h2o_iovec_t v = h2o_strdup(&req->pool, r->headers[i].value, strlen(r->headers[i].value));
+        h2o_strtolower(n.base, n.len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, r->headers[i].name,
+                              v.base, v.len);
+    }
+}
+
 /* Sends an API response on an h2o request; the body is handed to the request's pool. */
 static void send_response(h2o_req_t *req, struct api_response *r)
 {
@@ -312,16 +327,7 @@ static void send_response(h2o_req_t *req, struct api_response *r)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                        H2O_STRLIT("application/json"));
     }
-    h2o_iovec_t id = h2o_strdup(&req->pool, r->request_id, strlen(r->request_id));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0,
-                          "X-Request-Id", id.base, id.len);
-    for (int i = 0; i < r->n_headers; i++) {
-        h2o_iovec_t n = h2o_strdup(&req->pool, r->headers[i].name, strlen(r->headers[i].name));
-        h2o_iovec_t v = h2o_strdup(&req->pool, r->headers[i].value, strlen(r->headers[i].value));
-        h2o_strtolower(n.base, n.len);
-        h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, r->headers[i].name,
-                              v.base, v.len);
-    }
+    add_headers(req, r);
     char **owned = h2o_mem_alloc_shared(&req->pool, sizeof(*owned), free_body);
     *owned = r->body;
     h2o_iovec_t body = h2o_iovec_init(r->body, r->body_len);
@@ -499,16 +505,7 @@ static void send_file(h2o_req_t *req, struct api_response *r)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL,
                    H2O_STRLIT("bytes"));
-    h2o_iovec_t id = h2o_strdup(&req->pool, r->request_id, strlen(r->request_id));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0,
-                          "X-Request-Id", id.base, id.len);
-    for (int i = 0; i < r->n_headers; i++) {
-        h2o_iovec_t n = h2o_strdup(&req->pool, r->headers[i].name, strlen(r->headers[i].name));
-        h2o_iovec_t v = h2o_strdup(&req->pool, r->headers[i].value, strlen(r->headers[i].value));
-        h2o_strtolower(n.base, n.len);
-        h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, r->headers[i].name,
-                              v.base, v.len);
-    }
+    add_headers(req, r);
     h2o_start_response(req, &g->super);
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) || g->left == 0) {
         file_close(g);
