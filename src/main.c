@@ -459,7 +459,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "passwd"))
         return passwd_command(argc, argv);
-    struct server s;
+    /* Static: what an early failure exit leaves is still reachable, not a leak. */
+    static struct server s;
     memset(&s, 0, sizeof(s));
     char err[512];
     int rc = config_load(&s.cfg, argc, argv, err, sizeof(err));
