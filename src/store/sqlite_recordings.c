@@ -35,8 +35,7 @@ static const char *const rec_sql[RS__COUNT] = {
                 "(?5 IS NULL OR reference_id = ?5) ORDER BY tm_create DESC LIMIT ?3",
     [RS_UNFINISHED] = "SELECT " RECORDING_COLS " FROM recordings INDEXED BY recordings_unfinished "
                       "WHERE status != 'ended' ORDER BY tm_create",
-    [RS_CALL_SET] = "UPDATE calls SET recording_id = ?2, recording_ids = ?3, tm_update = ?4 "
-                    "WHERE id = ?1",
+    [RS_CALL_SET] = "UPDATE calls SET recording_id = ?2, recording_ids = ?3, tm_update = ?4 WHERE id = ?1",
 };
 
 static struct sqlite_store *impl(struct store *s)
