@@ -240,12 +240,14 @@ void media_engine_destroy(struct media_engine *e)
         return;
     struct media_stats st;
     media_engine_stats(e, &st);
-    log_info("msg=\"media stats\" ticks=%llu late_ticks=%llu max_tick_us=%llu packets_in=%llu "
+    log_info("msg=\"media stats\" ticks=%llu late_ticks=%llu missed_ticks=%llu max_tick_us=%llu "
+             "packets_in=%llu "
              "packets_out=%llu bad_packets=%llu rtp_refused=%llu rtp_learned=%llu",
              (unsigned long long)st.ticks, (unsigned long long)st.late_ticks,
-             (unsigned long long)st.max_tick_us, (unsigned long long)st.packets_in,
-             (unsigned long long)st.packets_out, (unsigned long long)st.bad_packets,
-             (unsigned long long)st.rtp_refused, (unsigned long long)st.rtp_learned);
+             (unsigned long long)st.missed_ticks, (unsigned long long)st.max_tick_us,
+             (unsigned long long)st.packets_in, (unsigned long long)st.packets_out,
+             (unsigned long long)st.bad_packets, (unsigned long long)st.rtp_refused,
+             (unsigned long long)st.rtp_learned);
     for (int i = 0; i < e->n_threads; i++) {
         struct cmd stop = {.type = CMD_STOP};
         engine_send_cmd(&e->threads[i], &stop);
@@ -470,6 +472,7 @@ void media_engine_stats(const struct media_engine *e, struct media_stats *out)
 {
     out->ticks = atomic_load(&e->ticks);
     out->late_ticks = atomic_load(&e->late_ticks);
+    out->missed_ticks = atomic_load(&e->missed_ticks);
     out->packets_in = atomic_load(&e->packets_in);
     out->packets_out = atomic_load(&e->packets_out);
     out->bad_packets = atomic_load(&e->bad_packets);

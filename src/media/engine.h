@@ -131,10 +131,12 @@ void media_leg_untap(struct media_engine *e, struct media_leg *l, struct media_t
 
 /* Counters for tests and benchmarks (read from any thread; approximate while running). */
 struct media_stats {
-    uint64_t ticks, late_ticks, packets_in, packets_out, bad_packets;
-    uint64_t rtp_refused; /* packets strict learning refused (from other senders) */
-    uint64_t rtp_learned; /* times a leg took another sender than its SDP named (a NAT) */
-    uint64_t max_tick_us; /* the longest tick so far */
+    uint64_t ticks, packets_in, packets_out, bad_packets;
+    uint64_t late_ticks;   /* ticks run a slot or more after their time (caught up) */
+    uint64_t missed_ticks; /* slots never ticked: a thread more than 100 ms behind skips them */
+    uint64_t rtp_refused;  /* packets strict learning refused (from other senders) */
+    uint64_t rtp_learned;  /* times a leg took another sender than its SDP named (a NAT) */
+    uint64_t max_tick_us;  /* the longest tick so far */
     size_t legs, rooms;
 };
 void media_engine_stats(const struct media_engine *e, struct media_stats *out);

@@ -191,7 +191,8 @@ struct media_engine {
     struct media_room *rooms; /* every room not freed yet */
     size_t n_legs, n_rooms;   /* control's count */
     /* statistics written by media threads */
-    _Atomic uint64_t ticks, late_ticks, packets_in, packets_out, bad_packets, max_tick_us;
+    _Atomic uint64_t ticks, late_ticks, missed_ticks, packets_in, packets_out, bad_packets,
+        max_tick_us;
     _Atomic uint64_t rtp_refused, rtp_learned;
 };
 

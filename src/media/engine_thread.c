@@ -296,11 +296,20 @@ static int64_t slot_start(const struct media_engine *e, int64_t now)
     return e->epoch_ns + (now - e->epoch_ns) / TICK_NS * TICK_NS;
 }
 
-/* Why one grid for every thread, and tick numbers from the time a tick starts: a tap's frames
- * carry the tick number, and a leg moving between threads must not get a number twice (nor go
- * back). Every deadline is a grid point and a tick is numbered by the slot it starts in; a thread
- * sleeps to a grid point after its last tick's start, so its numbers only go up, and a leg that
- * left one thread after a tick arrives on another one in a later slot. */
+/* Why one grid for every thread, and a tick numbered by the slot it is for: a tap's frames carry
+ * the tick number, and a leg moving between threads must not get a number twice (nor, as a
+ * rule, go back). Every deadline is a grid point; a thread sleeps to the next one after its last
+ * tick, so its numbers only go up, and a leg that left one thread after a tick arrives on
+ * another one in a later slot (a thread that is catching up may still be on an earlier one: a
+ * tap's reader skips a number it already had).
+ *
+ * A thread woken late (the machine was busy) runs the slots it slept through back to back, up to
+ * CATCH_UP_MAX of them, so what it sends, mixes and taps stays continuous: each leg's jitter
+ * buffer has the frames that arrived meanwhile, and the peers' jitter buffers absorb a burst.
+ * Further behind than that, it skips to the current slot and counts the skipped ones as
+ * missed. */
+#define CATCH_UP_MAX 5 /* 100 ms */
+
 void *engine_thread_main(void *arg)
 {
     struct media_thread *t = arg;
@@ -333,7 +342,16 @@ void *engine_thread_main(void *arg)
             continue;
         }
         int64_t start = engine_mono_ns();
-        tick(t, start, (uint64_t)((start - e->epoch_ns) / TICK_NS));
+        uint64_t tick_no = (uint64_t)((next - e->epoch_ns) / TICK_NS);
+        uint64_t now_no = (uint64_t)((start - e->epoch_ns) / TICK_NS);
+        if (now_no > tick_no + CATCH_UP_MAX) {
+            atomic_fetch_add_explicit(&e->missed_ticks, now_no - tick_no, memory_order_relaxed);
+            tick_no = now_no;
+            next = e->epoch_ns + (int64_t)now_no * TICK_NS;
+        }
+        if (now_no > tick_no)
+            atomic_fetch_add_explicit(&e->late_ticks, 1, memory_order_relaxed);
+        tick(t, start, tick_no);
         flush_pending(t);
         if (t->events_pushed) {
             t->events_pushed = false;
@@ -345,15 +363,9 @@ void *engine_thread_main(void *arg)
         while (took > max && !atomic_compare_exchange_weak(&e->max_tick_us, &max, took)) {
         }
         atomic_fetch_add_explicit(&e->ticks, 1, memory_order_relaxed);
-        /* Absolute clock: the next tick is due 20 ms after the previous deadline, not after this
-         * tick's end. A tick that starts after its deadline has passed is late; missed ticks are
-         * skipped rather than run back to back. */
+        /* Absolute clock: the next tick is due 20 ms after this one's slot began (at once when
+         * that has passed). */
         next += TICK_NS;
-        if (end >= next) {
-            atomic_fetch_add_explicit(&e->late_ticks, 1, memory_order_relaxed);
-            while (next <= end)
-                next += TICK_NS;
-        }
         struct timespec ts = {.tv_sec = next / 1000000000, .tv_nsec = next % 1000000000};
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
         }

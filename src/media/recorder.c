@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -369,9 +370,15 @@ static void writer_drain(struct writer *w)
     }
 }
 
+/* A writer yields to the media threads when the machine is busy: its taps hold seconds of audio,
+ * a tick has 20 ms. Raising a thread's own nice value needs no privilege (Linux applies it per
+ * thread). */
+#define WRITER_NICE 5
+
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), WRITER_NICE);
     int interval = w->r->cfg.drain_interval_ms;
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);

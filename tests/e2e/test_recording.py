@@ -204,6 +204,41 @@ def test_recording_rules(server, customer, other_customer, tmp_path):
     assert ok(api.get(f"/v1.0/conferences/{conf2['id']}"))["recording_id"] == NIL_UUID
 
 
+def test_a_stalled_server_loses_no_frame(server, customer, tmp_path):
+    """A media thread woken late (the machine was busy: here the whole process is stopped for
+    70 ms at a time) runs the slots it slept through back to back, so the recording loses
+    nothing; a stall longer than the engine catches up (100 ms) is written as counted silence,
+    and the file keeps wall time either way."""
+    import signal
+
+    api = customer.api
+    pid = server.proc.pid
+
+    def stall(seconds, times):
+        for _ in range(times):
+            os.kill(pid, signal.SIGSTOP)
+            time.sleep(seconds)
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.3)
+
+    def record(seconds, times):
+        cid = customer.create_conference(name="stalls")["id"]  # an empty room is recorded too
+        t0 = time.monotonic()
+        rec_id = ok(api.post(f"/v1.0/conferences/{cid}/recording_start", {}))["recording_id"]
+        time.sleep(0.3)
+        stall(seconds, times)
+        ok(api.post(f"/v1.0/conferences/{cid}/recording_stop"))
+        wall_ms = (time.monotonic() - t0) * 1000
+        rec = wait_ended(api, rec_id)
+        assert abs(rec["duration_ms"] - wall_ms) <= 150, (rec, wall_ms)
+        return rec
+
+    rec = record(0.07, 5)
+    assert rec["frames_dropped"] == 0, rec
+    rec = record(0.5, 1)
+    assert 15 <= rec["frames_dropped"] <= 30, rec  # 500 ms: about 25 slots, none caught up
+
+
 def test_kill9_keeps_the_recording(server_factory, receiver, tmp_path):
     """kill -9 while recording: the header on disk already covers all but the last 10 s; at
     start-up the file is repaired, the recording ended and recording_finished sent."""
