@@ -56,6 +56,11 @@ void media_tap_unref(struct media_tap *t)
 
 bool media_tap_push(struct media_tap *t, uint64_t tick, const int16_t *pcm)
 {
+    return media_tap_push_marked(t, tick, pcm, 0);
+}
+
+bool media_tap_push_marked(struct media_tap *t, uint64_t tick, const int16_t *pcm, uint8_t mark)
+{
     if (atomic_load_explicit(&t->closed, memory_order_relaxed))
         return false;
     uint64_t dropped = atomic_load_explicit(&t->dropped, memory_order_relaxed);
@@ -67,7 +72,7 @@ bool media_tap_push(struct media_tap *t, uint64_t tick, const int16_t *pcm)
         atomic_store_explicit(&t->dropped, dropped + 1, memory_order_relaxed);
         return false;
     }
-    struct media_tap_frame f = {.tick = tick, .dropped_before = dropped};
+    struct media_tap_frame f = {.tick = tick, .dropped_before = dropped, .mark = mark};
     memcpy(f.pcm, pcm, sizeof(f.pcm));
     bool ok = spsc_push(&t->ring, &f); /* cannot fail: the ring is at least capacity */
     assert(ok);

@@ -21,8 +21,13 @@ struct media_tap_frame {
     /* How many frames the tap had dropped when this one was pushed: the drops after the last
      * frame a consumer got are media_tap_dropped() minus this (no later frame shows their gap). */
     uint64_t dropped_before;
+    uint8_t mark; /* speech taps: MEDIA_TAP_BEGIN / MEDIA_TAP_END of an utterance (else 0) */
     int16_t pcm[MIX_FRAME];
 };
+
+/* Marks of a speech tap's frames (or-ed): the first frame of an utterance, its last. */
+#define MEDIA_TAP_BEGIN 1u
+#define MEDIA_TAP_END 2u
 
 /* Any thread. A tap holding up to capacity frames (2 .. 2^20; outside that range is a programmer
  * error and aborts); the caller holds the one reference. */
@@ -34,6 +39,8 @@ void media_tap_unref(struct media_tap *t);
 /* Producer. Copies one frame stamped with tick; false (and counted in dropped) when the ring is
  * full. Never blocks, never allocates. On a closed tap: false, and nothing is counted. */
 bool media_tap_push(struct media_tap *t, uint64_t tick, const int16_t *pcm);
+/* Producer. The same, with the frame's mark. */
+bool media_tap_push_marked(struct media_tap *t, uint64_t tick, const int16_t *pcm, uint8_t mark);
 /* Consumer. Moves up to max frames, oldest first, into out; returns how many. */
 size_t media_tap_pop(struct media_tap *t, struct media_tap_frame *out, size_t max);
 /* Producer (or the control thread once the producer has let go): no more frames will come. A
