@@ -61,9 +61,9 @@ static const struct route routes[] = {
     {{"v1.0", "conferences", "*", "recording_stop"},
      {{"POST", api_conferences_recording_stop, AUTH_REQUIRED}}},
     {{"v1.0", "conferences", "*", "transcribe_start"},
-     {{"POST", api_conferences_not_implemented, AUTH_REQUIRED}}},
+     {{"POST", api_conferences_transcribe_start, AUTH_REQUIRED}}},
     {{"v1.0", "conferences", "*", "transcribe_stop"},
-     {{"POST", api_conferences_not_implemented, AUTH_REQUIRED}}},
+     {{"POST", api_conferences_transcribe_stop, AUTH_REQUIRED}}},
     {{"v1.0", "conferencecalls"}, {{"GET", api_conferencecalls_list, AUTH_REQUIRED}}},
     {{"v1.0", "conferencecalls", "*"},
      {{"GET", api_conferencecalls_get, AUTH_REQUIRED},
@@ -82,6 +82,14 @@ static const struct route routes[] = {
      {{"GET", api_recordings_get, AUTH_REQUIRED},
       {"DELETE", api_recordings_delete, AUTH_REQUIRED}}},
     {{"v1.0", "recordingfiles", "*"}, {{"GET", api_recordingfiles_get, AUTH_REQUIRED}}},
+    {{"v1.0", "transcribes"},
+     {{"GET", api_transcribes_list, AUTH_REQUIRED},
+      {"POST", api_transcribes_create, AUTH_REQUIRED}}},
+    {{"v1.0", "transcribes", "*"},
+     {{"GET", api_transcribes_get, AUTH_REQUIRED},
+      {"DELETE", api_transcribes_delete, AUTH_REQUIRED}}},
+    {{"v1.0", "transcribes", "*", "stop"}, {{"POST", api_transcribes_stop, AUTH_REQUIRED}}},
+    {{"v1.0", "transcripts"}, {{"GET", api_transcripts_list, AUTH_REQUIRED}}},
     {{"v1.0", "flows"},
      {{"GET", api_flows_list, AUTH_REQUIRED}, {"POST", api_flows_create, AUTH_REQUIRED}}},
     {{"v1.0", "flows", "*"},
@@ -267,6 +275,20 @@ json_t *api_list(json_t *items, int64_t last_tm_create)
         json_object_set_new(o, "next_page_token", json_string(buf));
     }
     return o;
+}
+
+/* A UUID query parameter: 0 (absent), 1 (out written), or -1 (replied 400). */
+int api_query_uuid(struct api_call *c, const char *key, id_t_ out)
+{
+    const char *raw = c->req->query ? c->req->query(c->req->ctx, key) : NULL;
+    if (!raw || !raw[0])
+        return 0;
+    if (id_normalize(raw, out) < 0) {
+        api_fail(c, ERR_INVALID_ARGUMENT, "INVALID_ID", "Query parameter '%s' must be a UUID.",
+                 key);
+        return -1;
+    }
+    return 1;
 }
 
 int api_require(struct api_call *c, uint64_t any_of)

@@ -58,15 +58,17 @@ struct call_mgr;
 struct flow_mgr;
 struct af_mgr;
 struct recording_mgr;
+struct transcribe_mgr;
 
 struct api_deps {
     struct store *store;
     struct identity *identity;
     struct conference_mgr *conferences;
-    struct call_mgr *calls;           /* NULL: the calls endpoints answer 503 */
-    struct flow_mgr *flows;           /* NULL: flows and numbers answer 503 */
-    struct af_mgr *activeflows;       /* NULL: activeflows answer 503 */
-    struct recording_mgr *recordings; /* NULL: recordings answer 503 */
+    struct call_mgr *calls;             /* NULL: the calls endpoints answer 503 */
+    struct flow_mgr *flows;             /* NULL: flows and numbers answer 503 */
+    struct af_mgr *activeflows;         /* NULL: activeflows answer 503 */
+    struct recording_mgr *recordings;   /* NULL: recordings answer 503 */
+    struct transcribe_mgr *transcribes; /* NULL: transcribes answer 503 */
 };
 
 struct api;

@@ -181,19 +181,6 @@ int api_conferences_regenerate(struct api_call *c)
     return reply_conference(c, rc, &conf, &e);
 }
 
-int api_conferences_not_implemented(struct api_call *c)
-{
-    if (api_require(c, CONFERENCE_PERMS) < 0)
-        return 0;
-    struct conference conf;
-    struct error e;
-    if (conference_get(c->api->d.conferences, c->who.customer_id, c->id, &conf, &e) < 0)
-        return api_reply_error(c, &e);
-    conference_fini(&conf);
-    return api_fail(c, ERR_UNIMPLEMENTED, "NOT_IMPLEMENTED",
-                    "Transcription is not available in this version of the server.");
-}
-
 int api_conferencecalls_list(struct api_call *c)
 {
     if (api_require(c, CONFERENCE_PERMS) < 0)

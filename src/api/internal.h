@@ -33,6 +33,8 @@ int api_fail(struct api_call *c, enum err_status status, const char *reason, con
     __attribute__((format(printf, 4, 5)));
 /* Parses the request body as a JSON object; on failure replies and returns -1. */
 int api_body(struct api_call *c, json_t **out);
+/* A UUID query parameter: 0 (absent), 1 (out written), or -1 (replied 400). */
+int api_query_uuid(struct api_call *c, const char *key, id_t_ out);
 /* Reads ?page_size and ?page_token; on failure replies and returns -1. */
 int api_page(struct api_call *c, struct store_page *p);
 /* Builds {"result":[...],"next_page_token":...} from items (stolen) and the last tm_create. */
@@ -63,7 +65,6 @@ int api_conferences_get(struct api_call *c);
 int api_conferences_put(struct api_call *c);
 int api_conferences_delete(struct api_call *c);
 int api_conferences_regenerate(struct api_call *c);
-int api_conferences_not_implemented(struct api_call *c);
 int api_conferencecalls_list(struct api_call *c);
 int api_conferencecalls_get(struct api_call *c);
 int api_conferencecalls_delete(struct api_call *c);
@@ -98,6 +99,15 @@ int api_conferences_recording_start(struct api_call *c);
 int api_conferences_recording_stop(struct api_call *c);
 int api_calls_recording_start(struct api_call *c);
 int api_calls_recording_stop(struct api_call *c);
+/* transcribes.c */
+int api_transcribes_list(struct api_call *c);
+int api_transcribes_create(struct api_call *c);
+int api_transcribes_get(struct api_call *c);
+int api_transcribes_delete(struct api_call *c);
+int api_transcribes_stop(struct api_call *c);
+int api_transcripts_list(struct api_call *c);
+int api_conferences_transcribe_start(struct api_call *c);
+int api_conferences_transcribe_stop(struct api_call *c);
 
 /* Pending completions copy what they need into one of these. */
 struct api_pending {

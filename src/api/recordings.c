@@ -29,20 +29,6 @@ static int reply_recording(struct api_call *c, int rc, const struct recording *r
     return api_reply(c, recording_to_json(r));
 }
 
-/* A UUID query parameter: 0 (absent), 1 (out written), or -1 (replied 400). */
-static int query_uuid(struct api_call *c, const char *key, id_t_ out)
-{
-    const char *raw = c->req->query ? c->req->query(c->req->ctx, key) : NULL;
-    if (!raw || !raw[0])
-        return 0;
-    if (id_normalize(raw, out) < 0) {
-        api_fail(c, ERR_INVALID_ARGUMENT, "INVALID_ID", "Query parameter '%s' must be a UUID.",
-                 key);
-        return -1;
-    }
-    return 1;
-}
-
 int api_recordings_list(struct api_call *c)
 {
     if (api_require(c, RECORDING_PERMS) < 0 || unavailable(c) < 0)
@@ -52,8 +38,8 @@ int api_recordings_list(struct api_call *c)
         return 0;
     id_t_ owner, ref;
     int has_owner, has_ref;
-    if ((has_owner = query_uuid(c, "owner_id", owner)) < 0 ||
-        (has_ref = query_uuid(c, "reference_id", ref)) < 0)
+    if ((has_owner = api_query_uuid(c, "owner_id", owner)) < 0 ||
+        (has_ref = api_query_uuid(c, "reference_id", ref)) < 0)
         return 0;
     struct recording *list = NULL;
     size_t n = 0;

@@ -837,24 +837,33 @@ size_t conference_mgr_active_participants(const struct conference_mgr *m)
     return m->participants.len;
 }
 
-int conference_set_recording(struct conference_mgr *m, const char *conference_id,
-                             const char *recording_id)
+/* The current id (ID_NIL: none) and, for a new one, its place at the end of the history. */
+static void set_current(id_t_ current, char **history, const char *id)
+{
+    memcpy(current, id, ID_LEN + 1);
+    if (id_is_nil(id))
+        return;
+    json_t *ids = *history ? json_loads(*history, 0, NULL) : NULL;
+    if (!json_is_array(ids)) {
+        json_decref(ids);
+        ids = json_array();
+    }
+    json_array_append_new(ids, json_string(id));
+    free(*history);
+    *history = json_dumps(ids, JSON_COMPACT);
+    json_decref(ids);
+}
+
+static int set_media_job(struct conference_mgr *m, const char *conference_id, const char *id,
+                         bool transcribe)
 {
     struct conference c;
     if (store_conference_get(m->d.store, NULL, conference_id, &c) != 0)
         return -1;
-    memcpy(c.recording_id, recording_id, ID_LEN + 1);
-    if (!id_is_nil(recording_id)) {
-        json_t *ids = c.recording_ids ? json_loads(c.recording_ids, 0, NULL) : NULL;
-        if (!json_is_array(ids)) {
-            json_decref(ids);
-            ids = json_array();
-        }
-        json_array_append_new(ids, json_string(recording_id));
-        free(c.recording_ids);
-        c.recording_ids = json_dumps(ids, JSON_COMPACT);
-        json_decref(ids);
-    }
+    if (transcribe)
+        set_current(c.transcribe_id, &c.transcribe_ids, id);
+    else
+        set_current(c.recording_id, &c.recording_ids, id);
     c.tm_update = now_us(m);
     int rc = store_conference_update(m->d.store, &c);
     conference_fini(&c);
@@ -862,4 +871,16 @@ int conference_set_recording(struct conference_mgr *m, const char *conference_id
         return -1;
     publish_conf(m, "conference_updated", conference_id);
     return 0;
+}
+
+int conference_set_recording(struct conference_mgr *m, const char *conference_id,
+                             const char *recording_id)
+{
+    return set_media_job(m, conference_id, recording_id, false);
+}
+
+int conference_set_transcribe(struct conference_mgr *m, const char *conference_id,
+                              const char *transcribe_id)
+{
+    return set_media_job(m, conference_id, transcribe_id, true);
 }

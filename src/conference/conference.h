@@ -137,6 +137,9 @@ int conferencecall_get(struct conference_mgr *m, const char *customer_id, const 
  * failure). */
 int conference_set_recording(struct conference_mgr *m, const char *conference_id,
                              const char *recording_id);
+/* The transcribe module's: the same for transcribe_id / transcribe_ids. */
+int conference_set_transcribe(struct conference_mgr *m, const char *conference_id,
+                              const char *transcribe_id);
 
 /* Number of participants with in-memory state (health checks running). */
 size_t conference_mgr_active_participants(const struct conference_mgr *m);

@@ -12,8 +12,8 @@
 
 /* Add a resource here when a module starts publishing its events (recording, transcribe, ...). */
 const char *const events_resources[] = {
-    "activeflow", "agent", "call",   "conference", "conferencecall",
-    "customer",   "flow",  "number", "recording", NULL,
+    "activeflow", "agent",  "call",      "conference", "conferencecall", "customer",
+    "flow",       "number", "recording", "transcribe", "transcript",     NULL,
 };
 
 bool events_resource_known(const char *resource)

@@ -23,6 +23,8 @@ static const char *const type_names[ACTION__COUNT] = {
     [ACTION_FETCH_FLOW] = "fetch_flow",
     [ACTION_RECORDING_START] = "recording_start",
     [ACTION_RECORDING_STOP] = "recording_stop",
+    [ACTION_TRANSCRIBE_START] = "transcribe_start",
+    [ACTION_TRANSCRIBE_STOP] = "transcribe_stop",
 };
 
 static const char *const hangup_reasons[] = {"",       "normal", "busy",   "noanswer",
@@ -47,7 +49,7 @@ int action_type_parse(const char *s, enum action_type *out)
 const char *action_type_list(void)
 {
     return "answer, talk, play, sleep, hangup, digits_receive, branch, goto, conference_join, "
-           "fetch_flow, recording_start, recording_stop";
+           "fetch_flow, recording_start, recording_stop, transcribe_start, transcribe_stop";
 }
 
 /* ---- validation ---- */
@@ -120,6 +122,20 @@ static int opt_bool(struct vctx *v, json_t *opt, const char *key)
     json_t *x = json_object_get(opt, key);
     if (x && !json_is_null(x) && !json_is_boolean(x))
         return bad(v, "option \"%s\" must be true or false.", key);
+    return 0;
+}
+
+/* An optional flow id (on_end_flow_id), normalised in place. */
+static int opt_flow_id(struct vctx *v, json_t *opt, const char *key)
+{
+    const char *s = NULL;
+    int rc = opt_string(v, opt, key, 256, false, &s);
+    if (rc <= 0 || !s[0] || has_variable(s))
+        return rc < 0 ? rc : 0;
+    char norm[ID_LEN + 1];
+    if (id_normalize(s, norm) < 0)
+        return bad(v, "option \"%s\" must be a flow id (a UUID).", key);
+    json_object_set_new(opt, key, json_string(norm));
     return 0;
 }
 
@@ -292,18 +308,25 @@ static int check_option(struct vctx *v, enum action_type t, json_t *opt, json_t 
             return bad(v, "option \"end_of_key\" must be \"\", none, any, * or #.");
         if ((rc = opt_bool(v, opt, "beep_start")) < 0)
             return rc;
-        s = NULL;
-        if ((rc = opt_string(v, opt, "on_end_flow_id", 256, false, &s)) < 0)
-            return rc;
-        if (s && s[0] && !has_variable(s)) {
-            char norm[ID_LEN + 1];
-            if (id_normalize(s, norm) < 0)
-                return bad(v, "option \"on_end_flow_id\" must be a flow id (a UUID).");
-            json_object_set_new(opt, "on_end_flow_id", json_string(norm));
-        }
-        return 0;
+        return opt_flow_id(v, opt, "on_end_flow_id");
     }
     case ACTION_RECORDING_STOP:
+        return 0;
+    case ACTION_TRANSCRIBE_START: {
+        if ((rc = opt_string(v, opt, "language", 64, true, &s)) < 0)
+            return rc;
+        s = NULL;
+        if ((rc = opt_string(v, opt, "direction", 8, false, &s)) < 0)
+            return rc;
+        if (s && s[0] && strcmp(s, "in") && strcmp(s, "out") && strcmp(s, "both") &&
+            !has_variable(s))
+            return bad(v, "option \"direction\" must be in, out or both.");
+        s = NULL;
+        if ((rc = opt_string(v, opt, "provider", 16, false, &s)) < 0)
+            return rc;
+        return opt_flow_id(v, opt, "on_end_flow_id");
+    }
+    case ACTION_TRANSCRIBE_STOP:
         return 0;
     case ACTION__COUNT:
         break;

@@ -543,6 +543,20 @@ static struct media_clip *beep_clip(void)
     return media_clip_create(pcm, sizeof(pcm) / sizeof(*pcm));
 }
 
+/* ---- transcribe ---- */
+
+/* The flow goes on whether or not it could start (as a failed prompt does). */
+static void run_transcribe_start(struct af *a)
+{
+    struct af_mgr *m = a->m;
+    struct error e;
+    if (m->d.transcribes.start && m->d.transcribes.start(m->d.transcribes.ctx, a->rec.customer_id,
+                                                         a->call_id, a->rec.id, a->opt, &e) < 0)
+        log_warn("msg=\"transcribe_start failed\" activeflow_id=%s reason=%s error=\"%s\"",
+                 a->rec.id, e.reason, e.message);
+    advance(a);
+}
+
 static void run_recording_start(struct af *a)
 {
     struct af_mgr *m = a->m;
@@ -678,6 +692,14 @@ static void execute(struct af *a, struct frame *f)
         a->rec_end_key = 0;
         if (m->d.recordings.stop)
             m->d.recordings.stop(m->d.recordings.ctx, a->rec.customer_id, a->call_id);
+        advance(a);
+        return;
+    case ACTION_TRANSCRIBE_START:
+        run_transcribe_start(a);
+        return;
+    case ACTION_TRANSCRIBE_STOP:
+        if (m->d.transcribes.stop)
+            m->d.transcribes.stop(m->d.transcribes.ctx, a->rec.customer_id, a->call_id);
         advance(a);
         return;
     case ACTION__COUNT:
@@ -890,7 +912,7 @@ int af_create(struct af_mgr *m, const char *customer_id, const char *flow_id, js
         json_object_foreach(vars, k, v)
         {
             /* voipbin.* comes from the server: a caller's own would be ignored, except where
-                 * the server itself sets them (a recording's on_end_flow_id). */
+             * the server itself sets them (a recording's on_end_flow_id). */
             if ((strncmp(k, "voipbin.", 8) != 0 || call->reference_type) && json_is_string(v))
                 json_object_set(a->vars, k, v);
         }

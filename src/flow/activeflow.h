@@ -50,6 +50,17 @@ struct flow_recordings {
     void (*stop)(void *ctx, const char *customer_id, const char *call_id);
 };
 
+/* What a flow asks of transcribes (the flow actions transcribe_start / transcribe_stop). */
+struct flow_transcribes {
+    void *ctx;
+    /* Starts transcribing the call with the action's resolved options (language, direction,
+     * on_end_flow_id): 0 or negative with e. */
+    int (*start)(void *ctx, const char *customer_id, const char *call_id, const char *activeflow_id,
+                 const json_t *option, struct error *e);
+    /* Stops the call's transcribes, if one is progressing. */
+    void (*stop)(void *ctx, const char *customer_id, const char *call_id);
+};
+
 struct af_deps {
     uv_loop_t *loop; /* for speech and sound loading; NULL: talk and play are skipped */
     struct store *store;
@@ -60,7 +71,8 @@ struct af_deps {
     struct tts *tts;
     const char *sounds_dir; /* play's local files must be inside it (NULL: none allowed) */
     struct flow_call_ops call;
-    struct flow_recordings recordings; /* start NULL: the recording actions are skipped */
+    struct flow_recordings recordings;   /* start NULL: the recording actions are skipped */
+    struct flow_transcribes transcribes; /* start NULL: the transcribe actions are skipped */
 };
 
 struct af_mgr;

@@ -17,6 +17,7 @@ static const char *const call_statuses[] = {"dialing",     "ringing",   "progres
 static const char *const call_directions[] = {"incoming", "outgoing"};
 static const char *const activeflow_statuses[] = {"running", "ended"};
 static const char *const recording_statuses[] = {"initiating", "recording", "stopping", "ended"};
+static const char *const transcribe_statuses[] = {"progressing", "done"};
 
 static int parse_name(const char *const *names, int n, const char *s, int *out)
 {
@@ -493,5 +494,65 @@ json_t *recording_to_json(const struct recording *r)
     set(o, "tm_create", json_tm(r->tm_create));
     set(o, "tm_update", json_tm(r->tm_update));
     set(o, "tm_delete", json_tm(r->tm_delete));
+    return o;
+}
+
+const char *transcribe_status_name(enum transcribe_status s)
+{
+    return transcribe_statuses[s];
+}
+
+int transcribe_status_parse(const char *s, enum transcribe_status *out)
+{
+    int v;
+    if (parse_name(transcribe_statuses, 2, s, &v) < 0)
+        return -1;
+    *out = (enum transcribe_status)v;
+    return 0;
+}
+
+json_t *transcribe_to_json(const struct transcribe *t)
+{
+    json_t *o = json_object();
+    set(o, "id", json_string(t->id));
+    set(o, "customer_id", json_string(t->customer_id));
+    set(o, "activeflow_id", json_string(t->activeflow_id));
+    set(o, "on_end_flow_id", json_string(t->on_end_flow_id));
+    set(o, "reference_type", json_string(t->reference_type));
+    set(o, "reference_id", json_string(t->reference_id));
+    set(o, "status", json_string(transcribe_status_name(t->status)));
+    set(o, "language", json_string(t->language));
+    set(o, "direction", json_string(t->direction));
+    set(o, "provider", json_string(t->provider));
+    set(o, "skipped", json_integer(t->skipped));
+    set(o, "failed", json_integer(t->failed));
+    set(o, "error", json_string(t->error));
+    set(o, "tm_create", json_tm(t->tm_create));
+    set(o, "tm_update", json_tm(t->tm_update));
+    set(o, "tm_delete", json_tm(t->tm_delete));
+    return o;
+}
+
+void transcript_fini(struct transcript *t)
+{
+    free(t->message);
+    t->message = NULL;
+}
+
+json_t *transcript_to_json(const struct transcript *t)
+{
+    json_t *o = json_object();
+    set(o, "id", json_string(t->id));
+    set(o, "customer_id", json_string(t->customer_id));
+    set(o, "transcribe_id", json_string(t->transcribe_id));
+    set(o, "direction", json_string(t->direction));
+    set(o, "message", json_string(t->message ? t->message : ""));
+    set(o, "conferencecall_id", json_string(t->conferencecall_id));
+    set(o, "call_id", json_string(t->call_id));
+    set(o, "confidence", json_real(t->confidence));
+    set(o, "offset_ms", json_integer(t->offset_ms));
+    set(o, "tm_transcript", json_tm(t->tm_transcript));
+    set(o, "tm_end", json_tm(t->tm_end));
+    set(o, "tm_create", json_tm(t->tm_create));
     return o;
 }

@@ -242,6 +242,54 @@ struct recording {
 };
 json_t *recording_to_json(const struct recording *r);
 
+enum transcribe_status { TRANSCRIBE_PROGRESSING = 0, TRANSCRIBE_DONE };
+const char *transcribe_status_name(enum transcribe_status s);
+int transcribe_status_parse(const char *s, enum transcribe_status *out);
+
+#define TRANSCRIBE_LANGUAGE_MAX 35 /* a BCP 47 tag as long as anyone writes one */
+#define TRANSCRIBE_ERROR_MAX 255
+
+/* A live transcription of a conference (each participant on their own) or of a call (what it
+ * says, hears, or both): the VoIPBIN Transcribe object, plus the utterances not transcribed
+ * (skipped: the recogniser fell behind; failed: it could not be reached or answered wrongly,
+ * error saying the last reason). */
+struct transcribe {
+    id_t_ id;
+    id_t_ customer_id;
+    id_t_ activeflow_id;     /* the flow that started it (ID_NIL: the API) */
+    id_t_ on_end_flow_id;    /* runs when it is done (ID_NIL: none) */
+    char reference_type[16]; /* "confbridge" (a conference) or "call" */
+    id_t_ reference_id;
+    enum transcribe_status status;
+    char language[TRANSCRIBE_LANGUAGE_MAX + 1];
+    char direction[8]; /* "in", "out" or "both" */
+    char provider[16]; /* "": the server's own recogniser or the one it is configured with */
+    int64_t skipped;
+    int64_t failed;
+    char error[TRANSCRIBE_ERROR_MAX + 1];
+    int64_t tm_create, tm_update, tm_delete;
+};
+json_t *transcribe_to_json(const struct transcribe *t);
+
+/* One utterance of one speaker (the VoIPBIN Transcript object, plus who spoke and when it
+ * ended). */
+struct transcript {
+    id_t_ id;
+    id_t_ customer_id;
+    id_t_ transcribe_id;
+    char direction[8];       /* "in": what the speaker said; "out": what a call heard */
+    char *message;           /* what was said */
+    id_t_ conferencecall_id; /* the speaker in a conference (ID_NIL for a call's transcribe) */
+    id_t_ call_id;           /* the speaker's call */
+    double confidence;       /* 0..1 */
+    int64_t offset_ms;       /* from the start of the transcribe */
+    int64_t tm_transcript;   /* when the utterance began */
+    int64_t tm_end;          /* when it ended */
+    int64_t tm_create;
+};
+void transcript_fini(struct transcript *t);
+json_t *transcript_to_json(const struct transcript *t);
+
 void flow_fini(struct flow *f);
 void number_fini(struct number *n);
 void activeflow_fini(struct activeflow *a);

@@ -25,6 +25,7 @@ struct sqlite_store {
     sqlite3 *db;
     sqlite3_stmt **st;     /* store_sqlite.c's statements, by enum stmt_id */
     sqlite3_stmt **rec_st; /* sqlite_recordings.c's */
+    sqlite3_stmt **tr_st;  /* sqlite_transcribes.c's */
 };
 
 /* Binding collects the first error so callers check once. Strings are bound SQLITE_STATIC: they
@@ -44,6 +45,7 @@ int sql_fail(struct sqlite_store *ss, const char *op, int rc);
 void sql_bind_text_or(struct sql_binder *b, int i, const char *s, const char *dflt);
 void sql_bind_text(struct sql_binder *b, int i, const char *s); /* NULL or "" -> "" */
 void sql_bind_i64(struct sql_binder *b, int i, int64_t v);
+void sql_bind_double(struct sql_binder *b, int i, double v);
 void sql_bind_null_if_0(struct sql_binder *b, int i, int64_t v);
 void sql_bind_maybe_text(struct sql_binder *b, int i, const char *s); /* NULL -> NULL */
 /* A binding failed: logged, the statement reset; returns STORE_ERROR. */
@@ -63,11 +65,18 @@ int sql_run_list(struct sqlite_store *ss, sqlite3_stmt *st, const char *op, sql_
                  sql_fini_fn fini, size_t size, void **out, size_t *n);
 /* A missing page means everything; before_us <= 0 means "from the newest"; limit <= 0 none. */
 void sql_bind_page(struct sql_binder *b, int i_before, int i_limit, const struct store_page *p);
+/* Pages read oldest first: rows created after the page token (the whole list without one). */
+void sql_bind_page_after(struct sql_binder *b, int i_after, int i_limit,
+                         const struct store_page *p);
 
 /* sqlite_recordings.c: its statements, prepared after the migrations (0 or STORE_ERROR) and
  * finalized at close; the store_ops it fills in. */
 int sqlite_recordings_prepare(struct sqlite_store *ss);
 void sqlite_recordings_finalize(struct sqlite_store *ss);
 void sqlite_recordings_ops(struct store_ops *ops);
+/* sqlite_transcribes.c: the same for transcribes and transcripts. */
+int sqlite_transcribes_prepare(struct sqlite_store *ss);
+void sqlite_transcribes_finalize(struct sqlite_store *ss);
+void sqlite_transcribes_ops(struct store_ops *ops);
 
 #endif

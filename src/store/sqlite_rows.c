@@ -40,6 +40,12 @@ void sql_bind_i64(struct sql_binder *b, int i, int64_t v)
         b->rc = sqlite3_bind_int64(b->st, i, v);
 }
 
+void sql_bind_double(struct sql_binder *b, int i, double v)
+{
+    if (b->rc == SQLITE_OK)
+        b->rc = sqlite3_bind_double(b->st, i, v);
+}
+
 void sql_bind_null_if_0(struct sql_binder *b, int i, int64_t v)
 {
     if (b->rc == SQLITE_OK)
@@ -156,6 +162,13 @@ int sql_run_list(struct sqlite_store *ss, sqlite3_stmt *st, const char *op, sql_
 }
 
 /* A missing page means everything; before_us <= 0 means "from the newest"; limit <= 0 none. */
+void sql_bind_page_after(struct sql_binder *b, int i_after, int i_limit, const struct store_page *p)
+{
+    int64_t after = p && p->before_us > 0 && p->before_us != INT64_MAX ? p->before_us : INT64_MIN;
+    sql_bind_i64(b, i_after, after);
+    sql_bind_i64(b, i_limit, p && p->limit > 0 ? p->limit : -1);
+}
+
 void sql_bind_page(struct sql_binder *b, int i_before, int i_limit, const struct store_page *p)
 {
     int64_t before = p && p->before_us > 0 ? p->before_us : INT64_MAX;

@@ -150,6 +150,22 @@ struct store_ops {
     /* A call's running recording (ID_NIL: none) and its recording_ids (JSON array text). */
     int (*call_set_recording)(struct store *s, const char *call_id, const char *recording_id,
                               const char *recording_ids, int64_t tm_update);
+
+    int (*transcribe_insert)(struct store *s, const struct transcribe *t);
+    /* customer_id NULL = any customer. Deleted transcribes are returned too (check tm_delete). */
+    int (*transcribe_get)(struct store *s, const char *customer_id, const char *id,
+                          struct transcribe *out);
+    /* Writes status, skipped, failed, error, tm_update, tm_delete. */
+    int (*transcribe_update)(struct store *s, const struct transcribe *t);
+    /* Not deleted only, newest first; reference_id NULL = any. */
+    int (*transcribe_list)(struct store *s, const char *customer_id, const char *reference_id,
+                           const struct store_page *p, struct transcribe **out, size_t *n);
+    /* Transcribes still progressing, of all customers (start-up). */
+    int (*transcribe_list_progressing)(struct store *s, struct transcribe **out, size_t *n);
+    int (*transcript_insert)(struct store *s, const struct transcript *t);
+    /* A transcribe's transcripts, oldest first (the page token is a tm_create to start after). */
+    int (*transcript_list)(struct store *s, const char *customer_id, const char *transcribe_id,
+                           const struct store_page *p, struct transcript **out, size_t *n);
 };
 
 struct store {
@@ -430,6 +446,41 @@ static inline int store_call_set_recording(struct store *s, const char *call_id,
     return s->ops->call_set_recording(s, call_id, rec_id, rec_ids, tm);
 }
 
+static inline int store_transcribe_insert(struct store *s, const struct transcribe *t)
+{
+    return s->ops->transcribe_insert(s, t);
+}
+static inline int store_transcribe_get(struct store *s, const char *cid, const char *id,
+                                       struct transcribe *o)
+{
+    return s->ops->transcribe_get(s, cid, id, o);
+}
+static inline int store_transcribe_update(struct store *s, const struct transcribe *t)
+{
+    return s->ops->transcribe_update(s, t);
+}
+static inline int store_transcribe_list(struct store *s, const char *cid, const char *ref,
+                                        const struct store_page *p, struct transcribe **o,
+                                        size_t *n)
+{
+    return s->ops->transcribe_list(s, cid, ref, p, o, n);
+}
+static inline int store_transcribe_list_progressing(struct store *s, struct transcribe **o,
+                                                    size_t *n)
+{
+    return s->ops->transcribe_list_progressing(s, o, n);
+}
+static inline int store_transcript_insert(struct store *s, const struct transcript *t)
+{
+    return s->ops->transcript_insert(s, t);
+}
+static inline int store_transcript_list(struct store *s, const char *cid, const char *tid,
+                                        const struct store_page *p, struct transcript **o,
+                                        size_t *n)
+{
+    return s->ops->transcript_list(s, cid, tid, p, o, n);
+}
+
 /* Frees an array returned by a list call (NULL is a no-op). */
 void store_free_customers(struct customer *a, size_t n);
 void store_free_agents(struct agent *a, size_t n);
@@ -440,5 +491,7 @@ void store_free_flows(struct flow *a, size_t n);
 void store_free_numbers(struct number *a, size_t n);
 void store_free_activeflows(struct activeflow *a, size_t n);
 void store_free_recordings(struct recording *a, size_t n);
+void store_free_transcribes(struct transcribe *a, size_t n);
+void store_free_transcripts(struct transcript *a, size_t n);
 
 #endif

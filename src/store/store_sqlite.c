@@ -216,6 +216,40 @@ static const char *const migrations[] = {
     "CREATE INDEX recordings_unfinished ON recordings (tm_create) WHERE status != 'ended';"
     "ALTER TABLE calls ADD COLUMN recording_id TEXT NOT NULL DEFAULT '" ID_NIL "';"
     "ALTER TABLE calls ADD COLUMN recording_ids TEXT NOT NULL DEFAULT '[]';",
+    /* 7: live transcriptions and their transcripts (one per utterance of one speaker). */
+    "CREATE TABLE transcribes ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  customer_id TEXT NOT NULL,"
+    "  activeflow_id TEXT NOT NULL,"
+    "  on_end_flow_id TEXT NOT NULL,"
+    "  reference_type TEXT NOT NULL,"
+    "  reference_id TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  language TEXT NOT NULL,"
+    "  direction TEXT NOT NULL,"
+    "  provider TEXT NOT NULL,"
+    "  skipped INTEGER NOT NULL,"
+    "  failed INTEGER NOT NULL,"
+    "  error TEXT NOT NULL,"
+    "  tm_create INTEGER NOT NULL,"
+    "  tm_update INTEGER NOT NULL,"
+    "  tm_delete INTEGER NOT NULL);"
+    "CREATE INDEX transcribes_customer ON transcribes (customer_id, tm_create);"
+    "CREATE INDEX transcribes_progressing ON transcribes (tm_create) WHERE status = 'progressing';"
+    "CREATE TABLE transcripts ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  customer_id TEXT NOT NULL,"
+    "  transcribe_id TEXT NOT NULL,"
+    "  direction TEXT NOT NULL,"
+    "  message TEXT NOT NULL,"
+    "  conferencecall_id TEXT NOT NULL,"
+    "  call_id TEXT NOT NULL,"
+    "  confidence REAL NOT NULL,"
+    "  offset_ms INTEGER NOT NULL,"
+    "  tm_transcript INTEGER NOT NULL,"
+    "  tm_end INTEGER NOT NULL,"
+    "  tm_create INTEGER NOT NULL);"
+    "CREATE INDEX transcripts_transcribe ON transcripts (transcribe_id, tm_create);",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1113,6 +1147,7 @@ static void sq_close(struct store *s)
         sqlite3_finalize(ss->st[i]); /* NULL is a no-op */
     free(ss->st);
     sqlite_recordings_finalize(ss);
+    sqlite_transcribes_finalize(ss);
     if (ss->db) {
         int rc = sqlite3_close(ss->db);
         if (rc != SQLITE_OK)
@@ -1736,8 +1771,10 @@ int store_sqlite_open(const char *dir, struct store **out)
     }
 
     struct sqlite_store *ss = xcalloc(1, sizeof(*ss));
-    if (!sqlite_ops.recording_insert)
-        sqlite_recordings_ops(&sqlite_ops); /* control thread only: no race */
+    if (!sqlite_ops.recording_insert) { /* control thread only: no race */
+        sqlite_recordings_ops(&sqlite_ops);
+        sqlite_transcribes_ops(&sqlite_ops);
+    }
     ss->base.ops = &sqlite_ops;
     ss->st = xcalloc(ST__COUNT, sizeof(*ss->st));
     /* NOMUTEX: the store is used by the control thread only. */
@@ -1759,7 +1796,7 @@ int store_sqlite_open(const char *dir, struct store **out)
             goto fail;
         }
     }
-    if (sqlite_recordings_prepare(ss) < 0)
+    if (sqlite_recordings_prepare(ss) < 0 || sqlite_transcribes_prepare(ss) < 0)
         goto fail;
     *out = &ss->base;
     return 0;

@@ -119,7 +119,9 @@ static int setup(void **state)
     assert_int_equal(identity_bootstrap(f->identity, "op@example.com", "operator-pass", &gen), 1);
     assert_null(gen);
     f->bridge.auto_answer = true;
-    struct conference_deps d = {.store = f->store, .bus = f->bus, .sched = f->sched,
+    struct conference_deps d = {.store = f->store,
+                                .bus = f->bus,
+                                .sched = f->sched,
                                 .bridge = fake_bridge_iface(&f->bridge),
                                 .calls = fake_calls_iface(&f->calls)};
     f->m = conference_mgr_create(&d);
@@ -160,8 +162,7 @@ static void create_conf(struct fx *f, const char *type, char id[ID_LEN + 1])
     char body[128];
     snprintf(body, sizeof(body), "{\"type\":\"%s\"}", type);
     json_t *v;
-    assert_int_equal(call(f, "POST", "/v1.0/conferences", tok_query(f, NULL), NULL, body, &v),
-                     200);
+    assert_int_equal(call(f, "POST", "/v1.0/conferences", tok_query(f, NULL), NULL, body, &v), 200);
     snprintf(id, ID_LEN + 1, "%s", json_string_value(json_object_get(v, "id")));
     json_decref(v);
 }
@@ -308,8 +309,7 @@ static void test_body_validation(void **state)
     snprintf(body, sizeof(body), "{\"type\":\"conference\",\"name\":\"%s\"}", big);
     free(big);
     json_t *v;
-    assert_int_equal(call(f, "POST", "/v1.0/conferences", tok_query(f, NULL), NULL, body, &v),
-                     400);
+    assert_int_equal(call(f, "POST", "/v1.0/conferences", tok_query(f, NULL), NULL, body, &v), 400);
     assert_string_equal(reason(v), "FIELD_TOO_LONG");
     json_decref(v);
     /* unknown fields ignored, null = absent */
@@ -324,8 +324,11 @@ static void test_too_large(void **state)
 {
     struct fx *f = *state;
     struct treq t = {tok_query(f, NULL), NULL};
-    struct api_request req = {.method = "POST", .path = "/v1.0/conferences",
-                              .body_too_large = true, .query = tq_lookup, .header = th_lookup,
+    struct api_request req = {.method = "POST",
+                              .path = "/v1.0/conferences",
+                              .body_too_large = true,
+                              .query = tq_lookup,
+                              .header = th_lookup,
                               .ctx = &t};
     struct api_response r;
     assert_int_equal(api_handle(f->api, &req, &r, on_done, NULL), 0);
@@ -346,8 +349,7 @@ static void test_pagination(void **state)
         char q[128];
         snprintf(q, sizeof(q), "page_size=3%s%s", token[0] ? "&page_token=" : "", token);
         json_t *v;
-        assert_int_equal(call(f, "GET", "/v1.0/conferences", tok_query(f, q), NULL, NULL, &v),
-                         200);
+        assert_int_equal(call(f, "GET", "/v1.0/conferences", tok_query(f, q), NULL, NULL, &v), 200);
         json_t *res = json_object_get(v, "result");
         size_t k;
         json_t *it;
@@ -377,10 +379,9 @@ static void test_pagination(void **state)
     assert_int_equal(
         call(f, "GET", "/v1.0/conferences", tok_query(f, "page_size=101"), NULL, NULL, &v), 200);
     json_decref(v);
-    assert_int_equal(
-        call(f, "GET", "/v1.0/conferences", tok_query(f, "page_size=99999999999999999999"), NULL,
-             NULL, &v),
-        200);
+    assert_int_equal(call(f, "GET", "/v1.0/conferences",
+                          tok_query(f, "page_size=99999999999999999999"), NULL, NULL, &v),
+                     200);
     json_decref(v);
     static const char *bad_sizes[] = {"page_size=0000", "page_size=-1", "page_size=1x",
                                       "page_size=%20"};
@@ -421,8 +422,7 @@ static void test_kick_endpoint(void **state)
     json_decref(v);
     char q[200];
     snprintf(q, sizeof(q), "conference_id=%s", conf);
-    assert_int_equal(call(f, "GET", "/v1.0/conferencecalls", tok_query(f, q), NULL, NULL, &v),
-                     200);
+    assert_int_equal(call(f, "GET", "/v1.0/conferencecalls", tok_query(f, q), NULL, NULL, &v), 200);
     assert_int_equal(json_array_size(json_object_get(v, "result")), 1);
     json_decref(v);
     f->bridge.auto_answer = false;
@@ -447,10 +447,10 @@ static void test_other_customer_is_404(void **state)
     char conf[ID_LEN + 1];
     create_conf(f, "conference", conf);
     json_t *v;
-    assert_int_equal(call(f, "POST", "/v1.0/customers", tok_query(f, NULL), NULL,
-                          "{\"name\":\"b\",\"username\":\"b@example.com\",\"password\":\"b-password\"}",
-                          &v),
-                     200);
+    assert_int_equal(
+        call(f, "POST", "/v1.0/customers", tok_query(f, NULL), NULL,
+             "{\"name\":\"b\",\"username\":\"b@example.com\",\"password\":\"b-password\"}", &v),
+        200);
     json_decref(v);
     assert_int_equal(call(f, "POST", "/auth/login", NULL, NULL,
                           "{\"username\":\"b@example.com\",\"password\":\"b-password\"}", &v),
@@ -464,11 +464,14 @@ static void test_other_customer_is_404(void **state)
     json_decref(v);
     assert_int_equal(call(f, "DELETE", path, q, NULL, NULL, &v), 404);
     json_decref(v);
-    snprintf(path, sizeof(path), "/v1.0/conferences/%s/transcribe_start", conf);
+    snprintf(path, sizeof(path), "/v1.0/conferences/%s/direct-hash-regenerate", conf);
     assert_int_equal(call(f, "POST", path, q, NULL, NULL, &v), 404);
     json_decref(v);
-    assert_int_equal(call(f, "POST", path, tok_query(f, NULL), NULL, NULL, &v), 501);
-    assert_string_equal(reason(v), "NOT_IMPLEMENTED");
+    /* a server without transcription says so */
+    snprintf(path, sizeof(path), "/v1.0/conferences/%s/transcribe_start", conf);
+    assert_int_equal(
+        call(f, "POST", path, tok_query(f, NULL), NULL, "{\"language\":\"en-US\"}", &v), 503);
+    assert_string_equal(reason(v), "TRANSCRIBES_UNAVAILABLE");
     json_decref(v);
     /* customer b's admin is not the operator */
     assert_int_equal(call(f, "GET", "/v1.0/customers", q, NULL, NULL, &v), 403);
@@ -487,7 +490,8 @@ static void test_accesskey_lifecycle(void **state)
     assert_int_equal(strncmp(token, "cf_", 3), 0);
     char q[256], path[128];
     snprintf(q, sizeof(q), "accesskey=%s", token);
-    snprintf(path, sizeof(path), "/v1.0/accesskeys/%s", json_string_value(json_object_get(v, "id")));
+    snprintf(path, sizeof(path), "/v1.0/accesskeys/%s",
+             json_string_value(json_object_get(v, "id")));
     assert_int_equal(strncmp(token, json_string_value(json_object_get(v, "token_prefix")), 11), 0);
     json_decref(v);
     assert_int_equal(call(f, "GET", "/v1.0/conferences", q, NULL, NULL, NULL), 200);
@@ -532,14 +536,12 @@ static void test_agent_permissions(void **state)
                      200);
     json_decref(v);
     assert_int_equal(call(f, "GET", "/v1.0/conferences", q, NULL, NULL, NULL), 200);
-    assert_int_equal(call(f, "PUT", path, tok_query(f, NULL), NULL, "{\"permission\":1}", &v),
-                     400);
+    assert_int_equal(call(f, "PUT", path, tok_query(f, NULL), NULL, "{\"permission\":1}", &v), 400);
     json_decref(v);
     assert_int_equal(call(f, "DELETE", path, tok_query(f, NULL), NULL, NULL, NULL), 200);
     assert_int_equal(call(f, "GET", "/v1.0/conferences", q, NULL, NULL, &v), 401);
     json_decref(v);
 }
-
 
 static void test_range_parse(void **state)
 {

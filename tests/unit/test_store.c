@@ -22,7 +22,7 @@
 #include "store/store.h"
 
 /* The number of migrations in store_sqlite.c: bump it when a step is appended. */
-#define EXPECTED_SCHEMA_VERSION 6
+#define EXPECTED_SCHEMA_VERSION 7
 
 #define BASE INT64_C(1700000000000000)
 
