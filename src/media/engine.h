@@ -115,19 +115,33 @@ void media_leg_play_stop(struct media_engine *e, struct media_leg *l);
  * - a room's tap: the room's whole mix, everyone and nobody subtracted, limited as listeners hear
  *   it. A tapped room is ticked even when it has no members (silence is pushed), so the tap's time
  *   is wall time.
- * - a leg's tap: what its call says and what it hears, summed and limited (in a room: the room's
- *   whole mix; outside one: its audio plus the clip it is played).
+ * - a leg's tap, by the side it taps (media_leg_tap_side; media_leg_tap is MEDIA_TAP_BOTH):
+ *   MEDIA_TAP_BOTH   what its call says and what it hears, summed and limited (in a room: the
+ *                    room's whole mix; outside one: its audio plus the clip it is played);
+ *   MEDIA_TAP_SAYS   its own decoded audio after the jitter buffer (concealment included), the
+ *                    frame the mixer takes from it, in a room or not; silence when nothing came;
+ *   MEDIA_TAP_HEARS  what it is sent, before encoding: in a room its mix (everyone talking but
+ *                    itself), outside one the clip it is played; else silence.
+ *   A speech tap (media/tap.h) on MEDIA_TAP_SAYS cuts one participant's voice into utterances.
  * A leg's taps move with it between media threads. The engine takes a reference on the tap. At
- * most MEDIA_TAPS_MAX taps on one room or leg: -1 beyond, else 0. */
+ * most MEDIA_TAPS_MAX taps on one room or leg, whatever their sides: -1 beyond, else 0. */
 #define MEDIA_TAPS_MAX 4
+enum media_tap_side { MEDIA_TAP_BOTH = 0, MEDIA_TAP_SAYS, MEDIA_TAP_HEARS };
 int media_room_tap(struct media_engine *e, struct media_room *r, struct media_tap *tap);
 int media_leg_tap(struct media_engine *e, struct media_leg *l, struct media_tap *tap);
+int media_leg_tap_side(struct media_engine *e, struct media_leg *l, struct media_tap *tap,
+                       enum media_tap_side side);
 /* Stops pushing to tap (it is closed, and the engine drops its reference); nothing when tap is not
  * on it. */
 void media_room_untap(struct media_engine *e, struct media_room *r, struct media_tap *tap);
 void media_leg_untap(struct media_engine *e, struct media_leg *l, struct media_tap *tap);
 /* A tap has one producer: it is on one room or leg at a time (the same tap again on the same one,
- * or on a room or leg already destroyed: -1). */
+ * on another side too, or on a room or leg already destroyed: -1). */
+
+/* Any thread. The number of the 20 ms slot now falls in on the engine's grid: the tick a media
+ * thread ticking now gives its frames. A frame's wall-clock time is the wall-clock time when this
+ * was read, plus (its tick - this) * 20 ms. */
+uint64_t media_engine_tick_now(const struct media_engine *e);
 
 /* Counters for tests and benchmarks (read from any thread; approximate while running). */
 struct media_stats {

@@ -61,7 +61,8 @@ struct cmd {
     size_t cap;
     struct media_clip *clip; /* CMD_LEG_PLAY: a reference the command carries */
     uint32_t play_id;
-    struct media_tap *tap; /* CMD_*_TAP: a reference the command carries; CMD_*_UNTAP: which */
+    struct media_tap *tap;    /* CMD_*_TAP: a reference the command carries; CMD_*_UNTAP: which */
+    enum media_tap_side side; /* CMD_LEG_TAP */
 };
 
 enum ev_type {
@@ -90,6 +91,7 @@ struct media_clip {
 /* The taps on a room or a leg: a fixed array, so that adding one never allocates. */
 struct engine_taps {
     struct media_tap *tap[MEDIA_TAPS_MAX];
+    enum media_tap_side side[MEDIA_TAPS_MAX]; /* a leg's (a room's are all MEDIA_TAP_BOTH) */
     size_t n;
 };
 
@@ -255,8 +257,8 @@ void engine_tap_apply(struct media_thread *t, const struct cmd *c);
 void engine_taps_hand_back(struct media_thread *t, struct engine_taps *taps);
 /* Media thread, after the room's mix: its frame to the room's taps and its tapped members'. */
 void engine_tap_room(struct media_room *r, uint64_t tick);
-/* Media thread: a tapped leg outside a room, its input (l->mp) plus the clip frame it was sent
- * (NULL: none). */
+/* Media thread: a tapped leg outside a room, from its input (l->mp) and the clip frame it was
+ * sent (NULL: none). */
 void engine_tap_idle_leg(struct media_leg *l, uint64_t tick, const int16_t *clip);
 /* Control thread. Closes the tap and drops a reference the engine held. */
 void engine_tap_release(struct media_tap *tap);

@@ -3,7 +3,9 @@
  * keeps the taps in a fixed array on the object and pushes one frame per tick; when it lets a tap
  * go (untapped, or what it taps removed) it closes it and hands the reference back in an event,
  * so that the last reference is never dropped inside the tick. A leg's taps are on the leg, so
- * they move with it between threads. */
+ * they move with it between threads, each with the side it taps. */
+#include <assert.h>
+
 #include "media/engine_internal.h"
 
 static bool taps_has(const struct engine_taps *ts, const struct media_tap *tap)
@@ -18,7 +20,9 @@ static bool taps_remove(struct engine_taps *ts, const struct media_tap *tap)
 {
     for (size_t i = 0; i < ts->n; i++)
         if (ts->tap[i] == tap) {
-            ts->tap[i] = ts->tap[--ts->n];
+            ts->n--;
+            ts->tap[i] = ts->tap[ts->n];
+            ts->side[i] = ts->side[ts->n];
             ts->tap[ts->n] = NULL;
             return true;
         }
@@ -29,6 +33,34 @@ static void taps_push(const struct engine_taps *ts, uint64_t tick, const int16_t
 {
     for (size_t i = 0; i < ts->n; i++)
         (void)media_tap_push(ts->tap[i], tick, pcm); /* a drop is counted by the tap */
+}
+
+/* Which sides a leg's taps want this tick (a bit per side), so each frame is made only when some
+ * tap takes it. */
+static unsigned taps_sides(const struct engine_taps *ts)
+{
+    unsigned want = 0;
+    for (size_t i = 0; i < ts->n; i++)
+        want |= 1u << ts->side[i];
+    return want;
+}
+
+#define WANTS(want, side) (((want) >> (side)) & 1u)
+
+/* frame[side]: the tick's frame of each side a tap wants (the others are not read). */
+static void taps_push_sides(const struct engine_taps *ts, uint64_t tick,
+                            const int16_t *const frame[3])
+{
+    for (size_t i = 0; i < ts->n; i++)
+        (void)media_tap_push(ts->tap[i], tick, frame[ts->side[i]]);
+}
+
+static const int16_t silence[MIX_FRAME];
+
+/* What the leg says this tick: the frame its jitter buffer gave the mixer, or silence. */
+static const int16_t *says(const struct media_leg *l)
+{
+    return l->mp.has_in ? l->mp.in : silence;
 }
 
 /* ---- media thread ---- */
@@ -55,6 +87,7 @@ void engine_tap_apply(struct media_thread *t, const struct cmd *c)
     struct engine_taps *ts = room ? &c->room->taps : &c->leg->taps;
     if (c->type == CMD_ROOM_TAP || c->type == CMD_LEG_TAP) {
         if (ts->n < MEDIA_TAPS_MAX) {
+            ts->side[ts->n] = room ? MEDIA_TAP_BOTH : c->side;
             ts->tap[ts->n++] = c->tap;
         } else { /* the control thread counts them first: not expected */
             engine_alarm_log(t, "too many taps");
@@ -79,33 +112,40 @@ static void room_frame(const struct media_room *r, int16_t *pcm)
 
 void engine_tap_room(struct media_room *r, uint64_t tick)
 {
-    int16_t pcm[MIX_FRAME];
+    int16_t whole[MIX_FRAME], heard[MIX_FRAME];
     bool made = false;
     if (r->taps.n) {
-        room_frame(r, pcm);
+        room_frame(r, whole);
         made = true;
-        taps_push(&r->taps, tick, pcm);
+        taps_push(&r->taps, tick, whole);
     }
     for (size_t k = 0; k < r->mix.n; k++) {
         const struct media_leg *m = r->members[k];
         if (!m->taps.n)
             continue;
-        if (!made) {
-            room_frame(r, pcm);
+        unsigned want = taps_sides(&m->taps);
+        if (WANTS(want, MEDIA_TAP_BOTH) && !made) {
+            room_frame(r, whole); /* a member's call in a room: the room's whole mix */
             made = true;
         }
-        taps_push(&m->taps, tick, pcm); /* a member's call in a room: the room's whole mix */
+        if (WANTS(want, MEDIA_TAP_HEARS))
+            mix_heard(&r->mix, &m->mp, heard);
+        const int16_t *const frame[3] = {
+            [MEDIA_TAP_BOTH] = whole, [MEDIA_TAP_SAYS] = says(m), [MEDIA_TAP_HEARS] = heard};
+        taps_push_sides(&m->taps, tick, frame);
     }
 }
 
 void engine_tap_idle_leg(struct media_leg *l, uint64_t tick, const int16_t *clip)
 {
-    int16_t pcm[MIX_FRAME];
-    for (int i = 0; i < MIX_FRAME; i++) {
-        int32_t s = (l->mp.has_in ? l->mp.in[i] : 0) + (clip ? clip[i] : 0);
-        pcm[i] = mix_limit(s);
-    }
-    taps_push(&l->taps, tick, pcm);
+    int16_t both[MIX_FRAME];
+    const int16_t *in = says(l), *out = clip ? clip : silence;
+    if (WANTS(taps_sides(&l->taps), MEDIA_TAP_BOTH))
+        for (int i = 0; i < MIX_FRAME; i++)
+            both[i] = mix_limit(in[i] + out[i]);
+    const int16_t *const frame[3] = {
+        [MEDIA_TAP_BOTH] = both, [MEDIA_TAP_SAYS] = in, [MEDIA_TAP_HEARS] = out};
+    taps_push_sides(&l->taps, tick, frame);
 }
 
 /* ---- control thread ---- */
@@ -145,9 +185,16 @@ int media_room_tap(struct media_engine *e, struct media_room *r, struct media_ta
 
 int media_leg_tap(struct media_engine *e, struct media_leg *l, struct media_tap *tap)
 {
+    return media_leg_tap_side(e, l, tap, MEDIA_TAP_BOTH);
+}
+
+int media_leg_tap_side(struct media_engine *e, struct media_leg *l, struct media_tap *tap,
+                       enum media_tap_side side)
+{
+    assert(side == MEDIA_TAP_BOTH || side == MEDIA_TAP_SAYS || side == MEDIA_TAP_HEARS);
     if (l->destroying || ctl_add(&l->ctl_taps, tap) < 0)
         return -1;
-    struct cmd c = {.type = CMD_LEG_TAP, .leg = l, .tap = media_tap_ref(tap)};
+    struct cmd c = {.type = CMD_LEG_TAP, .leg = l, .tap = media_tap_ref(tap), .side = side};
     engine_leg_send(l, &c);
     return 0;
 }

@@ -296,6 +296,11 @@ static int64_t slot_start(const struct media_engine *e, int64_t now)
     return e->epoch_ns + (now - e->epoch_ns) / TICK_NS * TICK_NS;
 }
 
+uint64_t media_engine_tick_now(const struct media_engine *e)
+{
+    return (uint64_t)((engine_mono_ns() - e->epoch_ns) / TICK_NS);
+}
+
 /* Why one grid for every thread, and a tick numbered by the slot it is for: a tap's frames carry
  * the tick number, and a leg moving between threads must not get a number twice (nor, as a
  * rule, go back). Every deadline is a grid point; a thread sleeps to the next one after its last

@@ -69,8 +69,8 @@ void mix_vad_init(struct mix_vad *v)
     v->hangover = 0;
 }
 
-#define VAD_LEVEL 20     /* mean |x| above this is sound (about -64 dBov) */
-#define VAD_HANGOVER 15  /* 300 ms */
+#define VAD_LEVEL 20    /* mean |x| above this is sound (about -64 dBov) */
+#define VAD_HANGOVER 15 /* 300 ms */
 
 /* Why an absolute level and no adaptive noise floor: talk detection here decides only who needs
  * an own mix (a talker must not hear itself) and what goes into the sum. A floor that follows
@@ -91,15 +91,20 @@ static bool vad_update(struct mix_vad *v, const int16_t *x)
     return v->hangover > 0;
 }
 
-static void limit_encode(enum mix_codec c, const int32_t *sum, const int16_t *minus, uint8_t *out)
+static void limit_frame(const int32_t *sum, const int16_t *minus, int16_t *pcm)
 {
-    int16_t pcm[MIX_FRAME];
     if (minus)
         for (int i = 0; i < MIX_FRAME; i++)
             pcm[i] = mix_limit(sum[i] - minus[i]);
     else
         for (int i = 0; i < MIX_FRAME; i++)
             pcm[i] = mix_limit(sum[i]);
+}
+
+static void limit_encode(enum mix_codec c, const int32_t *sum, const int16_t *minus, uint8_t *out)
+{
+    int16_t pcm[MIX_FRAME];
+    limit_frame(sum, minus, pcm);
     mix_encode(c, pcm, out, MIX_FRAME);
 }
 
@@ -143,4 +148,14 @@ void mix_room_tick(struct mix_room *r)
             p->out = r->shared[p->codec];
         }
     }
+}
+
+/* Which frame the listener got is read back from where out points, so the choice is made in one
+ * place (mix_room_tick) and the PCM is the one that was encoded, not a decoding of it. */
+void mix_heard(const struct mix_room *r, const struct mix_participant *p, int16_t pcm[MIX_FRAME])
+{
+    if (!p->out || p->out == silence_frame[p->codec])
+        memset(pcm, 0, MIX_FRAME * sizeof(*pcm));
+    else
+        limit_frame(r->sum, p->out == p->own ? p->in : NULL, pcm);
 }

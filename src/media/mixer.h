@@ -50,6 +50,9 @@ void mix_init(void);
 void mix_vad_init(struct mix_vad *v);
 /* Runs one tick: talk detection, the sum, the shared frames and the per-talker mixes. */
 void mix_room_tick(struct mix_room *r);
+/* After mix_room_tick(), until the next one: what participant p of r was sent, as PCM before
+ * encoding (its own mix, the shared one, or silence when nobody else talks or it is deaf). */
+void mix_heard(const struct mix_room *r, const struct mix_participant *p, int16_t pcm[MIX_FRAME]);
 
 /* Codec helpers (table driven). */
 void mix_decode(enum mix_codec c, const uint8_t *in, int16_t *out, size_t n);

@@ -1,6 +1,7 @@
 /* The ring is core/spsc (one producer, one consumer, C11 atomics) sized to the next power of two,
  * with the tap's own capacity checked before each push, so a tap holds exactly what it was asked
- * to hold. The counters are atomics the producer alone writes. */
+ * to hold. The counters are atomics the producer alone writes. A speech tap's detector and the
+ * state of its marks are the producer's too (they move with it, as the producer does). */
 #include "media/tap.h"
 
 #include <assert.h>
@@ -11,6 +12,10 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/spsc.h"
+#include "media/vad.h"
+
+_Static_assert(VAD_MARK_BEGIN == MEDIA_TAP_BEGIN && VAD_MARK_END == MEDIA_TAP_END,
+               "the detector's marks are the tap's");
 
 /* A ring larger than this (almost six hours of audio, 350 MB) is a mistake, not a setting. */
 #define TAP_CAPACITY_MAX ((size_t)1 << 20)
@@ -21,6 +26,9 @@ struct media_tap {
     atomic_size_t refs;
     atomic_bool closed;
     _Atomic uint64_t dropped, offered; /* written by the producer only */
+    /* speech taps (producer-owned) */
+    struct vad *vad;
+    bool begin_owed; /* an utterance started, and none of its frames went in yet */
 };
 
 struct media_tap *media_tap_create(size_t capacity)
@@ -40,6 +48,13 @@ struct media_tap *media_tap_create(size_t capacity)
     return t;
 }
 
+struct media_tap *media_tap_create_speech(size_t capacity, const struct vad_config *cfg)
+{
+    struct media_tap *t = media_tap_create(capacity);
+    t->vad = vad_create(cfg);
+    return t;
+}
+
 struct media_tap *media_tap_ref(struct media_tap *t)
 {
     atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
@@ -51,25 +66,27 @@ void media_tap_unref(struct media_tap *t)
     if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
     spsc_fini(&t->ring);
+    vad_destroy(t->vad);
     free(t);
 }
 
-bool media_tap_push(struct media_tap *t, uint64_t tick, const int16_t *pcm)
+/* The producer is the only writer of its counters: no read-modify-write is needed. */
+static void count(_Atomic uint64_t *c)
 {
-    return media_tap_push_marked(t, tick, pcm, 0);
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
-bool media_tap_push_marked(struct media_tap *t, uint64_t tick, const int16_t *pcm, uint8_t mark)
+/* keep_free: slots that must stay free after this frame (a speech tap's END's). */
+static bool ring_push(struct media_tap *t, uint64_t tick, const int16_t *pcm, uint8_t mark,
+                      size_t keep_free)
 {
-    if (atomic_load_explicit(&t->closed, memory_order_relaxed))
-        return false;
     uint64_t dropped = atomic_load_explicit(&t->dropped, memory_order_relaxed);
-    atomic_store_explicit(&t->offered, atomic_load_explicit(&t->offered, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    count(&t->offered);
     size_t head = atomic_load_explicit(&t->ring.head, memory_order_relaxed);
     size_t tail = atomic_load_explicit(&t->ring.tail, memory_order_acquire);
-    if (head - tail >= t->capacity) {
-        atomic_store_explicit(&t->dropped, dropped + 1, memory_order_relaxed);
+    if (head - tail + keep_free >= t->capacity) {
+        count(&t->dropped);
         return false;
     }
     struct media_tap_frame f = {.tick = tick, .dropped_before = dropped, .mark = mark};
@@ -78,6 +95,52 @@ bool media_tap_push_marked(struct media_tap *t, uint64_t tick, const int16_t *pc
     assert(ok);
     (void)ok;
     return true;
+}
+
+/* One frame the detector hands on, with the marks the consumer is to see (tap.h): BEGIN goes on
+ * the first of the utterance's frames that goes in, and a frame other than the END leaves a slot
+ * for it. An END none of whose utterance went in would end nothing: it is dropped. */
+static bool speech_push(struct media_tap *t, uint64_t tick, const int16_t *pcm, uint8_t vad_mark)
+{
+    if (vad_mark & VAD_MARK_BEGIN)
+        t->begin_owed = true;
+    bool end = vad_mark & VAD_MARK_END;
+    if (end && t->begin_owed && !(vad_mark & VAD_MARK_BEGIN)) {
+        t->begin_owed = false;
+        count(&t->offered);
+        count(&t->dropped);
+        return false;
+    }
+    uint8_t mark = (uint8_t)((t->begin_owed ? MEDIA_TAP_BEGIN : 0) | (end ? MEDIA_TAP_END : 0));
+    bool ok = ring_push(t, tick, pcm, mark, end ? 0 : 1);
+    if (ok || end)
+        t->begin_owed = false;
+    return ok;
+}
+
+bool media_tap_push(struct media_tap *t, uint64_t tick, const int16_t *pcm)
+{
+    if (!t->vad)
+        return media_tap_push_marked(t, tick, pcm, 0);
+    if (atomic_load_explicit(&t->closed, memory_order_relaxed))
+        return false;
+    vad_feed(t->vad, pcm, tick);
+    bool all = true;
+    for (size_t i = 0, n = vad_out_count(t->vad); i < n; i++) {
+        uint64_t at;
+        uint8_t mark;
+        const int16_t *frame = vad_out_frame(t->vad, i, &at, &mark);
+        all &= speech_push(t, at, frame, mark);
+    }
+    return all;
+}
+
+bool media_tap_push_marked(struct media_tap *t, uint64_t tick, const int16_t *pcm, uint8_t mark)
+{
+    assert(!t->vad);
+    if (atomic_load_explicit(&t->closed, memory_order_relaxed))
+        return false;
+    return ring_push(t, tick, pcm, mark, 0);
 }
 
 size_t media_tap_pop(struct media_tap *t, struct media_tap_frame *out, size_t max)
@@ -106,6 +169,11 @@ uint64_t media_tap_dropped(const struct media_tap *t)
 uint64_t media_tap_offered(const struct media_tap *t)
 {
     return atomic_load_explicit(&t->offered, memory_order_relaxed);
+}
+
+bool media_tap_is_speech(const struct media_tap *t)
+{
+    return t->vad != NULL;
 }
 
 size_t media_tap_capacity(const struct media_tap *t)

@@ -36,6 +36,7 @@ struct fx {
 /* What a tap delivered. */
 struct got {
     uint64_t ticks[MAX_FRAMES];
+    uint8_t marks[MAX_FRAMES];
     int16_t pcm[MAX_FRAMES * MIX_FRAME];
     size_t n;
 };
@@ -46,6 +47,7 @@ struct peer {
     uint16_t seq;
     uint32_t ts;
     double hz, phase;
+    double amp; /* 0: it sends silence */
 };
 
 static void on_event(void *ctx, const struct media_event *ev)
@@ -92,6 +94,7 @@ static void peer_open(struct peer *p, double hz)
     p->seq = (uint16_t)rand();
     p->ts = (uint32_t)rand();
     p->hz = hz;
+    p->amp = 8000.0;
 }
 
 static int peer_port(const struct peer *p)
@@ -106,7 +109,7 @@ static void peer_send(struct peer *p, int port)
 {
     int16_t pcm[MIX_FRAME];
     for (int i = 0; i < MIX_FRAME; i++) {
-        pcm[i] = (int16_t)lrint(8000.0 * sin(p->phase));
+        pcm[i] = (int16_t)lrint(p->amp * sin(p->phase));
         p->phase += 2.0 * M_PI * p->hz / 8000.0;
     }
     uint8_t payload[MIX_FRAME], pkt[RTP_HEADER_MIN + MIX_FRAME];
@@ -130,21 +133,23 @@ static void collect(struct media_tap *t, struct got *g)
             if (g->n == MAX_FRAMES)
                 continue;
             g->ticks[g->n] = fr[i].tick;
+            g->marks[g->n] = fr[i].mark;
             memcpy(g->pcm + g->n * MIX_FRAME, fr[i].pcm, sizeof(fr[i].pcm));
             g->n++;
         }
 }
 
-/* Runs the loop for ms: every 20 ms the peer (if any) sends to port; the taps are drained. */
-static void pump(struct fx *f, int ms, struct peer *p, int port, struct media_tap **taps,
-                 struct got **gots, size_t n)
+/* Runs the loop for ms: every 20 ms each peer sends to its port; the taps are drained. */
+static void pump_peers(struct fx *f, int ms, struct peer **peers, const int *ports, size_t n_peers,
+                       struct media_tap **taps, struct got **gots, size_t n)
 {
     int64_t end = now_ms() + ms, next = now_ms();
     for (;;) {
         uv_run(&f->loop, UV_RUN_NOWAIT);
         int64_t t = now_ms();
-        if (p && t >= next) {
-            peer_send(p, port);
+        if (n_peers && t >= next) {
+            for (size_t i = 0; i < n_peers; i++)
+                peer_send(peers[i], ports[i]);
             next += 20;
         }
         for (size_t i = 0; i < n; i++)
@@ -154,6 +159,13 @@ static void pump(struct fx *f, int ms, struct peer *p, int port, struct media_ta
         struct timespec ts = {0, 2000000};
         nanosleep(&ts, NULL);
     }
+}
+
+/* The same with one peer (or none). */
+static void pump(struct fx *f, int ms, struct peer *p, int port, struct media_tap **taps,
+                 struct got **gots, size_t n)
+{
+    pump_peers(f, ms, &p, &port, p ? 1 : 0, taps, gots, n);
 }
 
 /* Waits (running the loop) until the tap is closed; false after a second. */
@@ -294,19 +306,28 @@ static void test_room_tap_holds_the_tone(void **state)
     free(f);
 }
 
-/* Outside a room a leg's tap is what it says plus what it is played. */
+/* Outside a room a leg's tap is what it says plus what it is played; its SAYS side is its audio
+ * alone, its HEARS side the clip alone. */
 static void test_leg_tap_with_clip(void **state)
 {
     struct fx *f = malloc(sizeof(*f));
-    struct got *g = calloc(1, sizeof(*g));
+    struct got *g = calloc(1, sizeof(*g)), *gs = calloc(1, sizeof(*gs)),
+               *gh = calloc(1, sizeof(*gh));
     assert_non_null(f);
     assert_non_null(g);
+    assert_non_null(gs);
+    assert_non_null(gh);
     fx_init(f, 1, 45080);
     struct peer a;
     peer_open(&a, 440);
     struct media_leg *l = leg_new(f, "clip-leg", peer_port(&a));
-    struct media_tap *t = media_tap_create(200);
+    struct media_tap *t = media_tap_create(200), *ts = media_tap_create(200),
+                     *th = media_tap_create(200);
     assert_int_equal(media_leg_tap(f->e, l, t), 0);
+    assert_int_equal(media_leg_tap_side(f->e, l, ts, MEDIA_TAP_SAYS), 0);
+    assert_int_equal(media_leg_tap_side(f->e, l, th, MEDIA_TAP_HEARS), 0);
+    struct media_tap *taps[] = {t, ts, th};
+    struct got *gots[] = {g, gs, gh};
     enum { N = 8000 * 3 };
     int16_t *tone = malloc(N * sizeof(*tone));
     assert_non_null(tone);
@@ -316,23 +337,192 @@ static void test_leg_tap_with_clip(void **state)
     free(tone);
     media_leg_play(f->e, l, clip, 1);
     media_clip_unref(clip);
-    pump(f, 1000, NULL, 0, &t, &g, 1); /* the clip alone */
-    size_t mark = g->n;
+    pump(f, 1000, NULL, 0, taps, gots, 3); /* the clip alone */
+    size_t mark = g->n, mark_s = gs->n, mark_h = gh->n;
     assert_true(mark > 30);
     assert_true(level(g, 0, 1000) > 5000);
     assert_true(level(g, 0, 440) < 300);
-    pump(f, 1000, &a, media_leg_port(l), &t, &g, 1); /* the clip and the call's voice */
+    for (size_t i = 0; i < gs->n * MIX_FRAME; i++) /* nothing came: silence */
+        assert_int_equal(gs->pcm[i], 0);
+    assert_true(level(gh, 0, 1000) > 5000);
+    pump(f, 1000, &a, media_leg_port(l), taps, gots, 3); /* the clip and the call's voice */
     assert_true(level(g, mark + 10, 1000) > 5000);
     assert_true(level(g, mark + 10, 440) > 6000);
-    assert_ticks_rise(g);
+    assert_true(level(gs, mark_s + 10, 440) > 6000);
+    assert_true(level(gs, mark_s + 10, 1000) < 300);
+    assert_true(level(gh, mark_h + 10, 1000) > 5000);
+    assert_true(level(gh, mark_h + 10, 440) < 300);
+    for (size_t i = 0; i < 3; i++)
+        assert_ticks_rise(gots[i]);
 
     media_leg_untap(f->e, l, t);
     assert_true(wait_closed(f, t));
     media_tap_unref(t);
-    media_leg_destroy(f->e, l);
+    media_leg_destroy(f->e, l); /* the sides' taps are closed with the leg */
+    assert_true(wait_closed(f, ts));
+    assert_true(wait_closed(f, th));
+    media_tap_unref(ts);
+    media_tap_unref(th);
     fx_fini(f);
     close(a.sock);
-    free(g);
+    for (size_t i = 0; i < 3; i++)
+        free(gots[i]);
+    free(f);
+}
+
+/* Two legs in a room, each sending its own tone: what A says has A's tone only, what A hears B's
+ * only (its mix leaves itself out), and the other way round; once B is silent, A hears silence.
+ * The engine's tick now is the tick of the frames being made. */
+static void test_leg_sides_in_room(void **state)
+{
+    struct fx *f = malloc(sizeof(*f));
+    struct got *got[4];
+    for (size_t i = 0; i < 4; i++) {
+        got[i] = calloc(1, sizeof(*got[i]));
+        assert_non_null(got[i]);
+    }
+    assert_non_null(f);
+    fx_init(f, 2, 45200);
+    struct peer a, b;
+    peer_open(&a, 440);
+    peer_open(&b, 1000);
+    struct media_room *r = media_room_create(f->e, "sides-room");
+    struct media_leg *la = leg_new(f, "side-a", peer_port(&a));
+    struct media_leg *lb = leg_new(f, "side-b", peer_port(&b));
+    media_leg_join(f->e, la, r);
+    media_leg_join(f->e, lb, r);
+    struct media_tap *taps[4];
+    for (size_t i = 0; i < 4; i++)
+        taps[i] = media_tap_create(200);
+    assert_int_equal(media_leg_tap_side(f->e, la, taps[0], MEDIA_TAP_SAYS), 0);
+    assert_int_equal(media_leg_tap_side(f->e, la, taps[1], MEDIA_TAP_HEARS), 0);
+    assert_int_equal(media_leg_tap_side(f->e, lb, taps[2], MEDIA_TAP_SAYS), 0);
+    assert_int_equal(media_leg_tap_side(f->e, lb, taps[3], MEDIA_TAP_HEARS), 0);
+    struct peer *peers[] = {&a, &b};
+    int ports[] = {media_leg_port(la), media_leg_port(lb)};
+    uint64_t tick0 = media_engine_tick_now(f->e);
+    pump_peers(f, 1500, peers, ports, 2, taps, got, 4);
+    uint64_t tick1 = media_engine_tick_now(f->e);
+    assert_true(tick1 - tick0 >= 70 && tick1 - tick0 <= 85); /* 1.5 s */
+    for (size_t i = 0; i < 4; i++) {
+        assert_true(got[i]->n > 50);
+        assert_ticks_rise(got[i]);
+        uint64_t last = got[i]->ticks[got[i]->n - 1];
+        assert_true(last <= tick1 && last + 5 >= tick1);
+    }
+    assert_true(level(got[0], 0, 440) > 6000); /* A says */
+    assert_true(level(got[0], 0, 1000) < 300);
+    assert_true(level(got[1], 0, 1000) > 6000); /* A hears */
+    assert_true(level(got[1], 0, 440) < 300);
+    assert_true(level(got[2], 0, 1000) > 6000); /* B says */
+    assert_true(level(got[2], 0, 440) < 300);
+    assert_true(level(got[3], 0, 440) > 6000); /* B hears */
+    assert_true(level(got[3], 0, 1000) < 300);
+
+    b.amp = 0;
+    size_t from = got[1]->n;
+    pump_peers(f, 600, peers, ports, 2, taps, got, 4);
+    assert_true(got[1]->n > from + 20);
+    for (size_t i = (got[1]->n - 10) * MIX_FRAME; i < got[1]->n * MIX_FRAME; i++)
+        assert_int_equal(got[1]->pcm[i], 0); /* nobody else talks */
+
+    media_leg_destroy(f->e, la);
+    media_leg_destroy(f->e, lb);
+    for (size_t i = 0; i < 4; i++) {
+        assert_true(wait_closed(f, taps[i]));
+        media_tap_unref(taps[i]);
+        free(got[i]);
+    }
+    media_room_destroy(f->e, r);
+    fx_fini(f);
+    close(a.sock);
+    close(b.sock);
+    free(f);
+}
+
+/* The one utterance a speech tap delivered: its first and last frame indexes in g. */
+static void one_utterance(const struct got *g, size_t *first, size_t *last)
+{
+    size_t begins = 0, ends = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        if (g->marks[i] & MEDIA_TAP_BEGIN) {
+            *first = i;
+            begins++;
+        }
+        if (g->marks[i] & MEDIA_TAP_END) {
+            *last = i;
+            ends++;
+        }
+    }
+    if (begins != 1 || ends != 1)
+        fail_msg("%zu BEGIN and %zu END in %zu frames", begins, ends, g->n);
+    assert_int_equal(*first, 0);
+    assert_int_equal(*last, g->n - 1);
+    assert_int_equal(g->ticks[*last] - g->ticks[*first], g->n - 1); /* no gap */
+}
+
+/* Two legs talk at once, A first and B last, each with a speech tap on what it says: each tap
+ * has one utterance of its own leg's voice only, and the two overlap in time. */
+static void test_speech_taps_overlap(void **state)
+{
+    struct fx *f = malloc(sizeof(*f));
+    struct got *ga = calloc(1, sizeof(*ga)), *gb = calloc(1, sizeof(*gb));
+    assert_non_null(f);
+    assert_non_null(ga);
+    assert_non_null(gb);
+    fx_init(f, 1, 45240);
+    struct peer a, b;
+    peer_open(&a, 440);
+    peer_open(&b, 1000);
+    a.amp = b.amp = 0;
+    struct media_room *r = media_room_create(f->e, "talk-room");
+    struct media_leg *la = leg_new(f, "talk-a", peer_port(&a));
+    struct media_leg *lb = leg_new(f, "talk-b", peer_port(&b));
+    media_leg_join(f->e, la, r);
+    media_leg_join(f->e, lb, r);
+    struct media_tap *ta = media_tap_create_speech(400, NULL);
+    struct media_tap *tb = media_tap_create_speech(400, NULL);
+    assert_int_equal(media_leg_tap_side(f->e, la, ta, MEDIA_TAP_SAYS), 0);
+    assert_int_equal(media_leg_tap_side(f->e, lb, tb, MEDIA_TAP_SAYS), 0);
+    struct peer *peers[] = {&a, &b};
+    int ports[] = {media_leg_port(la), media_leg_port(lb)};
+    struct media_tap *taps[] = {ta, tb};
+    struct got *gots[] = {ga, gb};
+    pump_peers(f, 400, peers, ports, 2, taps, gots, 2);
+    a.amp = 8000;
+    pump_peers(f, 600, peers, ports, 2, taps, gots, 2);
+    b.amp = 8000;
+    pump_peers(f, 1000, peers, ports, 2, taps, gots, 2);
+    a.amp = 0;
+    pump_peers(f, 600, peers, ports, 2, taps, gots, 2);
+    b.amp = 0;
+    pump_peers(f, 1200, peers, ports, 2, taps, gots, 2);
+
+    size_t a0, a1, b0, b1;
+    one_utterance(ga, &a0, &a1);
+    one_utterance(gb, &b0, &b1);
+    /* 1.6 s of voice each, with 15 frames of pre-roll and 30 of hangover */
+    assert_true(ga->n >= 110 && ga->n <= 140);
+    assert_true(gb->n >= 110 && gb->n <= 140);
+    assert_true(level(ga, 0, 440) > 6000);
+    assert_true(level(ga, 0, 1000) < 300);
+    assert_true(level(gb, 0, 1000) > 6000);
+    assert_true(level(gb, 0, 440) < 300);
+    assert_true(ga->ticks[a0] < gb->ticks[b0] && gb->ticks[b0] < ga->ticks[a1] &&
+                ga->ticks[a1] < gb->ticks[b1]);
+
+    media_room_destroy(f->e, r); /* the legs leave; their taps stay */
+    media_leg_destroy(f->e, la);
+    media_leg_destroy(f->e, lb);
+    assert_true(wait_closed(f, ta));
+    assert_true(wait_closed(f, tb));
+    media_tap_unref(ta);
+    media_tap_unref(tb);
+    fx_fini(f);
+    close(a.sock);
+    close(b.sock);
+    free(ga);
+    free(gb);
     free(f);
 }
 
@@ -402,6 +592,13 @@ static void test_tap_limits(void **state)
     assert_int_equal(media_room_tap(f->e, r, rt[1]), -1); /* full anyway */
     media_room_untap(f->e, r, rt[2]);
     assert_int_equal(media_room_tap(f->e, r, rt[1]), -1); /* already on it */
+    /* the sides count in the same limit, and a tap is on one side only */
+    media_leg_untap(f->e, l, lt[1]);
+    media_leg_untap(f->e, l, lt[2]);
+    assert_int_equal(media_leg_tap_side(f->e, l, lt[1], MEDIA_TAP_SAYS), 0);
+    assert_int_equal(media_leg_tap_side(f->e, l, lt[1], MEDIA_TAP_HEARS), -1); /* on it */
+    assert_int_equal(media_leg_tap_side(f->e, l, lt[2], MEDIA_TAP_HEARS), 0);
+    assert_int_equal(media_leg_tap_side(f->e, l, lt[0], MEDIA_TAP_SAYS), -1); /* full */
     assert_true(wait_closed(f, rt[0]));
     assert_true(wait_closed(f, lt[0]));
     assert_true(wait_closed(f, rt[2]));
@@ -424,8 +621,9 @@ int main(void)
     srand((unsigned)time(NULL));
     mix_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty_room_ticks),  cmocka_unit_test(test_room_tap_holds_the_tone),
-        cmocka_unit_test(test_leg_tap_with_clip), cmocka_unit_test(test_leg_tap_moves),
+        cmocka_unit_test(test_empty_room_ticks),    cmocka_unit_test(test_room_tap_holds_the_tone),
+        cmocka_unit_test(test_leg_tap_with_clip),   cmocka_unit_test(test_leg_sides_in_room),
+        cmocka_unit_test(test_speech_taps_overlap), cmocka_unit_test(test_leg_tap_moves),
         cmocka_unit_test(test_tap_limits),
     };
     return cmocka_run_group_tests_name("engine_tap", tests, NULL, NULL);

@@ -1,5 +1,6 @@
 /* The mixer: mix-minus (everyone hears the others, never itself), one limit on a 32-bit sum,
- * talk detection and the shared frame for listeners who are silent. */
+ * talk detection, the shared frame for listeners who are silent, and what each listener was sent
+ * (mix_heard). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -110,6 +111,45 @@ static void test_mix_minus(void **state)
     assert_ptr_equal(f.parts[3].out, f.room.shared[MIX_PCMU]);
 }
 
+/* mix_heard gives the PCM each listener was sent, before encoding: encoding it gives the very
+ * bytes it got; the only talker hears silence; a deaf one nothing. */
+static void test_heard(void **state)
+{
+    struct room_fx f;
+    room_init(&f, 3);
+    f.parts[1].codec = MIX_PCMA;
+    for (int t = 0; t < 3; t++) {
+        for (int i = 0; i < 3; i++) {
+            f.parts[i].has_in = true;
+            tone(f.parts[i].in, 300.0 + 200.0 * i, i == 2 ? 0 : 20000, t); /* loud: limited */
+        }
+        mix_room_tick(&f.room);
+    }
+    int16_t pcm[MIX_FRAME];
+    uint8_t enc[MIX_FRAME];
+    for (int i = 0; i < 3; i++) {
+        mix_heard(&f.room, &f.parts[i], pcm);
+        mix_encode(f.parts[i].codec, pcm, enc, MIX_FRAME);
+        assert_memory_equal(enc, f.parts[i].out, MIX_FRAME);
+    }
+    mix_heard(&f.room, &f.parts[0], pcm); /* 0 talks: it hears 1 alone, unchanged */
+    assert_memory_equal(pcm, f.parts[1].in, sizeof(pcm));
+    mix_heard(&f.room, &f.parts[2], pcm); /* 2 is silent: 0 and 1, limited */
+    for (int k = 0; k < MIX_FRAME; k++)
+        assert_int_equal(pcm[k], mix_limit(f.parts[0].in[k] + f.parts[1].in[k]));
+
+    f.parts[1].has_in = false; /* 0 is the only talker left */
+    f.parts[2].deaf = true;
+    mix_room_tick(&f.room);
+    assert_int_equal(f.room.talkers, 1);
+    for (int i = 0; i < 3; i += 2) {
+        memset(pcm, 1, sizeof(pcm));
+        mix_heard(&f.room, &f.parts[i], pcm);
+        for (int k = 0; k < MIX_FRAME; k++)
+            assert_int_equal(pcm[k], 0);
+    }
+}
+
 static void test_no_wraparound(void **state)
 {
     struct room_fx f;
@@ -193,11 +233,9 @@ static void test_vad_hangover(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_codecs),
-        cmocka_unit_test(test_limiter),
-        cmocka_unit_test(test_mix_minus),
-        cmocka_unit_test(test_no_wraparound),
-        cmocka_unit_test(test_silent_room_costs_nothing),
+        cmocka_unit_test(test_codecs),        cmocka_unit_test(test_limiter),
+        cmocka_unit_test(test_mix_minus),     cmocka_unit_test(test_heard),
+        cmocka_unit_test(test_no_wraparound), cmocka_unit_test(test_silent_room_costs_nothing),
         cmocka_unit_test(test_vad_hangover),
     };
     return cmocka_run_group_tests_name("mixer", tests, NULL, NULL);

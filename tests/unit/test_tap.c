@@ -1,6 +1,8 @@
 /* Media taps: frames come out in order with their ticks; a full ring drops (counted, push false)
  * and never blocks; close; references; a producer and a consumer thread at full speed lose
- * nothing and reorder nothing beyond what the drop counter says. */
+ * nothing and reorder nothing beyond what the drop counter says. Speech taps: only utterances,
+ * pre-roll frames with their own ticks, BEGIN and END marks, the END's slot kept in a full ring,
+ * BEGIN carried to the first frame that goes in, close in the middle of an utterance. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <time.h>
 
 #include "media/tap.h"
+#include "media/vad.h"
 
 static void fill(int16_t *pcm, int v)
 {
@@ -151,6 +154,159 @@ static void test_threads(void **state)
     media_tap_unref(s.t);
 }
 
+/* ---- speech taps (the default detector: 15 frames of pre-roll, onset 3, hangover 30) ---- */
+
+/* Silence or a loud tone, frame by frame: the frame's samples say its tick. */
+static void speech_frame(int16_t *pcm, uint64_t tick, bool loud)
+{
+    for (int i = 0; i < MIX_FRAME; i++)
+        pcm[i] = loud ? (int16_t)(i % 8 < 4 ? 8000 : -8000) : (int16_t)(tick % 2);
+}
+
+/* Pushes ticks [from, to) of the pattern: loud inside [on, off). */
+static void push_span(struct media_tap *t, uint64_t from, uint64_t to, uint64_t on, uint64_t off)
+{
+    int16_t pcm[MIX_FRAME];
+    for (uint64_t k = from; k < to; k++) {
+        speech_frame(pcm, k, k >= on && k < off);
+        media_tap_push(t, k, pcm);
+    }
+}
+
+static size_t pop_all(struct media_tap *t, struct media_tap_frame *out, size_t max)
+{
+    size_t n = 0, got;
+    while (n < max && (got = media_tap_pop(t, out + n, max - n)) > 0)
+        n += got;
+    return n;
+}
+
+static void assert_frame(const struct media_tap_frame *f, uint64_t tick, uint8_t mark)
+{
+    if (f->tick != tick || f->mark != mark)
+        fail_msg("frame of tick %llu mark %u, expected %llu mark %u", (unsigned long long)f->tick,
+                 f->mark, (unsigned long long)tick, mark);
+    int16_t pcm[MIX_FRAME];
+    speech_frame(pcm, tick, f->pcm[0] > 1);
+    assert_memory_equal(f->pcm, pcm, sizeof(pcm));
+}
+
+/* Loud from tick 50 to 99: the utterance is 35 (the pre-roll) to 129 (the hangover), and nothing
+ * else goes in. */
+static void test_speech_marks(void **state)
+{
+    struct media_tap *t = media_tap_create_speech(200, NULL);
+    assert_true(media_tap_is_speech(t));
+    push_span(t, 0, 52, 50, 100); /* onset not reached yet */
+    struct media_tap_frame out[200];
+    assert_int_equal(media_tap_pop(t, out, 200), 0);
+    push_span(t, 52, 53, 50, 100); /* the third loud frame: pre-roll and onset at once */
+    assert_int_equal(pop_all(t, out, 200), 18);
+    for (size_t i = 0; i < 18; i++)
+        assert_frame(&out[i], 35 + i, i == 0 ? MEDIA_TAP_BEGIN : 0);
+    push_span(t, 53, 200, 50, 100);
+    size_t n = pop_all(t, out, 200);
+    assert_int_equal(n, 129 - 53 + 1);
+    for (size_t i = 0; i < n; i++)
+        assert_frame(&out[i], 53 + i, 53 + i == 129 ? MEDIA_TAP_END : 0);
+    assert_int_equal(media_tap_offered(t), 129 - 35 + 1);
+    assert_int_equal(media_tap_dropped(t), 0);
+
+    /* a second utterance, loud from 200 to 229 */
+    push_span(t, 200, 270, 200, 230);
+    n = pop_all(t, out, 200);
+    assert_int_equal(n, 259 - 185 + 1);
+    assert_frame(&out[0], 185, MEDIA_TAP_BEGIN);
+    assert_frame(&out[n - 1], 259, MEDIA_TAP_END);
+
+    /* loud again 10 frames after an end: the pre-roll goes back no further than the end */
+    push_span(t, 270, 400, 270, 330);
+    n = pop_all(t, out, 200);
+    assert_frame(&out[0], 260, MEDIA_TAP_BEGIN);
+    assert_frame(&out[n - 1], 359, MEDIA_TAP_END);
+    media_tap_unref(t);
+}
+
+/* A ring of 10 that nobody reads: 9 frames go in with the BEGIN, then frames are dropped rather
+ * than take the END's slot; the END goes in. */
+static void test_speech_full_ring(void **state)
+{
+    struct media_tap *t = media_tap_create_speech(10, NULL);
+    push_span(t, 0, 200, 50, 100);
+    struct media_tap_frame out[16];
+    assert_int_equal(pop_all(t, out, 16), 10);
+    for (size_t i = 0; i < 9; i++)
+        assert_frame(&out[i], 35 + i, i == 0 ? MEDIA_TAP_BEGIN : 0);
+    assert_frame(&out[9], 129, MEDIA_TAP_END);
+    assert_int_equal(media_tap_offered(t), 95);
+    assert_int_equal(media_tap_dropped(t), 85);
+    assert_int_equal(out[9].dropped_before, 85);
+    media_tap_unref(t);
+}
+
+/* The ring is full when an utterance starts: the first of its frames that goes in carries the
+ * BEGIN. An utterance none of whose frames fit before its end is dropped whole, END included. */
+static void test_speech_begin_carried(void **state)
+{
+    struct media_tap *t = media_tap_create_speech(4, NULL);
+    struct media_tap_frame out[8];
+    push_span(t, 0, 200, 50, 100);    /* 35, 36, 37 and the END 129 fill it */
+    push_span(t, 200, 260, 240, 300); /* onset at 242: nothing fits */
+    assert_int_equal(pop_all(t, out, 8), 4);
+    assert_frame(&out[3], 129, MEDIA_TAP_END);
+    push_span(t, 260, 262, 240, 300);
+    assert_int_equal(pop_all(t, out, 8), 2);
+    assert_frame(&out[0], 260, MEDIA_TAP_BEGIN);
+    assert_frame(&out[1], 261, 0);
+    assert_int_equal(out[0].dropped_before, (95 - 4) + (242 - 225 + 1) + (259 - 243 + 1));
+
+    /* ends while the ring is full: everything of a third utterance is lost */
+    push_span(t, 262, 450, 240, 300); /* 262 to 264 go in; the END 329 takes the kept slot */
+    struct media_tap *u = media_tap_create_speech(4, NULL);
+    push_span(u, 0, 200, 50, 100);    /* full: 35, 36, 37, END 129 */
+    push_span(u, 200, 400, 240, 300); /* a whole utterance while full */
+    uint64_t dropped = media_tap_dropped(u);
+    assert_int_equal(pop_all(u, out, 8), 4);
+    push_span(u, 400, 500, 1000, 1000); /* quiet: nothing more */
+    assert_int_equal(media_tap_pop(u, out, 8), 0);
+    assert_int_equal(dropped, (129 - 35 + 1 - 4) + (329 - 225 + 1));
+    media_tap_unref(u);
+    assert_int_equal(pop_all(t, out, 8), 4);
+    assert_frame(&out[0], 262, 0);
+    assert_frame(&out[1], 263, 0);
+    assert_frame(&out[2], 264, 0);
+    assert_frame(&out[3], 329, MEDIA_TAP_END);
+    media_tap_unref(t);
+}
+
+/* Closed in the middle of an utterance: what went in stays, with no END; nothing more goes in. */
+static void test_speech_close(void **state)
+{
+    struct media_tap *t = media_tap_create_speech(100, NULL);
+    push_span(t, 0, 60, 50, 100);
+    media_tap_close(t);
+    int16_t pcm[MIX_FRAME];
+    speech_frame(pcm, 60, true);
+    assert_false(media_tap_push(t, 60, pcm));
+    struct media_tap_frame out[100];
+    size_t n = pop_all(t, out, 100);
+    assert_int_equal(n, 60 - 35);
+    assert_frame(&out[0], 35, MEDIA_TAP_BEGIN);
+    for (size_t i = 1; i < n; i++)
+        assert_int_equal(out[i].mark, 0);
+    assert_true(media_tap_closed(t));
+    assert_int_equal(media_tap_offered(t), n);
+    media_tap_unref(t);
+
+    struct vad_config c = vad_config_default();
+    c.preroll_ms = 0;
+    t = media_tap_create_speech(100, &c);
+    push_span(t, 0, 60, 50, 100);
+    assert_int_equal(pop_all(t, out, 100), 60 - 50);
+    assert_frame(&out[0], 50, MEDIA_TAP_BEGIN);
+    media_tap_unref(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -158,6 +314,10 @@ int main(void)
         cmocka_unit_test(test_full_drops),
         cmocka_unit_test(test_close_and_refs),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_speech_marks),
+        cmocka_unit_test(test_speech_full_ring),
+        cmocka_unit_test(test_speech_begin_carried),
+        cmocka_unit_test(test_speech_close),
     };
     return cmocka_run_group_tests_name("tap", tests, NULL, NULL);
 }
