@@ -7,17 +7,34 @@
 #include "api/internal.h"
 #include "core/jsonutil.h"
 #include "core/mem.h"
+#include "conference/conference.h"
 #include "transcribe/transcribe.h"
 
 #define TRANSCRIBE_PERMS (PERM_CUSTOMER_ADMIN | PERM_CUSTOMER_MANAGER)
 
+/* A server without a recogniser: 501, after the conference's own checks (another customer's
+ * conference is still 404). */
 static int unavailable(struct api_call *c)
 {
     if (c->api->d.transcribes)
         return 0;
-    api_fail(c, ERR_UNAVAILABLE, "TRANSCRIBES_UNAVAILABLE",
+    api_fail(c, ERR_UNIMPLEMENTED, "NOT_IMPLEMENTED",
              "Transcription is not available on this server.");
     return -1;
+}
+
+static int conference_unavailable(struct api_call *c)
+{
+    if (c->api->d.transcribes)
+        return 0;
+    struct conference conf;
+    struct error e;
+    if (conference_get(c->api->d.conferences, c->who.customer_id, c->id, &conf, &e) < 0) {
+        api_reply_error(c, &e);
+        return -1;
+    }
+    conference_fini(&conf);
+    return unavailable(c);
 }
 
 static int guard(struct api_call *c)
@@ -179,7 +196,7 @@ int api_transcripts_list(struct api_call *c)
 /* The answer of a conference's start or stop is the conference as it is now. */
 int api_conferences_transcribe_start(struct api_call *c)
 {
-    if (guard(c) < 0)
+    if (api_require(c, TRANSCRIBE_PERMS) < 0 || conference_unavailable(c) < 0)
         return 0;
     json_t *body;
     if (api_body(c, &body) < 0)
@@ -200,7 +217,7 @@ int api_conferences_transcribe_start(struct api_call *c)
 
 int api_conferences_transcribe_stop(struct api_call *c)
 {
-    if (guard(c) < 0)
+    if (api_require(c, TRANSCRIBE_PERMS) < 0 || conference_unavailable(c) < 0)
         return 0;
     struct error e;
     if (transcribe_stop_conference(c->api->d.transcribes, c->who.customer_id, c->id, &e) < 0)

@@ -467,11 +467,13 @@ static void test_other_customer_is_404(void **state)
     snprintf(path, sizeof(path), "/v1.0/conferences/%s/direct-hash-regenerate", conf);
     assert_int_equal(call(f, "POST", path, q, NULL, NULL, &v), 404);
     json_decref(v);
-    /* a server without transcription says so */
+    /* a server without a recogniser: another customer's conference is still 404, one's own 501 */
     snprintf(path, sizeof(path), "/v1.0/conferences/%s/transcribe_start", conf);
+    assert_int_equal(call(f, "POST", path, q, NULL, NULL, &v), 404);
+    json_decref(v);
     assert_int_equal(
-        call(f, "POST", path, tok_query(f, NULL), NULL, "{\"language\":\"en-US\"}", &v), 503);
-    assert_string_equal(reason(v), "TRANSCRIBES_UNAVAILABLE");
+        call(f, "POST", path, tok_query(f, NULL), NULL, "{\"language\":\"en-US\"}", &v), 501);
+    assert_string_equal(reason(v), "NOT_IMPLEMENTED");
     json_decref(v);
     /* customer b's admin is not the operator */
     assert_int_equal(call(f, "GET", "/v1.0/customers", q, NULL, NULL, &v), 403);
