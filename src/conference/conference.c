@@ -81,12 +81,6 @@ static void open_clear(struct conference_mgr *m)
     idmap_init(&m->open);
 }
 
-static int store_failed(int rc, const char *what, struct error *e)
-{
-    return error_set(e, ERR_INTERNAL, "INTERNAL", "The server could not %s; try again (%d).", what,
-                     rc);
-}
-
 static int conference_not_found(const char *id, struct error *e)
 {
     return error_set(e, ERR_NOT_FOUND, "CONFERENCE_NOT_FOUND",
@@ -106,7 +100,7 @@ static int load_conf(struct conference_mgr *m, const char *customer_id, const ch
     if (rc == STORE_NOT_FOUND)
         return conference_not_found(id, e);
     if (rc != 0)
-        return store_failed(rc, "read the conference", e);
+        return error_store_failed(e, "read the conference", rc);
     return 0;
 }
 
@@ -117,7 +111,7 @@ static int load_cc(struct conference_mgr *m, const char *customer_id, const char
     if (rc == STORE_NOT_FOUND)
         return cc_not_found(id, e);
     if (rc != 0)
-        return store_failed(rc, "read the conferencecall", e);
+        return error_store_failed(e, "read the conferencecall", rc);
     return 0;
 }
 
@@ -272,7 +266,7 @@ static int terminate(struct conference_mgr *m, const char *conference_id, bool d
     rc = store_conference_update(m->d.store, &c);
     conference_fini(&c);
     if (rc != 0)
-        return store_failed(rc, "update the conference", e);
+        return error_store_failed(e, "update the conference", rc);
     disarm_timeout(m, conference_id);
     log_info("msg=\"conference terminating\" conference_id=%s deleted=%d", conference_id, deleted);
     publish_conf(m, deleted ? "conference_deleted" : "conference_updated", conference_id);
@@ -539,7 +533,7 @@ int conference_create(struct conference_mgr *m, const char *customer_id,
     }
     if (rc != 0) {
         conference_fini(&c);
-        return store_failed(rc, "create the conference", e);
+        return error_store_failed(e, "create the conference", rc);
     }
     open_add(m, customer_id);
     if (bridge_create(m, &c) < 0) {
@@ -554,7 +548,7 @@ int conference_create(struct conference_mgr *m, const char *customer_id,
     c.status = CONFERENCE_PROGRESSING;
     if ((rc = store_conference_update(m->d.store, &c)) != 0) {
         conference_fini(&c);
-        return store_failed(rc, "start the conference", e);
+        return error_store_failed(e, "start the conference", rc);
     }
     arm_timeout(m, &c);
     log_info("msg=\"conference created\" conference_id=%s customer_id=%s type=%s", c.id,
@@ -616,7 +610,7 @@ int conference_update(struct conference_mgr *m, const char *customer_id, const c
     c.tm_update = now_us(m);
     if ((rc = store_conference_update(m->d.store, &c)) != 0) {
         conference_fini(&c);
-        return store_failed(rc, "update the conference", e);
+        return error_store_failed(e, "update the conference", rc);
     }
     if (req->has_timeout)
         arm_timeout(m, &c);
@@ -666,7 +660,7 @@ int conference_regenerate_hash(struct conference_mgr *m, const char *customer_id
     }
     if (rc != 0) {
         conference_fini(&c);
-        return store_failed(rc, "regenerate the direct hash", e);
+        return error_store_failed(e, "regenerate the direct hash", rc);
     }
     events_publish(m->d.bus, "conference_updated", c.customer_id, c.id, conference_to_json(&c));
     *out = c;
@@ -681,7 +675,7 @@ int conference_find_by_hash(struct conference_mgr *m, const char *direct_hash,
         return error_set(e, ERR_NOT_FOUND, "CONFERENCE_NOT_FOUND",
                          "No conference has the direct hash %s.", direct_hash);
     if (rc != 0)
-        return store_failed(rc, "read the conference", e);
+        return error_store_failed(e, "read the conference", rc);
     return 0;
 }
 
@@ -720,7 +714,7 @@ int conference_join(struct conference_mgr *m, const char *conference_id,
     cc.tm_delete = TM_NEVER;
     conference_fini(&c);
     if ((rc = store_conferencecall_insert(m->d.store, &cc)) != 0)
-        return store_failed(rc, "create the conferencecall", e);
+        return error_store_failed(e, "create the conferencecall", rc);
     cc_state_add(m, cc.id, false);
     log_info("msg=\"participant joining\" conferencecall_id=%s conference_id=%s", cc.id,
              conference_id);

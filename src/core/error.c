@@ -46,3 +46,9 @@ int error_http_code(enum err_status status)
 {
     return table[status].http;
 }
+
+int error_store_failed(struct error *e, const char *what, int rc)
+{
+    return error_set(e, ERR_INTERNAL, "INTERNAL", "The server could not %s; try again (%d).", what,
+                     rc);
+}

@@ -25,9 +25,13 @@ struct error {
     char message[320];
 };
 
-/* Any thread. Fills e (may be NULL) and returns -(int)status, so callers can `return error_set(...)`. */
+/* Any thread. Fills e (may be NULL) and returns -(int)status, so callers can `return
+ * error_set(...)`. */
 int error_set(struct error *e, enum err_status status, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Any thread. The store failed doing what ("store the recording"): 500 INTERNAL naming it and
+ * the store's code. */
+int error_store_failed(struct error *e, const char *what, int rc);
 /* Any thread. "INVALID_ARGUMENT", ... */
 const char *error_status_name(enum err_status status);
 /* Any thread. The HTTP status code of a status class. */

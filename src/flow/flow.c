@@ -27,12 +27,6 @@ void flow_mgr_destroy(struct flow_mgr *m)
     free(m);
 }
 
-static int store_failed(int rc, const char *what, struct error *e)
-{
-    return error_set(e, ERR_INTERNAL, "INTERNAL", "The server could not %s; try again (%d).", what,
-                     rc);
-}
-
 static int flow_not_found(const char *id, struct error *e)
 {
     return error_set(e, ERR_NOT_FOUND, "FLOW_NOT_FOUND",
@@ -59,7 +53,7 @@ static int load_flow(struct flow_mgr *m, const char *customer_id, const char *id
     if (rc == STORE_NOT_FOUND)
         return flow_not_found(id, e);
     if (rc != 0)
-        return store_failed(rc, "read the flow", e);
+        return error_store_failed(e, "read the flow", rc);
     if (out->tm_delete != TM_NEVER) {
         flow_fini(out);
         return flow_not_found(id, e);
@@ -147,7 +141,7 @@ int flow_create(struct flow_mgr *m, const char *customer_id, const struct flow_r
     f.tm_delete = TM_NEVER;
     if ((rc = store_flow_insert(m->store, &f)) != 0) {
         flow_fini(&f);
-        return store_failed(rc, "create the flow", e);
+        return error_store_failed(e, "create the flow", rc);
     }
     log_info("msg=\"flow created\" flow_id=%s customer_id=%s", f.id, customer_id);
     publish_flow(m, "flow_created", &f);
@@ -171,7 +165,7 @@ int flow_update(struct flow_mgr *m, const char *customer_id, const char *id,
         goto fail;
     out->tm_update = tm_now_us();
     if ((rc = store_flow_update(m->store, out)) != 0) {
-        rc = store_failed(rc, "update the flow", e);
+        rc = error_store_failed(e, "update the flow", rc);
         goto fail;
     }
     publish_flow(m, "flow_updated", out);
@@ -190,7 +184,7 @@ int flow_delete(struct flow_mgr *m, const char *customer_id, const char *id, str
     out->tm_delete = out->tm_update = tm_now_us();
     if ((rc = store_flow_update(m->store, out)) != 0) {
         flow_fini(out);
-        return store_failed(rc, "delete the flow", e);
+        return error_store_failed(e, "delete the flow", rc);
     }
     log_info("msg=\"flow deleted\" flow_id=%s", id);
     publish_flow(m, "flow_deleted", out);
@@ -211,7 +205,7 @@ static int load_number(struct flow_mgr *m, const char *customer_id, const char *
     if (rc == STORE_NOT_FOUND)
         return number_not_found(id, e);
     if (rc != 0)
-        return store_failed(rc, "read the number", e);
+        return error_store_failed(e, "read the number", rc);
     if (out->tm_delete != TM_NEVER) {
         number_fini(out);
         return number_not_found(id, e);
@@ -284,7 +278,7 @@ int number_create(struct flow_mgr *m, const char *customer_id, const struct numb
     }
     if (rc != 0) {
         number_fini(&n);
-        return store_failed(rc, "create the number", e);
+        return error_store_failed(e, "create the number", rc);
     }
     log_info("msg=\"number created\" number_id=%s number=%s", n.id, n.number);
     publish_number(m, "number_created", &n);
@@ -316,7 +310,7 @@ int number_update(struct flow_mgr *m, const char *customer_id, const char *id,
     out->tm_update = tm_now_us();
     if ((rc = store_number_update(m->store, out)) != 0) {
         number_fini(out);
-        return store_failed(rc, "update the number", e);
+        return error_store_failed(e, "update the number", rc);
     }
     publish_number(m, "number_updated", out);
     return 0;
@@ -332,7 +326,7 @@ int number_delete(struct flow_mgr *m, const char *customer_id, const char *id, s
     str_copy(out->status, sizeof(out->status), "deleted");
     if ((rc = store_number_update(m->store, out)) != 0) {
         number_fini(out);
-        return store_failed(rc, "delete the number", e);
+        return error_store_failed(e, "delete the number", rc);
     }
     log_info("msg=\"number deleted\" number_id=%s number=%s", id, out->number);
     publish_number(m, "number_deleted", out);
@@ -353,6 +347,6 @@ int number_route(struct flow_mgr *m, const char *user, struct number *out, struc
     if (rc == STORE_NOT_FOUND)
         return error_set(e, ERR_NOT_FOUND, "NUMBER_NOT_FOUND", "No such number.");
     if (rc != 0)
-        return store_failed(rc, "read the number", e);
+        return error_store_failed(e, "read the number", rc);
     return 0;
 }

@@ -36,12 +36,6 @@ static int64_t now_us(const struct recording_mgr *m)
     return sched_now(m->d.sched);
 }
 
-static int store_failed(int rc, const char *what, struct error *e)
-{
-    return error_set(e, ERR_INTERNAL, "INTERNAL", "The server could not %s; try again (%d).", what,
-                     rc);
-}
-
 static int path_of(const struct recording_mgr *m, const char *id, char *out, size_t cap)
 {
     int n = snprintf(out, cap, "%s/%s.wav", m->d.dir, id);
@@ -61,7 +55,7 @@ static int load(struct recording_mgr *m, const char *customer_id, const char *id
         return error_set(e, ERR_NOT_FOUND, "RECORDING_NOT_FOUND",
                          "No recording with id %s exists for this customer.", id);
     if (rc != 0)
-        return store_failed(rc, "read the recording", e);
+        return error_store_failed(e, "read the recording", rc);
     return 0;
 }
 
@@ -178,7 +172,7 @@ int recording_start(struct recording_mgr *m, enum recording_target t, const char
     if (path_of(m, r.id, path, sizeof(path)) < 0)
         return error_set(e, ERR_INTERNAL, "INTERNAL", "The recordings directory path is too long.");
     if ((rc = store_recording_insert(m->d.store, &r)) != 0)
-        return store_failed(rc, "store the recording", e);
+        return error_store_failed(e, "store the recording", rc);
     int64_t silence_ms = req->end_of_silence > 0 ? req->end_of_silence * 1000 : 0;
     if ((rc = m->d.capture.start(m->d.capture.ctx, &r, path, r.max_ms, silence_ms, e)) < 0) {
         /* Nothing was captured: the record says so rather than disappearing. */
@@ -200,7 +194,7 @@ int recording_start(struct recording_mgr *m, enum recording_target t, const char
         memcpy(lr->target_id, target_id, ID_LEN + 1);
         lr->stopping = true;
         idmap_put(&m->live, lr->id, lr);
-        return store_failed(rc, "store the recording", e);
+        return error_store_failed(e, "store the recording", rc);
     }
     struct live_rec *lr = xcalloc(1, sizeof(*lr));
     memcpy(lr->id, r.id, sizeof(lr->id));
@@ -356,7 +350,7 @@ int recording_list(struct recording_mgr *m, const char *customer_id, const char 
                    size_t *n, struct error *e)
 {
     int rc = store_recording_list(m->d.store, customer_id, owner_id, reference_id, p, out, n);
-    return rc ? store_failed(rc, "list the recordings", e) : 0;
+    return rc ? error_store_failed(e, "list the recordings", rc) : 0;
 }
 
 int recording_delete(struct recording_mgr *m, const char *customer_id, const char *id,
@@ -374,7 +368,7 @@ int recording_delete(struct recording_mgr *m, const char *customer_id, const cha
             return rc;
         r.tm_delete = r.tm_update = now_us(m);
         if ((rc = store_recording_update(m->d.store, &r)) != 0)
-            return store_failed(rc, "delete the recording", e);
+            return error_store_failed(e, "delete the recording", rc);
         if (!lr)
             remove_file(m, &r); /* else once its capture has finished */
         log_info("msg=\"recording deleted\" recording_id=%s", r.id);

@@ -36,12 +36,6 @@ static int64_t now_us(const struct transcribe_mgr *m)
     return sched_now(m->d.sched);
 }
 
-static int store_failed(int rc, const char *what, struct error *e)
-{
-    return error_set(e, ERR_INTERNAL, "INTERNAL", "The server could not %s; try again (%d).", what,
-                     rc);
-}
-
 static void publish(struct transcribe_mgr *m, const char *type, const struct transcribe *t)
 {
     events_publish(m->d.bus, type, t->customer_id, t->id, transcribe_to_json(t));
@@ -55,7 +49,7 @@ static int load(struct transcribe_mgr *m, const char *customer_id, const char *i
         return error_set(e, ERR_NOT_FOUND, "TRANSCRIBE_NOT_FOUND",
                          "No transcribe with id %s exists for this customer.", id);
     if (rc != 0)
-        return store_failed(rc, "read the transcribe", e);
+        return error_store_failed(e, "read the transcribe", rc);
     return 0;
 }
 
@@ -310,7 +304,7 @@ int transcribe_start(struct transcribe_mgr *m, enum transcribe_target t, const c
     tr.tm_create = tr.tm_update = now_us(m);
     tr.tm_delete = TM_NEVER;
     if ((rc = store_transcribe_insert(m->d.store, &tr)) != 0)
-        return store_failed(rc, "store the transcribe", e);
+        return error_store_failed(e, "store the transcribe", rc);
 
     struct live_tr *lt = xcalloc(1, sizeof(*lt));
     memcpy(lt->id, tr.id, sizeof(lt->id));
@@ -342,7 +336,7 @@ int transcribe_start(struct transcribe_mgr *m, enum transcribe_target t, const c
             tr.status = TRANSCRIBE_DONE;
             store_transcribe_update(m->d.store, &tr);
             free(lt);
-            return store_failed(rc, "store the transcribe", e);
+            return error_store_failed(e, "store the transcribe", rc);
         }
         idmap_put(&m->live, lt->id, lt);
         struct joined_arg a = {m, lt};
@@ -397,7 +391,7 @@ int transcribe_list(struct transcribe_mgr *m, const char *customer_id, const cha
                     const struct store_page *p, struct transcribe **out, size_t *n, struct error *e)
 {
     int rc = store_transcribe_list(m->d.store, customer_id, reference_id, p, out, n);
-    return rc ? store_failed(rc, "list the transcribes", e) : 0;
+    return rc ? error_store_failed(e, "list the transcribes", rc) : 0;
 }
 
 int transcribe_delete(struct transcribe_mgr *m, const char *customer_id, const char *id,
@@ -415,7 +409,7 @@ int transcribe_delete(struct transcribe_mgr *m, const char *customer_id, const c
     }
     out->tm_delete = out->tm_update = now_us(m);
     if ((rc = store_transcribe_update(m->d.store, out)) != 0)
-        return store_failed(rc, "delete the transcribe", e);
+        return error_store_failed(e, "delete the transcribe", rc);
     log_info("msg=\"transcribe deleted\" transcribe_id=%s", out->id);
     return 0;
 }
@@ -432,7 +426,7 @@ int transcribe_transcripts(struct transcribe_mgr *m, const char *customer_id,
         return error_set(e, ERR_NOT_FOUND, "TRANSCRIBE_NOT_FOUND",
                          "Transcribe %s was deleted, and its transcripts with it.", transcribe_id);
     rc = store_transcript_list(m->d.store, t.customer_id, t.id, p, out, n);
-    return rc ? store_failed(rc, "list the transcripts", e) : 0;
+    return rc ? error_store_failed(e, "list the transcripts", rc) : 0;
 }
 
 /* ---- what was heard ---- */
