@@ -39,6 +39,7 @@ struct fx {
     struct sched *sched;
     struct event_log log;
     struct transcribe_mgr *m;
+    struct transcribe_mgr *old; /* a manager replaced in a test: still subscribed to the bus */
     /* listen */
     struct speaker sp[16];
     size_t n_sp;
@@ -174,9 +175,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
+    events_bus_destroy(f->bus); /* first: the managers are subscribed to it */
     transcribe_mgr_destroy(f->m);
+    transcribe_mgr_destroy(f->old);
     sched_destroy(f->sched);
-    events_bus_destroy(f->bus);
     store_close(f->store);
     free(f);
     return 0;
@@ -401,8 +403,9 @@ static void test_recover(void **state)
     struct fx *f = *state;
     struct transcribe t;
     start_conf(f, &t);
-    /* a new manager over the same store, as after a crash */
-    transcribe_mgr_destroy(f->m);
+    /* a new manager over the same store, as after a crash (the bus has no unsubscribe: the old
+     * one lives until teardown) */
+    f->old = f->m;
     struct transcribe_deps d = {
         .store = f->store,
         .bus = f->bus,
