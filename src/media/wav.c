@@ -23,19 +23,24 @@ static void put_u16(uint8_t *p, uint16_t v)
 
 void wav_header(uint8_t out[WAV_HEADER_BYTES], uint32_t data_bytes)
 {
+    wav_header_rate(out, WAV_RATE, data_bytes);
+}
+
+void wav_header_rate(uint8_t out[WAV_HEADER_BYTES], uint32_t rate, uint32_t data_bytes)
+{
     if (data_bytes > WAV_DATA_MAX)
         data_bytes = WAV_DATA_MAX;
     memcpy(out, "RIFF", 4);
     put_u32(out + 4, 36 + data_bytes);
     memcpy(out + 8, "WAVE", 4);
     memcpy(out + 12, "fmt ", 4);
-    put_u32(out + 16, 16);           /* fmt chunk size */
-    put_u16(out + 20, 1);            /* PCM */
-    put_u16(out + 22, 1);            /* mono */
-    put_u32(out + 24, WAV_RATE);     /* samples per second */
-    put_u32(out + 28, WAV_RATE * 2); /* bytes per second */
-    put_u16(out + 32, 2);            /* bytes per sample frame */
-    put_u16(out + 34, 16);           /* bits per sample */
+    put_u32(out + 16, 16);       /* fmt chunk size */
+    put_u16(out + 20, 1);        /* PCM */
+    put_u16(out + 22, 1);        /* mono */
+    put_u32(out + 24, rate);     /* samples per second */
+    put_u32(out + 28, rate * 2); /* bytes per second */
+    put_u16(out + 32, 2);        /* bytes per sample frame */
+    put_u16(out + 34, 16);       /* bits per sample */
     memcpy(out + 36, "data", 4);
     put_u32(out + 40, data_bytes);
 }

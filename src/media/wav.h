@@ -16,6 +16,8 @@
 /* The header of a file holding data_bytes of audio (at most WAV_DATA_MAX: larger is taken as
  * that). */
 void wav_header(uint8_t out[WAV_HEADER_BYTES], uint32_t data_bytes);
+/* The same header at another sample rate (mono 16-bit still): speech recognisers want 16 kHz. */
+void wav_header_rate(uint8_t out[WAV_HEADER_BYTES], uint32_t rate, uint32_t data_bytes);
 /* A file a crash left behind: its header is rewritten to describe the whole samples on disk (an odd
  * trailing byte is cut), and the file synced. A file shorter than a header gets an empty one.
  * Audio beyond what a header can describe (WAV_DATA_MAX) is left in place, not described. A file

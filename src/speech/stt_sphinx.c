@@ -1,0 +1,211 @@
+/* The built-in recogniser: pocketsphinx 0.8 (Debian's 0.8+5prealpha) with the pocketsphinx-en-us
+ * model, one decoder per recogniser thread (a decoder is not thread-safe and holds about 90 MB:
+ * the language model, the dictionary and the acoustic model are its own).
+ *
+ * Settings beyond the model's, each measured on telephone-band speech (flite's 8 kHz voice,
+ * resampled to 16 kHz as the model wants):
+ *   -dither yes          the upsampled audio has nothing above 4 kHz and digital silence
+ *                        between words; a little noise keeps the log spectrum finite there;
+ *   -maxhmmpf 3000       at most this many HMMs active per frame, and at most 5 word exits
+ *   -maxwpf 5            per frame: the same words as the defaults (30,000 / -1) on our test
+ *                        sentences at about half the CPU time (real-time factor 0.2-0.3 instead
+ *                        of 0.45 on one core);
+ * The utterance goes in whole (full_utt), so the model's batch cepstral mean normalisation sees
+ * all of it: fed in pieces (live normalisation) the first utterance of a decoder was lost.
+ * Things tried that did not help: narrowing the filter bank to the telephone band (the model
+ * was trained with 130-6800 Hz), padding utterances with silence.
+ *
+ * Confidence: the mean of the words' posterior probabilities in the lattice (ps_seg_prob,
+ * through the decoder's logmath). ps_get_prob() is the whole sentence's posterior, the product
+ * of the words': it falls towards 0 as sentences get longer (1e-5 for a correctly recognised
+ * 9-word sentence), so it says more about length than about trust. The word mean stays in 0..1
+ * with 0.6-0.75 for correct sentences and under 0.5 for garbled ones. */
+#include <errno.h>
+#include <pocketsphinx.h>
+#include <pthread.h>
+#include <sphinxbase/err.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "speech/stt_internal.h"
+
+#define HMM_DIR "en-us"
+#define LM_FILE "en-us.lm.bin"
+#define DICT_FILE "cmudict-en-us.dict"
+
+struct sphinx {
+    ps_decoder_t *ps;
+    struct stt_resampler *rs;
+};
+
+/* sphinxbase logs through one process-wide callback: its lines become debug lines (it is
+ * chatty: a hundred lines per decoder loaded), and the last error of a thread is kept for the
+ * message when loading fails. */
+static _Thread_local char last_error[160];
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+/* Loading is serialised: sphinxbase's loading code is not documented as re-entrant, and it runs
+ * once per thread at start-up only. */
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void sphinx_log(void *user, err_lvl_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void sphinx_log(void *user, err_lvl_t level, const char *fmt, ...)
+{
+    (void)user;
+    bool debug = log_enabled(LOG_LEVEL_DEBUG);
+    if (!debug && level < ERR_ERROR)
+        return;
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (!buf[0])
+        return;
+    if (level >= ERR_ERROR)
+        str_copy(last_error, sizeof(last_error), buf);
+    if (debug)
+        log_debug("msg=\"pocketsphinx\" detail=\"%s\"", buf);
+}
+
+static void log_setup(void)
+{
+    err_set_logfp(NULL); /* no raw dumps to stderr (the settings table ps_init() prints) */
+    err_set_callback(sphinx_log, NULL);
+}
+
+static int check_path(const char *dir, const char *name, bool want_dir, char *err, size_t errlen)
+{
+    char path[1024];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
+        snprintf(err, errlen, "the speech model directory's name is too long: %.64s...", dir);
+        return -1;
+    }
+    struct stat st;
+    const char *hint = "install the Debian package pocketsphinx-en-us, point stt_model_dir at a "
+                       "copy of its model, or set stt_workers to 0 to use only stt_url";
+    if (stat(path, &st) < 0) {
+        snprintf(err, errlen, "the speech model is missing: %s: %s (%s)", path, strerror(errno),
+                 hint);
+        return -1;
+    }
+    if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "the speech model is incomplete: %s is not a %s (%s)", path,
+                 want_dir ? "directory" : "file", hint);
+        return -1;
+    }
+    return 0;
+}
+
+int stt_sphinx_check_model(const char *model_dir, char *err, size_t errlen)
+{
+    if (check_path(model_dir, HMM_DIR, true, err, errlen) < 0 ||
+        check_path(model_dir, HMM_DIR "/mdef", false, err, errlen) < 0 ||
+        check_path(model_dir, LM_FILE, false, err, errlen) < 0 ||
+        check_path(model_dir, DICT_FILE, false, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+static void *sphinx_open(void *shared, size_t max_samples, const atomic_bool *stop, char *err,
+                         size_t errlen)
+{
+    (void)stop; /* a decode is not interruptible: stt_destroy() waits for it */
+    const char *dir = shared;
+    pthread_once(&log_once, log_setup);
+    char hmm[1024], lm[1024], dict[1024];
+    snprintf(hmm, sizeof(hmm), "%s/%s", dir, HMM_DIR);
+    snprintf(lm, sizeof(lm), "%s/%s", dir, LM_FILE);
+    snprintf(dict, sizeof(dict), "%s/%s", dir, DICT_FILE);
+    struct stt_resampler *rs = stt_resampler_create(max_samples, err, errlen);
+    if (!rs)
+        return NULL;
+
+    pthread_mutex_lock(&load_lock);
+    last_error[0] = '\0';
+    cmd_ln_t *cfg =
+        cmd_ln_init(NULL, ps_args(), TRUE, "-hmm", hmm, "-lm", lm, "-dict", dict, "-samprate",
+                    "16000", "-dither", "yes", "-maxhmmpf", "3000", "-maxwpf", "5", NULL);
+    ps_decoder_t *ps = cfg ? ps_init(cfg) : NULL;
+    if (cfg)
+        cmd_ln_free_r(cfg); /* the decoder holds its own reference */
+    pthread_mutex_unlock(&load_lock);
+    if (!ps) {
+        snprintf(err, errlen, "pocketsphinx could not load the speech model in %s: %s", dir,
+                 last_error[0] ? last_error : "no reason given");
+        stt_resampler_destroy(rs);
+        return NULL;
+    }
+    struct sphinx *x = xcalloc(1, sizeof(*x));
+    x->ps = ps;
+    x->rs = rs;
+    return x;
+}
+
+/* Fillers and silences in the lattice (<s>, </s>, <sil>, [NOISE], ...) are not words. */
+static bool is_word(const char *w)
+{
+    return w && w[0] && w[0] != '<' && w[0] != '[';
+}
+
+static double mean_word_posterior(ps_decoder_t *ps)
+{
+    logmath_t *lm = ps_get_logmath(ps);
+    double sum = 0;
+    int words = 0;
+    for (ps_seg_t *seg = ps_seg_iter(ps); seg; seg = ps_seg_next(seg)) {
+        if (!is_word(ps_seg_word(seg)))
+            continue;
+        int32 ascr, lscr, lback;
+        double p = logmath_exp(lm, ps_seg_prob(seg, &ascr, &lscr, &lback));
+        sum += p < 0 ? 0 : p > 1 ? 1 : p;
+        words++;
+    }
+    return words ? sum / words : 0;
+}
+
+static int sphinx_recognise(void *state, const struct stt_audio *a, struct stt_answer *out)
+{
+    struct sphinx *x = state;
+    size_t n = 0;
+    const int16_t *pcm = stt_resample(x->rs, a->pcm, a->n, &n, out->error, sizeof(out->error));
+    if (!pcm)
+        return -1;
+    if (ps_start_utt(x->ps) < 0) {
+        snprintf(out->error, sizeof(out->error), "pocketsphinx could not start an utterance");
+        return -1;
+    }
+    int rc = ps_process_raw(x->ps, pcm, n, FALSE, TRUE);
+    if (ps_end_utt(x->ps) < 0 || rc < 0) {
+        snprintf(out->error, sizeof(out->error), "pocketsphinx could not decode the utterance");
+        return -1;
+    }
+    int32 score;
+    const char *hyp = ps_get_hyp(x->ps, &score);
+    if (!hyp || !hyp[0])
+        return 0; /* nothing recognised */
+    str_copy(out->text, sizeof(out->text), hyp);
+    out->confidence = mean_word_posterior(x->ps);
+    return 0;
+}
+
+static void sphinx_close(void *state)
+{
+    struct sphinx *x = state;
+    ps_free(x->ps);
+    stt_resampler_destroy(x->rs);
+    free(x);
+}
+
+const struct stt_backend stt_sphinx_backend = {
+    .name = "pocketsphinx",
+    .open = sphinx_open,
+    .recognise = sphinx_recognise,
+    .close = sphinx_close,
+};
