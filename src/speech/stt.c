@@ -337,8 +337,11 @@ static void *rec_main(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         memset(ans, 0, sizeof(*ans));
-        struct stt_audio a = {
-            .pcm = u->pcm, .n = u->n, .language = st->language, .stream_id = st->id};
+        struct stt_audio a = {.pcm = u->pcm,
+                              .n = u->n,
+                              .rate = STT_RATE,
+                              .language = st->language,
+                              .stream_id = st->id};
         double t0 = mono_s();
         int rc = r->be->recognise(state, &a, ans);
         double busy = mono_s() - t0;

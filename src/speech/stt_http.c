@@ -547,9 +547,10 @@ static int http_recognise(void *state, const struct stt_audio *a, struct stt_ans
 {
     struct http_thread *t = state;
     struct stt_http *h = t->h;
-    size_t n = 0;
-    const int16_t *pcm = stt_resample(t->rs, a->pcm, a->n, &n, out->error, sizeof(out->error));
-    if (!pcm)
+    size_t n = a->n;
+    const int16_t *pcm = a->pcm;
+    if (a->rate != STT_RECOGNISER_RATE &&
+        !(pcm = stt_resample(t->rs, a->pcm, a->n, &n, out->error, sizeof(out->error))))
         return -1;
     size_t bytes = n * 2;
     if (WAV_HEADER_BYTES + bytes > t->cap)

@@ -21,8 +21,10 @@
 
 /* One utterance as a recogniser sees it. Valid during recognise() only. */
 struct stt_audio {
-    const int16_t *pcm; /* STT_RATE */
+    const int16_t *pcm; /* at rate */
     size_t n;           /* samples, >= 1 */
+    int rate;           /* STT_RATE (what the collector assembles), or STT_RECOGNISER_RATE
+                           (wideband audio decoded as it is: the benchmark's direct files) */
     const char *language;
     const char *stream_id;
 };
@@ -86,6 +88,8 @@ void stt_resampler_destroy(struct stt_resampler *r);
 /* The resampler's thread. Converts n samples at STT_RATE (n <= max_samples) into
  * STT_RECOGNISER_RATE samples held by r until the next call; returns them and their count in
  * *out_n, or NULL with a message in err. */
+/* The resampler's thread. The output of the last stt_resample(), to adjust in place. */
+int16_t *stt_resampled(struct stt_resampler *r);
 const int16_t *stt_resample(struct stt_resampler *r, const int16_t *pcm, size_t n, size_t *out_n,
                             char *err, size_t errlen);
 

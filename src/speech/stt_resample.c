@@ -79,3 +79,8 @@ const int16_t *stt_resample(struct stt_resampler *r, const int16_t *pcm, size_t 
     *out_n = got;
     return r->out;
 }
+
+int16_t *stt_resampled(struct stt_resampler *r)
+{
+    return r->out;
+}

@@ -12,8 +12,10 @@
  *                        of 0.45 on one core);
  * The utterance goes in whole (full_utt), so the model's batch cepstral mean normalisation sees
  * all of it: fed in pieces (live normalisation) the first utterance of a decoder was lost.
- * Things tried that did not help: narrowing the filter bank to the telephone band (the model
- * was trained with 130-6800 Hz), padding utterances with silence.
+ * A faint mirror image of the telephone band fills the empty bands above 4 kHz (fold_high_band:
+ * 23.9 % → 19.3 % word errors over four voices). Things tried that did not help: narrowing the
+ * filter bank to the telephone band (the model was trained with 130-6800 Hz), padding utterances
+ * with silence.
  *
  * Confidence: the mean of the words' posterior probabilities in the lattice (ps_seg_prob,
  * through the decoder's logmath). ps_get_prob() is the whole sentence's posterior, the product
@@ -37,6 +39,10 @@
 #define HMM_DIR "en-us"
 #define LM_FILE "en-us.lm.bin"
 #define DICT_FILE "cmudict-en-us.dict"
+/* Measured (bench_stt --files, 30 sentences by 4 flite voices through G.711): without the
+ * mirror 23.9 % word errors; with gains 0.05-0.25 19.3-20.1 %; 0.5 21.9 %, 1.0 27.1 %. A faint
+ * mirror is what helps: a loud one makes vowels look like fricatives. */
+#define FOLD_GAIN 0.15
 
 struct sphinx {
     ps_decoder_t *ps;
@@ -170,13 +176,34 @@ static double mean_word_posterior(ps_decoder_t *ps)
     return words ? sum / words : 0;
 }
 
+/* The model was trained on wideband speech: its filter bank spans 130-6800 Hz, and telephone
+ * audio resampled to 16 kHz leaves the bands above 4 kHz empty, which the model has never seen
+ * in speech. Adding the baseband's mirror image gives those bands the energy pattern of the
+ * speech below (fricatives stay loud up there, vowels quiet), the way a G.711 codec's own
+ * zero-stuffing would. The mirror of a band-limited signal y at 16 kHz is y[n]·(-1)^n, so the
+ * whole operation is a gain on even and odd samples: y[n]·(1 + g·(-1)^n). What lands above
+ * 6800 Hz (the mirror of 0-1200 Hz) is outside the filter bank and costs nothing. Written by
+ * hand: no packaged library does this, and it is one multiply per sample. */
+static void fold_high_band(struct stt_resampler *rs, size_t n)
+{
+    int16_t *y = stt_resampled(rs);
+    const double g = FOLD_GAIN;
+    for (size_t i = 0; i < n; i++) {
+        double v = y[i] * (i % 2 ? 1.0 - g : 1.0 + g);
+        y[i] = (int16_t)(v > 32767 ? 32767 : v < -32768 ? -32768 : v);
+    }
+}
+
 static int sphinx_recognise(void *state, const struct stt_audio *a, struct stt_answer *out)
 {
     struct sphinx *x = state;
-    size_t n = 0;
-    const int16_t *pcm = stt_resample(x->rs, a->pcm, a->n, &n, out->error, sizeof(out->error));
-    if (!pcm)
-        return -1;
+    size_t n = a->n;
+    const int16_t *pcm = a->pcm;
+    if (a->rate != STT_RECOGNISER_RATE) {
+        if (!(pcm = stt_resample(x->rs, a->pcm, a->n, &n, out->error, sizeof(out->error))))
+            return -1;
+        fold_high_band(x->rs, n);
+    }
     if (ps_start_utt(x->ps) < 0) {
         snprintf(out->error, sizeof(out->error), "pocketsphinx could not start an utterance");
         return -1;
