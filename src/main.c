@@ -12,6 +12,7 @@
 #include "api/api.h"
 #include "api/http.h"
 #include "bridge/capture.h"
+#include "bridge/speakers.h"
 #include "bridge/bridge.h"
 #include "call/call.h"
 #include "conference/conference.h"
@@ -32,8 +33,10 @@
 #include "recording/recording.h"
 #include "routing/routing.h"
 #include "sip/sip.h"
+#include "speech/stt.h"
 #include "speech/tts.h"
 #include "store/store.h"
+#include "transcribe/transcribe.h"
 
 struct server {
     struct config cfg;
@@ -53,6 +56,9 @@ struct server {
     struct recording_mgr *recordings;
     struct capture *capture;
     char recordings_dir[600];
+    struct stt *stt;
+    struct speakers *speakers;
+    struct transcribe_mgr *transcribes;
     struct tts *tts;
     struct media_engine *media;
     struct sip_stack *sip;
@@ -262,6 +268,116 @@ static void start_recordings(struct server *s)
     s->recordings = recording_mgr_create(&rd);
 }
 
+/* ---- transcribes: what they listen to, their flows, the recognisers ---- */
+
+static int tr_target_get(void *ctx, enum transcribe_target t, const char *customer_id,
+                         const char *id, struct transcribe_target_state *out, struct error *e)
+{
+    struct recording_target_state st;
+    int rc = rec_target_get(
+        ctx, t == TRANSCRIBE_OF_CONFERENCE ? RECORDING_OF_CONFERENCE : RECORDING_OF_CALL,
+        customer_id, id, &st, e);
+    if (rc < 0)
+        return rc;
+    memcpy(out->customer_id, st.customer_id, ID_LEN + 1);
+    out->progressing = st.progressing;
+    return 0;
+}
+
+static int tr_set_active(void *ctx, const char *conference_id, const char *transcribe_id)
+{
+    struct server *s = ctx;
+    return conference_set_transcribe(s->conferences, conference_id, transcribe_id);
+}
+
+static void tr_joined(void *ctx, const char *conference_id,
+                      void (*fn)(void *arg, const char *cc_id, const char *call_id), void *arg)
+{
+    struct server *s = ctx;
+    struct conference c;
+    struct error e;
+    if (conference_get(s->conferences, NULL, conference_id, &c, &e) < 0)
+        return;
+    for (size_t i = 0; i < c.n_call_ids; i++) {
+        struct conferencecall cc;
+        if (conferencecall_get(s->conferences, NULL, c.call_ids[i], &cc, &e) == 0 &&
+            cc.status == CC_JOINED && cc.reference_type == CC_REFERENCE_CALL)
+            fn(arg, cc.id, cc.reference_id);
+    }
+    conference_fini(&c);
+}
+
+/* on_end_flow_id: an activeflow of its own (reference "transcribe"). */
+static void tr_on_end(void *ctx, const struct transcribe *t)
+{
+    struct server *s = ctx;
+    if (!s->afs)
+        return;
+    json_t *vars = json_pack("{s:s,s:s,s:s,s:s}", "voipbin.transcribe.id", t->id,
+                             "voipbin.transcribe.reference_type", t->reference_type,
+                             "voipbin.transcribe.reference_id", t->reference_id,
+                             "voipbin.transcribe.language", t->language);
+    struct af_call_info info = {
+        .call_id = ID_NIL, .reference_type = "transcribe", .reference_id = t->id};
+    char af[ID_LEN + 1];
+    struct error e;
+    if (af_create(s->afs, t->customer_id, t->on_end_flow_id, NULL, &info, vars, af, &e) == 0)
+        af_run(s->afs, af);
+    else
+        log_warn("msg=\"transcribe's on_end_flow_id not run\" transcribe_id=%s error=\"%s\"", t->id,
+                 e.message);
+    json_decref(vars);
+}
+
+static void tr_heard(void *ctx, const struct transcribe_heard *h)
+{
+    struct server *s = ctx;
+    if (s->transcribes)
+        transcribe_on_heard(s->transcribes, h);
+}
+
+static void on_stt(void *ctx, const struct stt_result *r)
+{
+    struct server *s = ctx;
+    if (s->speakers)
+        speakers_on_stt(s->speakers, r);
+}
+
+/* Without a recogniser (the model is missing, a bad setting) the server runs on, and starting a
+ * transcription says why it cannot (400, "supported: none (why)"). */
+static void start_transcribes(struct server *s)
+{
+    struct stt_config sc = {.threads = s->cfg.stt_workers,
+                            .queue_max = s->cfg.stt_queue,
+                            .model_dir = s->cfg.stt_model_dir,
+                            .http_url = s->cfg.stt_url,
+                            .http_languages = s->cfg.stt_languages,
+                            .http_timeout_ms = s->cfg.stt_timeout_ms,
+                            .max_utterance_ms = s->cfg.stt_max_utterance_ms};
+    char err[256] = "";
+    s->stt = stt_create(s->loop, &sc, on_stt, s, err, sizeof(err));
+    if (!s->stt)
+        log_warn("msg=\"transcription is not available\" error=\"%s\"", err);
+    struct speakers_deps sd = {.media = s->media,
+                               .stt = s->stt,
+                               .unavailable = err,
+                               .buffer_ms = s->cfg.transcribe_buffer_ms,
+                               .max_speakers = s->cfg.max_transcribe_speakers,
+                               .ctx = s,
+                               .leg = rec_leg,
+                               .heard = tr_heard,
+                               .heard_ctx = s};
+    s->speakers = speakers_create(&sd);
+    struct transcribe_deps td = {.store = s->store,
+                                 .bus = s->bus,
+                                 .sched = s->sched,
+                                 .listen = speakers_iface(s->speakers),
+                                 .targets = {s, tr_target_get, tr_set_active, tr_joined},
+                                 .flows = {s, rec_flow_exists, tr_on_end},
+                                 .max_running = s->cfg.max_transcribes};
+    s->transcribes = transcribe_mgr_create(&td);
+}
+
 /* media engine -> bridge (which hands the call's events on to the calls) */
 static void on_media_event(void *ctx, const struct media_event *ev)
 {
@@ -384,6 +500,11 @@ static void finish(struct server *s)
     recording_mgr_shutdown(s->recordings);
     capture_destroy(s->capture);
     s->capture = NULL;
+    transcribe_mgr_shutdown(s->transcribes);
+    speakers_destroy(s->speakers);
+    s->speakers = NULL;
+    stt_destroy(s->stt);
+    s->stt = NULL;
     af_mgr_recover(s->afs); /* records every running activeflow as ended */
     af_mgr_destroy(s->afs);
     s->afs = NULL; /* the calls' reports to it are dropped from now on */
@@ -548,6 +669,7 @@ int main(int argc, char **argv)
         snprintf(sounds_dir, sizeof(sounds_dir), "%s/sounds", s.cfg.data_dir);
     mkdir_p(sounds_dir);
     start_recordings(&s);
+    start_transcribes(&s); /* after the bus's webhook and WebSocket: it publishes from theirs */
     /* Flows run on calls: the activeflows act through the calls module's operations. */
     struct af_deps afdeps = {.loop = s.loop,
                              .store = s.store,
@@ -559,8 +681,11 @@ int main(int argc, char **argv)
                              .sounds_dir = sounds_dir,
                              .call = call_flow_ops(s.calls),
                              .recordings = recording_flow_iface(s.recordings)};
+    if (s.transcribes)
+        afdeps.transcribes = transcribe_flow_iface(s.transcribes);
     s.afs = af_mgr_create(&afdeps);
-    if (recover(&s) < 0 || recording_mgr_recover(s.recordings) < 0) {
+    if (recover(&s) < 0 || recording_mgr_recover(s.recordings) < 0 ||
+        (s.transcribes && transcribe_mgr_recover(s.transcribes) < 0)) {
         fprintf(stderr, "conferenced: cannot recover calls and conferences from the store\n");
         return 1;
     }
@@ -590,7 +715,8 @@ int main(int argc, char **argv)
                              .calls = s.calls,
                              .flows = s.flows,
                              .activeflows = s.afs,
-                             .recordings = s.recordings};
+                             .recordings = s.recordings,
+                             .transcribes = s.transcribes};
     s.api = api_create(&adeps);
     struct http_config hcfg = {.addr = s.cfg.http_addr,
                                .port = s.cfg.http_port,
@@ -651,6 +777,7 @@ int main(int argc, char **argv)
     flow_mgr_destroy(s.flows);
     api_destroy(s.api);
     recording_mgr_destroy(s.recordings);
+    transcribe_mgr_destroy(s.transcribes);
     identity_destroy(s.identity);
     events_bus_destroy(s.bus);
     store_close(s.store);

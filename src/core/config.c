@@ -91,6 +91,33 @@ static const struct setting settings[] = {
     INT("recording_buffer_ms", "CONFERENCED_RECORDING_BUFFER_MS", "--recording-buffer-ms",
         recording_buffer_ms, 200, 60000, "MS",
         "audio held for a disk that falls behind; beyond it frames are dropped and counted"),
+    INT("max_transcribes", "CONFERENCED_MAX_TRANSCRIBES", "--max-transcribes", max_transcribes, 1,
+        100000, "N", "transcribes progressing at once on this server (more: 429)"),
+    INT("max_transcribe_speakers", "CONFERENCED_MAX_TRANSCRIBE_SPEAKERS",
+        "--max-transcribe-speakers", max_transcribe_speakers, 1, 100000, "N",
+        "speakers listened to at once by all transcribes (each holds up to 15 s of audio)"),
+    INT("transcribe_buffer_ms", "CONFERENCED_TRANSCRIBE_BUFFER_MS", "--transcribe-buffer-ms",
+        transcribe_buffer_ms, 200, 60000, "MS",
+        "a speaker's audio held for the recognisers' collector; beyond it frames are dropped"),
+    INT("stt_workers", "CONFERENCED_STT_WORKERS", "--stt-workers", stt_workers, 0, 16, "N",
+        "threads of the built-in recogniser (pocketsphinx, en-US), one decoder of about 90 MB "
+        "each, loaded when the first transcription starts; 0: none (only stt_url)"),
+    STR("stt_model_dir", "CONFERENCED_STT_MODEL_DIR", "--stt-model-dir", stt_model_dir, "DIR",
+        "the built-in recogniser's model (empty: Debian's pocketsphinx-en-us, "
+        "/usr/share/pocketsphinx/model/en-us)"),
+    INT("stt_max_utterance_ms", "CONFERENCED_STT_MAX_UTTERANCE_MS", "--stt-max-utterance-ms",
+        stt_max_utterance_ms, 1000, 60000, "MS",
+        "longest utterance handed to a recogniser; a longer one is cut and goes on in the next"),
+    INT("stt_queue", "CONFERENCED_STT_QUEUE", "--stt-queue", stt_queue, 1, 1024, "N",
+        "utterances waiting per recogniser; beyond it the oldest is skipped and counted"),
+    STR("stt_url", "CONFERENCED_STT_URL", "--stt-url", stt_url, "URL",
+        "an external recogniser (whisper.cpp server /inference or an OpenAI-style "
+        "/v1/audio/transcriptions endpoint); empty: none, nothing leaves the machine"),
+    STR("stt_languages", "CONFERENCED_STT_LANGUAGES", "--stt-languages", stt_languages, "LIST",
+        "languages sent to stt_url, comma-separated (e.g. de-DE,fr-FR; en-US too to use it "
+        "instead of the built-in one)"),
+    INT("stt_timeout_ms", "CONFERENCED_STT_TIMEOUT_MS", "--stt-timeout-ms", stt_timeout_ms, 100,
+        600000, "MS", "longest wait for stt_url to answer one utterance"),
     INT("max_conferences", "CONFERENCED_MAX_CONFERENCES", "--max-conferences", max_conferences, 1,
         10000000, "N", "conferences a customer may have that are not terminated"),
     INT("http_max_connections", "CONFERENCED_HTTP_MAX_CONNECTIONS", "--http-max-connections",
@@ -138,6 +165,13 @@ void config_defaults(struct config *cfg)
     cfg->max_recordings = 1000;
     cfg->recording_writers = 2;
     cfg->recording_buffer_ms = 5000;
+    cfg->max_transcribes = 100;
+    cfg->max_transcribe_speakers = 200;
+    cfg->transcribe_buffer_ms = 5000;
+    cfg->stt_workers = 2;
+    cfg->stt_queue = 16;
+    cfg->stt_max_utterance_ms = 15000;
+    cfg->stt_timeout_ms = 30000;
     cfg->http_max_connections = 4096;
     cfg->http_max_connections_per_address = 256;
     cfg->http_request_timeout_ms = 10000;

@@ -33,6 +33,16 @@ struct config {
     int recording_writers;   /* recorder threads */
     int recording_buffer_ms; /* each recording's tap */
     bool recording_sync_writes; /* fdatasync after every write (trying a slow disk) */
+    int max_transcribes;         /* progressing at once, server-wide */
+    int max_transcribe_speakers; /* speakers listened to, server-wide */
+    int transcribe_buffer_ms;    /* each speaker's tap */
+    int stt_workers;             /* built-in recogniser threads */
+    int stt_queue;               /* utterances waiting per recogniser */
+    char stt_model_dir[512];     /* "" = Debian's pocketsphinx-en-us */
+    int stt_max_utterance_ms;
+    char stt_url[512];           /* external recogniser; "" = none */
+    char stt_languages[256];     /* the languages sent to it */
+    int stt_timeout_ms;
     int http_max_connections;
     int http_max_connections_per_address;
     int http_request_timeout_ms; /* a whole request must arrive within this */

@@ -89,7 +89,8 @@ struct rec {
     pthread_cond_t cv; /* an utterance is waiting, a stream is free again, or stop */
     struct utt *head, *tail;
     size_t n;
-    int started; /* threads past open() */
+    bool launched; /* its threads were started (the built-in ones at the first stream) */
+    int started;   /* threads past open() */
     bool open_failed;
     char open_error[STT_ERROR_MAX];
     struct log_limit log_fail;
@@ -314,6 +315,8 @@ static void *rec_main(void *arg)
     (void)setpriority(PRIO_PROCESS, (id_t)gettid(), RECOGNISER_NICE);
     char err[STT_ERROR_MAX] = "";
     void *state = r->be->open(r->shared, s->max_samples, &s->stop, err, sizeof(err));
+    if (!state)
+        log_error("msg=stt_decoder_failed recogniser=%s error=\"%s\"", r->be->name, err);
     pthread_mutex_lock(&s->mu);
     r->started++;
     if (!state && !r->open_failed) {
@@ -321,10 +324,8 @@ static void *rec_main(void *arg)
         str_copy(r->open_error, sizeof(r->open_error), err[0] ? err : "it could not start");
     }
     pthread_cond_broadcast(&s->start_cv);
-    if (!state) {
-        pthread_mutex_unlock(&s->mu);
-        return NULL;
-    }
+    /* A thread whose decoder did not load still takes its share of the queue and fails each
+     * utterance with the reason, so that every stream still gets its results and its end. */
     struct stt_answer *ans = xmalloc(sizeof(*ans));
     while (!atomic_load(&s->stop)) {
         struct utt *u = queue_take_locked(r);
@@ -343,7 +344,11 @@ static void *rec_main(void *arg)
                               .language = st->language,
                               .stream_id = st->id};
         double t0 = mono_s();
-        int rc = r->be->recognise(state, &a, ans);
+        int rc = -1;
+        if (state)
+            rc = r->be->recognise(state, &a, ans);
+        else
+            str_copy(ans->error, sizeof(ans->error), r->open_error);
         double busy = mono_s() - t0;
         if (rc == 0)
             stt_text_tidy(ans->text, STT_TEXT_MAX);
@@ -385,7 +390,8 @@ static void *rec_main(void *arg)
     }
     pthread_mutex_unlock(&s->mu);
     free(ans);
-    r->be->close(state);
+    if (state)
+        r->be->close(state);
     return NULL;
 }
 
@@ -804,10 +810,12 @@ static void rec_init(struct stt *s, struct rec *r, const struct stt_backend *be,
     pthread_cond_init(&r->cv, NULL);
 }
 
-/* Starts r's threads and waits until each is past open(). Returns 0, or -1 with the first
- * thread's message (every thread has exited or will, having failed). */
-static int rec_start(struct stt *s, struct rec *r, const char *name, char *err, size_t errlen)
+/* Starts r's threads (once). */
+static void rec_launch(struct rec *r, const char *name)
 {
+    if (r->launched)
+        return;
+    r->launched = true;
     for (int i = 0; i < r->n_threads; i++) {
         int rc = pthread_create(&r->tids[i], NULL, rec_main, r);
         if (rc != 0)
@@ -816,6 +824,13 @@ static int rec_start(struct stt *s, struct rec *r, const char *name, char *err, 
         snprintf(tname, sizeof(tname), "%s-%d", name, i);
         pthread_setname_np(r->tids[i], tname);
     }
+}
+
+/* Starts r's threads and waits until each is past open(). Returns 0, or -1 with the first
+ * thread's message (every thread is then failing what it is given). */
+static int rec_start(struct stt *s, struct rec *r, const char *name, char *err, size_t errlen)
+{
+    rec_launch(r, name);
     pthread_mutex_lock(&s->mu);
     while (r->started < r->n_threads)
         pthread_cond_wait(&s->start_cv, &s->mu);
@@ -828,6 +843,8 @@ static int rec_start(struct stt *s, struct rec *r, const char *name, char *err, 
 
 static void rec_join(struct stt *s, struct rec *r)
 {
+    if (!r->launched)
+        return;
     pthread_mutex_lock(&s->mu);
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&s->mu);
@@ -899,17 +916,11 @@ struct stt *stt_create_with(uv_loop_t *loop, const struct stt_config *cfg,
     s->pool_keep = (size_t)cfg->queue_max * (s->has_builtin + s->has_http) + (size_t)cfg->threads +
                    (s->has_http ? 1 : 0);
 
-    /* The decoders first, before any loop handle exists: a model that does not load is then a
-     * plain NULL with nothing left for the caller's loop to close. */
-    if (s->has_builtin) {
+    /* The decoders load when the first stream of theirs opens, on their own threads: a server
+     * that never transcribes spends neither their memory (about 90 MB each) nor the seconds
+     * of loading, and the control loop never waits for them. */
+    if (s->has_builtin)
         rec_init(s, &s->builtin, builtin, builtin_shared, cfg->threads);
-        if (rec_start(s, &s->builtin, "stt-decode", err, errlen) < 0) {
-            atomic_store(&s->stop, true);
-            rec_join(s, &s->builtin);
-            stt_free_early(s);
-            return NULL;
-        }
-    }
 
     s->async = xcalloc(1, sizeof(*s->async));
     if (uv_async_init(loop, s->async, on_async) != 0)
@@ -1035,6 +1046,8 @@ int stt_stream_open(struct stt *s, const char *stream_id, struct media_tap *tap,
     str_copy(st->id, sizeof(st->id), stream_id);
     str_copy(st->language, sizeof(st->language), language);
     st->rec = r;
+    if (r == &s->builtin)
+        rec_launch(r, "stt-decode");
     st->tap = media_tap_ref(tap);
     idmap_put(&s->streams, st->id, st);
     if (s->n_streams++ == 0)

@@ -93,10 +93,11 @@ typedef void (*stt_result_cb)(void *ctx, const struct stt_result *r);
 
 struct stt;
 
-/* Control thread. Starts the collector and the recognisers' threads, and waits until every
- * built-in decoder has loaded its model (about half a second each, in turn). Returns NULL with a
- * message in err for a setting out of range (naming it), a bad URL, a missing or unloadable
- * model, or no recogniser at all. The uv_async_t keeps the loop alive only while streams are
+/* Control thread. Starts the collector and the external recogniser's thread; the built-in
+ * decoders load on their own threads when the first en-US stream opens (about half a second
+ * each, in turn; meanwhile utterances wait in the queue, and a decoder that fails to load fails
+ * each utterance it takes with the reason). Returns NULL with a message in err for a setting
+ * out of range (naming it), a bad URL, a missing model file, or no recogniser at all. The uv_async_t keeps the loop alive only while streams are
  * open. */
 struct stt *stt_create(uv_loop_t *loop, const struct stt_config *cfg, stt_result_cb cb, void *ctx,
                        char *err, size_t errlen);

@@ -1,5 +1,5 @@
-"""Conferences (SPEC §3, §6), the 501 transcribe stubs and the recording endpoints' errors (§5),
-conferencecalls (§4). Recording itself: test_recording.py."""
+"""Conferences (SPEC §3, §6), the recording and transcription endpoints' errors (§5),
+conferencecalls (§4). Recording itself: test_recording.py; transcription: test_transcribe.py."""
 
 import http.client
 import json
@@ -11,7 +11,7 @@ import pytest
 from conftest import (DIRECT_HASH_RE, NIL_UUID, TM_NEVER, check_conference, check_fresh_conference, err,
                       list_all, ok, parse_ts, utcnow)
 
-STUBS = ["transcribe_start", "transcribe_stop"]
+TRANSCRIBE = ["transcribe_start", "transcribe_stop"]
 RECORDING = ["recording_start", "recording_stop"]
 
 
@@ -281,17 +281,23 @@ def test_recording_endpoint_errors(server, customer, action):
     assert ok(customer.api.get(f"/v1.0/conferences/{c['id']}")) == c
 
 
-@pytest.mark.parametrize("action", STUBS)
-def test_transcribe_not_implemented(server, customer, action):
+@pytest.mark.parametrize("action", TRANSCRIBE)
+def test_transcribe_endpoint_errors(server, customer, action):
     c = customer.create_conference()
     body = {"language": "en-US"} if action == "transcribe_start" else {}
-    err(customer.api.post(f"/v1.0/conferences/{c['id']}/{action}", body), 501, "UNIMPLEMENTED", "NOT_IMPLEMENTED")
-    err(customer.api.post(f"/v1.0/conferences/{c['id']}/{action}"), 501, "UNIMPLEMENTED", "NOT_IMPLEMENTED")
     err(customer.api.post(f"/v1.0/conferences/{uuid.uuid4()}/{action}", body), 404, "NOT_FOUND",
         "CONFERENCE_NOT_FOUND")
     err(customer.api.post(f"/v1.0/conferences/nope/{action}", body), 400, "INVALID_ARGUMENT", "INVALID_ID")
     err(server.api().post(f"/v1.0/conferences/{c['id']}/{action}", body), 401, "UNAUTHENTICATED",
         "AUTHENTICATION_REQUIRED")
+    if action == "transcribe_start":
+        err(customer.api.post(f"/v1.0/conferences/{c['id']}/{action}", b"{"), 400, "INVALID_ARGUMENT",
+            "INVALID_JSON_BODY")
+        err(customer.api.post(f"/v1.0/conferences/{c['id']}/{action}", {}), 400, "INVALID_ARGUMENT",
+            "INVALID_LANGUAGE")
+    else:
+        err(customer.api.post(f"/v1.0/conferences/{c['id']}/{action}"), 409, "FAILED_PRECONDITION",
+            "STATE_INVALID")
     assert ok(customer.api.get(f"/v1.0/conferences/{c['id']}")) == c
 
 

@@ -92,6 +92,7 @@ struct fake {
     bool gate_closed; /* recognise() waits while set */
     int entered;      /* recognise() calls begun */
     int opened;
+    bool fail_open; /* open() refuses: "the model is broken" */
     struct call calls[MAX_CALLS];
     int n_calls;
 };
@@ -109,11 +110,16 @@ static void *fake_open(void *shared, size_t max_samples, const atomic_bool *stop
     (void)max_samples;
     (void)err;
     (void)errlen;
-    struct fake_thread *t = xcalloc(1, sizeof(*t));
-    t->stop = stop;
     pthread_mutex_lock(&fake.mu);
     fake.opened++;
+    bool fail = fake.fail_open;
     pthread_mutex_unlock(&fake.mu);
+    if (fail) {
+        snprintf(err, errlen, "the model is broken");
+        return NULL;
+    }
+    struct fake_thread *t = xcalloc(1, sizeof(*t));
+    t->stop = stop;
     return t;
 }
 
@@ -168,6 +174,7 @@ static void fake_reset(void)
     fake.n_calls = 0;
     fake.entered = 0;
     fake.opened = 0;
+    fake.fail_open = false;
     fake.gate_closed = false;
     pthread_mutex_unlock(&fake.mu);
 }
@@ -394,6 +401,46 @@ static void test_open_refused(void **state)
     assert_int_equal(stt_stream_open(f->s, "a", t, "en-US", err, sizeof(err)), 0);
     media_tap_unref(t);
     fx_free(f); /* with the stream still open: its tap reference is released */
+}
+
+static int fake_opened(void)
+{
+    pthread_mutex_lock(&fake.mu);
+    int n = fake.opened;
+    pthread_mutex_unlock(&fake.mu);
+    return n;
+}
+
+/* The decoders load when the first stream opens, not at create; one that cannot load fails
+ * each utterance it is given with the reason, and the stream still ends. */
+static void test_decoders_load_late(void **state)
+{
+    (void)state;
+    struct stt_config cfg = fake_config(2, 4, 15000);
+    struct fx *f = fx_new(&cfg);
+    usleep(100 * 1000);
+    assert_int_equal(fake_opened(), 0);
+    pthread_mutex_lock(&fake.mu);
+    fake.fail_open = true;
+    pthread_mutex_unlock(&fake.mu);
+    struct media_tap *t = open_stream(f, "s1", "en-US");
+    push_range(t, 100, 109, true, true);
+    push_range(t, 120, 129, true, true);
+    assert_true(wait_results(f, 2, WAIT_MS));
+    assert_int_equal(fake_opened(), 2);
+    expect(&f->res[0], "s1", STT_FAILED, 100, 109);
+    assert_string_equal(f->res[0].error, "the model is broken");
+    expect(&f->res[1], "s1", STT_FAILED, 120, 129);
+    stt_stream_close(f->s, "s1");
+    assert_true(wait_results(f, 3, WAIT_MS));
+    expect(&f->res[2], "s1", STT_CLOSED, 0, 0);
+    struct media_tap *t2 = open_stream(f, "s2", "en-US"); /* no second load */
+    stt_stream_close(f->s, "s2");
+    assert_true(wait_results(f, 4, WAIT_MS));
+    assert_int_equal(fake_opened(), 2);
+    media_tap_unref(t);
+    media_tap_unref(t2);
+    fx_free(f);
 }
 
 static void test_languages_with_http(void **state)
@@ -1171,6 +1218,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_settings_refused),
         cmocka_unit_test(test_open_refused),
+        cmocka_unit_test(test_decoders_load_late),
         cmocka_unit_test(test_languages_with_http),
         cmocka_unit_test(test_assembly_marks),
         cmocka_unit_test(test_assembly_gaps),
