@@ -72,8 +72,10 @@ const int16_t *stt_resample(struct stt_resampler *r, const int16_t *pcm, size_t 
                 gen = r->cap - got;
             src_float_to_short_array(r->tmp, r->out + got, (int)gen);
             got += gen;
-            d.data_in += d.input_frames_used;
             d.input_frames -= d.input_frames_used;
+            /* Used up, it points back at the start: one past the end of in is where tmp
+             * begins, and libsamplerate refuses arrays that touch ("overlap"). */
+            d.data_in = d.input_frames > 0 ? d.data_in + d.input_frames_used : r->in;
         } while (d.input_frames > 0 || (d.end_of_input && d.output_frames_gen > 0));
     }
     *out_n = got;

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -401,6 +402,33 @@ static void test_open_refused(void **state)
     assert_int_equal(stt_stream_open(f->s, "a", t, "en-US", err, sizeof(err)), 0);
     media_tap_unref(t);
     fx_free(f); /* with the stream still open: its tap reference is released */
+}
+
+/* Every length resamples to twice as many samples, and the signal survives: lengths that are a
+ * whole number of the resampler's chunks (1,024 samples) once failed at the end. */
+static void test_resample_lengths(void **state)
+{
+    (void)state;
+    char err[256];
+    struct stt_resampler *r = stt_resampler_create(8000, err, sizeof(err));
+    assert_non_null(r);
+    static int16_t in[8000];
+    for (size_t i = 0; i < 8000; i++)
+        in[i] = (int16_t)(8000 * sin(2 * M_PI * 500 * (double)i / 8000));
+    const size_t lens[] = {160, 1023, 1024, 1025, 2048, 5120, 8000};
+    for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+        size_t n = 0;
+        const int16_t *out = stt_resample(r, in, lens[k], &n, err, sizeof(err));
+        if (!out)
+            fail_msg("%zu samples: %s", lens[k], err);
+        assert_true(n + 4 >= 2 * lens[k] && n <= 2 * lens[k] + 4);
+        double e = 0;
+        for (size_t i = n / 4; i < 3 * n / 4; i++)
+            e += (double)out[i] * out[i];
+        e /= (double)(n / 2);
+        assert_true(e > 0.8 * 8000.0 * 8000 / 2 && e < 1.2 * 8000.0 * 8000 / 2);
+    }
+    stt_resampler_destroy(r);
 }
 
 static int fake_opened(void)
@@ -1219,6 +1247,7 @@ int main(void)
         cmocka_unit_test(test_settings_refused),
         cmocka_unit_test(test_open_refused),
         cmocka_unit_test(test_decoders_load_late),
+        cmocka_unit_test(test_resample_lengths),
         cmocka_unit_test(test_languages_with_http),
         cmocka_unit_test(test_assembly_marks),
         cmocka_unit_test(test_assembly_gaps),
