@@ -194,13 +194,45 @@ static void fold_high_band(struct stt_resampler *rs, size_t n)
     }
 }
 
+/* A frame whose every sample is within this of zero is digital silence: what G.711 carries
+ * from a phone that sends nothing (about -72 dBov; a real microphone's noise is louder). */
+#define SILENT_PEAK 8
+
+static bool frame_silent(const int16_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] > SILENT_PEAK || p[i] < -SILENT_PEAK)
+            return false;
+    return true;
+}
+
+/* The utterance without the digital silence at its ends, in whole 20 ms frames; *n 0 when it
+ * holds nothing else. The voice activity detector's pre-roll and hangover give every utterance
+ * 0.3 s of leading and 0.6 s of trailing audio, which from a phone that sends silence is
+ * zeros; the model's batch normalisation, trained on recorded speech with its room noise,
+ * takes such zeros for a signal: with them the call path lost 4-11 points of word errors per
+ * voice against decoding the same sentences' files, without them none (bench/stt). */
+static const int16_t *trim_silence(const int16_t *pcm, size_t *n, int rate)
+{
+    size_t frame = (size_t)rate / 50;
+    size_t start = 0, end = *n;
+    while (start + frame <= end && frame_silent(pcm + start, frame))
+        start += frame;
+    while (end >= start + frame && frame_silent(pcm + end - frame, frame))
+        end -= frame;
+    *n = end - start;
+    return pcm + start;
+}
+
 static int sphinx_recognise(void *state, const struct stt_audio *a, struct stt_answer *out)
 {
     struct sphinx *x = state;
     size_t n = a->n;
-    const int16_t *pcm = a->pcm;
+    const int16_t *pcm = trim_silence(a->pcm, &n, a->rate);
+    if (n == 0)
+        return 0; /* nothing but silence */
     if (a->rate != STT_RECOGNISER_RATE) {
-        if (!(pcm = stt_resample(x->rs, a->pcm, a->n, &n, out->error, sizeof(out->error))))
+        if (!(pcm = stt_resample(x->rs, pcm, n, &n, out->error, sizeof(out->error))))
             return -1;
         fold_high_band(x->rs, n);
     }
