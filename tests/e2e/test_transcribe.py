@@ -442,3 +442,21 @@ def test_flow_actions(server, customer, tmp_path):
     assert t["activeflow_id"] != NIL_UUID, t
     got = transcripts(api, t["id"])
     assert any(heard_any(x["message"], ALICE_WORDS[1]) for x in got), got
+
+
+def test_without_the_speech_model(server_factory):
+    """A server whose speech model is missing runs on; starting a transcription says what is
+    missing, and the conference is left as it was."""
+    srv = server_factory("no-model", extra_args=["--stt-model-dir", "/nonexistent/model"])
+    cust = srv.new_customer()
+    conf = cust.create_conference(name="no model")
+    e = err(cust.api.post(f"/v1.0/conferences/{conf['id']}/transcribe_start",
+                          {"language": "en-US"}), 400)
+    assert "none (the speech model is missing: /nonexistent/model" in e["message"], e
+    assert "pocketsphinx-en-us" in e["message"], e
+    c = ok(cust.api.get(f"/v1.0/conferences/{conf['id']}"))
+    assert c["transcribe_id"] == NIL_UUID and c["transcribe_ids"] == [], c
+    e = err(cust.api.post("/v1.0/transcribes", {"reference_type": "conference",
+                                                "reference_id": conf["id"],
+                                                "language": "en-US"}), 400)
+    assert "pocketsphinx-en-us" in e["message"], e
