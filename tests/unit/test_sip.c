@@ -1516,6 +1516,10 @@ static void test_dialog_state_and_saved_bye(void **state)
     json_decref(j);
     send_in_dialog(f, "ACK", 7, "call-saved@test", f->totag, NULL);
     spin(f, 20);
+    /* On a slow machine (sanitizers, a loaded CI) the 200 may have been retransmitted (T1 = 20
+     * ms) before the ACK was read; the ACK stops it, and what came before is not the BYE. */
+    while (next_msg(f, 0))
+        ;
 
     /* another run of the server (another stack) ends the call from the state alone */
     struct sip_config cfg = {.addr = "127.0.0.1", .user_agent = "next-run", .t1_ms = 20};
