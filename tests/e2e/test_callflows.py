@@ -275,7 +275,8 @@ def test_outgoing_call_refused(server, customer, final, reason, by):
         assert c["tm_progressing"] == TM_NEVER and c["tm_ringing"] != TM_NEVER
         af = ok(customer.api.get(f"/v1.0/activeflows/{c['activeflow_id']}"))
         assert af["status"] == "ended" and af["executed_actions"] == []
-        assert "ACK" in uas.got
+        # the ACK leaves with the hangup; the test's UAS thread may read it a moment later
+        wait_until(lambda: "ACK" in uas.got, 2, what="the ACK of the final answer")
     finally:
         uas.close()
 
