@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/curl_uv.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "model/model.h"
@@ -30,7 +31,6 @@
 #define RQ_BUCKETS 1024
 
 struct rqueue;
-
 
 /* One event waiting for (or being sent to) a webhook. */
 struct delivery {
@@ -68,25 +68,15 @@ struct xfer {
     uint64_t retry_at;
 };
 
-/* A socket curl asked us to watch. */
-struct sock {
-    uv_poll_t poll;
-    struct sock *prev, *next;
-    struct webhook *w;
-    curl_socket_t fd;
-};
-
 struct webhook {
     uv_loop_t *loop;
     struct store *store;
     struct webhook_config cfg;
-    CURLM *multi;
+    struct curl_uv *cu;
+    CURLM *multi; /* cu's */
     struct curl_slist *headers;
-    uv_timer_t curl_timer;
-    uv_timer_t retry_timer;
-    int open_timers; /* w is freed by the close callback that brings this to 0 */
+    uv_timer_t retry_timer; /* w is freed once it has closed */
     bool destroying;
-    struct sock *socks;
     struct rqueue *buckets[RQ_BUCKETS];
     struct rqueue *ready_head, *ready_tail;
     struct delivery *ghead, *gtail;
@@ -97,7 +87,6 @@ struct webhook {
     struct log_limit log_drop, log_fail, log_reject;
 };
 
-static void check_multi_info(struct webhook *w);
 static void pump(struct webhook *w);
 
 /* --- SSRF guard --------------------------------------------------------------------------- */
@@ -412,8 +401,7 @@ static void xfer_give_up(struct webhook *w, struct xfer *x, const char *why, CUR
         log_warn("msg=webhook_failed reason=%s host=%s resource_id=%s attempts=%d status=%ld "
                  "error=\"%s\" suppressed=%llu",
                  why, host, x->rq->resource_id, x->attempts, status,
-                 rc == CURLE_OK ? "none" : curl_easy_strerror(rc),
-                 (unsigned long long)suppressed);
+                 rc == CURLE_OK ? "none" : curl_easy_strerror(rc), (unsigned long long)suppressed);
     }
     xfer_finish(w, x);
 }
@@ -528,114 +516,16 @@ static void xfer_done(struct webhook *w, struct xfer *x, CURLcode rc)
     xfer_give_up(w, x, rc == CURLE_OK ? "server_error" : "network_error", rc, status);
 }
 
-static void check_multi_info(struct webhook *w)
+static void on_done(void *ctx, CURL *easy, CURLcode rc)
 {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(w->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        char *priv = NULL;
-        CURLcode rc = msg->data.result;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-        xfer_done(w, (struct xfer *)priv, rc);
-    }
-    pump(w);
+    char *priv = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+    xfer_done(ctx, (struct xfer *)priv, rc);
 }
 
-/* --- curl <-> libuv glue ------------------------------------------------------------------ */
-
-static void sock_close_cb(uv_handle_t *h)
+static void on_done_all(void *ctx)
 {
-    free(h->data);
-}
-
-static void sock_close(struct webhook *w, struct sock *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        w->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    uv_close((uv_handle_t *)&s->poll, sock_close_cb);
-}
-
-static void poll_cb(uv_poll_t *h, int status, int events)
-{
-    struct sock *s = h->data;
-    struct webhook *w = s->w;
-    int flags = 0;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    else {
-        if (events & UV_READABLE)
-            flags |= CURL_CSELECT_IN;
-        if (events & UV_WRITABLE)
-            flags |= CURL_CSELECT_OUT;
-    }
-    int running;
-    /* s may be closed inside this call: only w is used afterwards. */
-    curl_multi_socket_action(w->multi, s->fd, flags, &running);
-    check_multi_info(w);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    struct webhook *w = userp;
-    struct sock *s = socketp;
-    if (w->destroying)
-        return 0; /* destroy has closed every poll handle already */
-    if (what == CURL_POLL_REMOVE) {
-        if (s) {
-            curl_multi_assign(w->multi, fd, NULL);
-            sock_close(w, s);
-        }
-        return 0;
-    }
-    if (!s) {
-        s = xcalloc(1, sizeof(*s));
-        if (uv_poll_init_socket(w->loop, &s->poll, fd) != 0) {
-            free(s);
-            return -1;
-        }
-        s->poll.data = s;
-        s->w = w;
-        s->fd = fd;
-        s->next = w->socks;
-        if (w->socks)
-            w->socks->prev = s;
-        w->socks = s;
-        curl_multi_assign(w->multi, fd, s);
-    }
-    int events = 0;
-    if (what & CURL_POLL_IN)
-        events |= UV_READABLE;
-    if (what & CURL_POLL_OUT)
-        events |= UV_WRITABLE;
-    return uv_poll_start(&s->poll, events, poll_cb) == 0 ? 0 : -1;
-}
-
-static void curl_timer_cb(uv_timer_t *t)
-{
-    struct webhook *w = t->data;
-    int running;
-    curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_multi_info(w);
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    struct webhook *w = userp;
-    if (w->destroying)
-        return 0;
-    if (timeout_ms < 0)
-        uv_timer_stop(&w->curl_timer);
-    else /* 0 = as soon as possible, but never from inside this callback: the next iteration */
-        uv_timer_start(&w->curl_timer, curl_timer_cb, (uint64_t)timeout_ms, 0);
-    return 0;
+    pump(ctx);
 }
 
 /* --- public ------------------------------------------------------------------------------- */
@@ -643,21 +533,14 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 struct webhook *webhook_create(uv_loop_t *loop, struct store *store,
                                const struct webhook_config *cfg)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        die("curl_global_init failed");
     struct webhook *w = xcalloc(1, sizeof(*w));
     w->loop = loop;
     w->store = store;
     w->cfg = *cfg;
     if (w->cfg.timeout_ms <= 0)
         w->cfg.timeout_ms = WEBHOOK_DEFAULT_TIMEOUT_MS;
-    w->multi = curl_multi_init();
-    if (!w->multi)
-        die("curl_multi_init failed");
-    curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
-    curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+    w->cu = curl_uv_create(loop, on_done, on_done_all, w);
+    w->multi = curl_uv_multi(w->cu);
     const char *hdrs[] = {"Content-Type: application/json",
                           /* no 100-continue round trip (and 1 s stall) before larger bodies */
                           "Expect:"};
@@ -667,33 +550,25 @@ struct webhook *webhook_create(uv_loop_t *loop, struct store *store,
             die("out of memory building webhook headers");
         w->headers = n;
     }
-    uv_timer_init(loop, &w->curl_timer);
     uv_timer_init(loop, &w->retry_timer);
-    w->curl_timer.data = w;
     w->retry_timer.data = w;
-    w->open_timers = 2;
     return w;
 }
 
 static void timer_close_cb(uv_handle_t *h)
 {
-    struct webhook *w = h->data;
-    if (--w->open_timers == 0)
-        free(w);
+    free(h->data);
 }
 
 void webhook_destroy(struct webhook *w)
 {
     if (!w)
         return;
-    /* Close our poll handles while curl's sockets are still open, then keep curl from calling
-     * back into handles that are closing. */
     w->destroying = true;
     if (w->n_queued + w->n_active > 0)
         log_warn("msg=webhook_undelivered_dropped queued=%zu in_flight=%zu", w->n_queued,
                  w->n_active);
-    while (w->socks)
-        sock_close(w, w->socks);
+    curl_uv_stop(w->cu); /* no more curl callbacks; the easy handles can still be removed */
     while (w->xfers)
         xfer_finish(w, w->xfers);
     w->retry_head = w->retry_tail = NULL;
@@ -703,10 +578,8 @@ void webhook_destroy(struct webhook *w)
         while (w->buckets[i])
             rq_free(w, w->buckets[i]);
     w->ready_head = w->ready_tail = NULL;
-    curl_multi_cleanup(w->multi);
+    curl_uv_destroy(w->cu);
     curl_slist_free_all(w->headers);
-    curl_global_cleanup();
-    uv_close((uv_handle_t *)&w->curl_timer, timer_close_cb);
     uv_close((uv_handle_t *)&w->retry_timer, timer_close_cb);
 }
 

@@ -2,8 +2,8 @@
  * (POST /v1/audio/transcriptions); stt_url is the full endpoint URL. Such servers decode one
  * request at a time, so one goes at a time: the recogniser has one thread. That thread turns the
  * utterance into a 16 kHz WAV file (resampling costs 4 ms per second of audio: not for the loop)
- * and hands it to the control loop, which sends it with libcurl's multi interface (as the
- * webhooks do) and hands the answer back to the waiting thread. Thread and loop meet under
+ * and hands it to the control loop, which sends it with libcurl's multi interface (core/curl_uv, as
+ * the webhooks do) and hands the answer back to the waiting thread. Thread and loop meet under
  * h->mu: the thread posts a job (READY) and sends the stt's wake-up; the loop takes it (RUNNING)
  * and, once curl is done, writes the answer into the thread's stt_answer and marks it DONE.
  *
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/curl_uv.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "media/wav.h"
@@ -32,25 +33,15 @@
 
 enum job_state { JOB_IDLE, JOB_READY, JOB_RUNNING, JOB_DONE };
 
-struct sock {
-    uv_poll_t poll;
-    struct sock *prev, *next;
-    struct stt_http *h;
-    curl_socket_t fd;
-};
-
 struct stt_http {
     uv_loop_t *loop;
     uv_async_t *wake;
     char *url;
     char shown[SHOWN_MAX]; /* the URL for messages */
     int timeout_ms;
-    CURLM *multi;
+    struct curl_uv *cu;
     struct curl_slist *headers;
-    uv_timer_t *timer;
-    struct sock *socks;
     bool destroying;
-    int open_handles; /* h is freed by the close callback that brings this to 0 */
 
     /* thread ↔ loop */
     pthread_mutex_t mu;
@@ -205,7 +196,7 @@ static void finish(struct stt_http *h, CURLcode rc)
 static void request_free(struct stt_http *h)
 {
     if (h->easy) {
-        curl_multi_remove_handle(h->multi, h->easy);
+        curl_multi_remove_handle(curl_uv_multi(h->cu), h->easy);
         curl_easy_cleanup(h->easy);
         h->easy = NULL;
     }
@@ -285,7 +276,7 @@ static int request_start(struct stt_http *h, const uint8_t *wav, size_t wav_len,
     SET(CURLOPT_ERRORBUFFER, h->errbuf);
     SET(CURLOPT_PRIVATE, h);
 #undef SET
-    if (rc != CURLE_OK || curl_multi_add_handle(h->multi, h->easy) != CURLM_OK)
+    if (rc != CURLE_OK || curl_multi_add_handle(curl_uv_multi(h->cu), h->easy) != CURLM_OK)
         goto fail;
     return 0;
 fail:
@@ -321,139 +312,18 @@ void stt_http_poll(struct stt_http *h)
     }
 }
 
-static void check_done(struct stt_http *h)
+/* A transfer finished: the only one is the request in flight. */
+static void on_done(void *ctx, CURL *easy, CURLcode rc)
 {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(h->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE || msg->easy_handle != h->easy)
-            continue;
-        finish(h, msg->data.result);
-        request_free(h);
-    }
-}
-
-/* ---- curl <-> libuv ---- */
-
-/* One of h's handles has closed; the last frees h. */
-static void release(struct stt_http *h)
-{
-    if (--h->open_handles > 0)
+    struct stt_http *h = ctx;
+    if (easy != h->easy)
         return;
-    pthread_mutex_destroy(&h->mu);
-    pthread_cond_destroy(&h->cv);
-    free(h->url);
-    free(h);
-}
-
-static void timer_closed(uv_handle_t *handle)
-{
-    struct stt_http *h = handle->data;
-    free(handle);
-    release(h);
-}
-
-static void sock_closed(uv_handle_t *handle)
-{
-    struct sock *k = handle->data;
-    struct stt_http *h = k->h;
-    free(k);
-    release(h);
-}
-
-static void sock_close(struct stt_http *h, struct sock *k)
-{
-    if (k->prev)
-        k->prev->next = k->next;
-    else
-        h->socks = k->next;
-    if (k->next)
-        k->next->prev = k->prev;
-    uv_close((uv_handle_t *)&k->poll, sock_closed);
-}
-
-static void on_poll(uv_poll_t *p, int status, int events)
-{
-    struct sock *k = p->data;
-    struct stt_http *h = k->h;
-    int flags = 0;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    else {
-        if (events & UV_READABLE)
-            flags |= CURL_CSELECT_IN;
-        if (events & UV_WRITABLE)
-            flags |= CURL_CSELECT_OUT;
-    }
-    int running;
-    /* k may be closed inside this call: only h is used afterwards. */
-    curl_multi_socket_action(h->multi, k->fd, flags, &running);
-    check_done(h);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    struct stt_http *h = userp;
-    struct sock *k = socketp;
-    if (h->destroying)
-        return 0; /* every poll handle is closed already */
-    if (what == CURL_POLL_REMOVE) {
-        if (k) {
-            curl_multi_assign(h->multi, fd, NULL);
-            sock_close(h, k);
-        }
-        return 0;
-    }
-    if (!k) {
-        k = xcalloc(1, sizeof(*k));
-        if (uv_poll_init_socket(h->loop, &k->poll, fd) != 0) {
-            free(k);
-            return -1;
-        }
-        h->open_handles++;
-        k->poll.data = k;
-        k->h = h;
-        k->fd = fd;
-        k->next = h->socks;
-        if (h->socks)
-            h->socks->prev = k;
-        h->socks = k;
-        curl_multi_assign(h->multi, fd, k);
-    }
-    int events = 0;
-    if (what & CURL_POLL_IN)
-        events |= UV_READABLE;
-    if (what & CURL_POLL_OUT)
-        events |= UV_WRITABLE;
-    return uv_poll_start(&k->poll, events, on_poll) == 0 ? 0 : -1;
-}
-
-static void on_timer(uv_timer_t *t)
-{
-    struct stt_http *h = t->data;
-    int running;
-    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(h);
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    struct stt_http *h = userp;
-    if (h->destroying)
-        return 0;
-    if (timeout_ms < 0)
-        uv_timer_stop(h->timer);
-    else /* 0: as soon as possible, but never from inside this callback */
-        uv_timer_start(h->timer, on_timer, (uint64_t)timeout_ms, 0);
-    return 0;
+    finish(h, rc);
+    request_free(h);
 }
 
 struct stt_http *stt_http_create(uv_loop_t *loop, uv_async_t *wake, const char *url, int timeout_ms)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        die("curl_global_init failed");
     struct stt_http *h = xcalloc(1, sizeof(*h));
     h->loop = loop;
     h->wake = wake;
@@ -462,13 +332,7 @@ struct stt_http *stt_http_create(uv_loop_t *loop, uv_async_t *wake, const char *
     h->timeout_ms = timeout_ms;
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
-    h->multi = curl_multi_init();
-    if (!h->multi)
-        die("curl_multi_init failed");
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+    h->cu = curl_uv_create(loop, on_done, NULL, h);
     const char *hdrs[] = {"Accept: application/json",
                           /* no 100-continue round trip (and 1 s stall) before the upload */
                           "Expect:"};
@@ -478,10 +342,6 @@ struct stt_http *stt_http_create(uv_loop_t *loop, uv_async_t *wake, const char *
             die("out of memory building the recogniser's headers");
         h->headers = n;
     }
-    h->timer = xcalloc(1, sizeof(*h->timer));
-    uv_timer_init(loop, h->timer);
-    h->timer->data = h;
-    h->open_handles = 1;
     return h;
 }
 
@@ -498,16 +358,15 @@ void stt_http_destroy(struct stt_http *h)
 {
     if (!h)
         return;
-    /* Close our poll handles while curl's sockets are still open, then keep curl from calling
-     * back into handles that are closing. */
     h->destroying = true;
-    while (h->socks)
-        sock_close(h, h->socks);
+    curl_uv_stop(h->cu);
     request_free(h);
-    curl_multi_cleanup(h->multi);
+    curl_uv_destroy(h->cu);
     curl_slist_free_all(h->headers);
-    curl_global_cleanup();
-    uv_close((uv_handle_t *)h->timer, timer_closed);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    free(h->url);
+    free(h);
 }
 
 /* ---- the recogniser's thread ---- */
