@@ -93,6 +93,21 @@ int16_t *stt_resampled(struct stt_resampler *r);
 const int16_t *stt_resample(struct stt_resampler *r, const int16_t *pcm, size_t n, size_t *out_n,
                             char *err, size_t errlen);
 
+/* stt_g711.c: G.711's quantisation noise taken out of an utterance at STT_RATE, for the built-in
+ * recogniser (one per recogniser thread, sized for max_samples). */
+enum { STT_LAW_NONE, STT_LAW_ULAW, STT_LAW_ALAW };
+struct stt_g711;
+/* Any thread. STT_LAW_ULAW or STT_LAW_ALAW when the samples are that law's decoded levels
+ * (at least 98 % of those not zero), else STT_LAW_NONE. */
+int stt_g711_law(const int16_t *pcm, size_t n);
+/* Any thread. NULL with a message in err when fftw cannot plan its transform. */
+struct stt_g711 *stt_g711_create(size_t max_samples, char *err, size_t errlen);
+void stt_g711_destroy(struct stt_g711 *g);
+/* g's thread. The n samples (n <= max_samples) coded with law, less the codec's noise, each
+ * still inside the interval its level stands for; held by g until the next call. pcm itself
+ * when law is STT_LAW_NONE or n is out of range. */
+const int16_t *stt_g711_clean(struct stt_g711 *g, int law, const int16_t *pcm, size_t n);
+
 /* Control thread. stt_create() with builtin (and its shared state, borrowed for the life of the
  * stt) in place of pocketsphinx for STT_BUILTIN_LANGUAGE; cfg->model_dir is then not used. */
 struct stt *stt_create_with(uv_loop_t *loop, const struct stt_config *cfg,
