@@ -10,7 +10,7 @@
  *                        of 0.45 on one core);
  *   -remove_noise no     its spectral subtraction estimates a steady background noise: G.711's
  *                        noise follows the signal, and through G.711 it cost 20.1 % word errors
- *                        against 17.8 % without (the plain files: 15.6 and 15.8 %), at a tenth
+ *                        against 17.8 % without (the plain files: 15.6 and 15.8 %), at a fifth
  *                        more CPU; the codec's noise is taken out by stt_g711.c instead;
  *   -dither no           replaced by dither() below, which depends on the utterance only.
  * The utterance goes in whole (full_utt), so the model's batch cepstral mean normalisation sees
