@@ -889,6 +889,30 @@ static void test_destroy_with_work_pending(void **state)
 
 /* ---- pocketsphinx ---- */
 
+/* The real recogniser on one thread, its results collected in f. */
+static struct fx *sphinx_fx(void)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    struct stt_config cfg;
+    stt_config_defaults(&cfg);
+    cfg.threads = 1;
+    char err[512] = "";
+    f->s = stt_create(&f->loop, &cfg, on_result, f, err, sizeof(err));
+    if (!f->s)
+        fail_msg("stt_create: %s", err);
+    return f;
+}
+
+static void sphinx_fx_free(struct fx *f)
+{
+    stt_destroy(f->s);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f);
+}
+
 static bool has_word(const char *text, const char *word)
 {
     size_t n = strlen(word);
@@ -922,16 +946,7 @@ static void test_pocketsphinx(void **state)
          {"call", "tomorrow", "budget", "meeting"}},
         {"We should buy a new computer for the office.", {"buy", "computer", "office", "new"}},
     };
-    struct fx *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    struct stt_config cfg;
-    stt_config_defaults(&cfg);
-    cfg.threads = 1;
-    char err[512] = "";
-    f->s = stt_create(&f->loop, &cfg, on_result, f, err, sizeof(err));
-    if (!f->s)
-        fail_msg("stt_create: %s", err);
+    struct fx *f = sphinx_fx();
     struct media_tap *t = open_stream(f, "s1", "en-us");
     uint64_t tick = 1000;
     for (size_t i = 0; i < 2; i++) {
@@ -960,10 +975,7 @@ static void test_pocketsphinx(void **state)
     print_message("pocketsphinx: %.1f s of speech in %.2f s: real-time factor %.2f\n", st.audio_s,
                   st.busy_s, st.busy_s / st.audio_s);
     media_tap_unref(t);
-    stt_destroy(f->s);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    free(f);
+    sphinx_fx_free(f);
 }
 
 /* An utterance's words depend on its audio only, not on what the decoder heard before: the same
@@ -980,16 +992,7 @@ static void test_pocketsphinx_order(void **state)
         "the dog sleeps under the kitchen table", "please speak a little slower",
     };
     enum { K = sizeof(said) / sizeof(said[0]) };
-    struct fx *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    struct stt_config cfg;
-    stt_config_defaults(&cfg);
-    cfg.threads = 1;
-    char err[512] = "";
-    f->s = stt_create(&f->loop, &cfg, on_result, f, err, sizeof(err));
-    if (!f->s)
-        fail_msg("stt_create: %s", err);
+    struct fx *f = sphinx_fx();
     struct media_tap *t = open_stream(f, "s1", "en-us");
     int16_t *pcm[K];
     size_t len[K];
@@ -1000,7 +1003,7 @@ static void test_pocketsphinx_order(void **state)
     }
     uint64_t tick = 1000;
     for (size_t r = 0; r < 2 * K; r++) {
-        size_t i = r < K ? r : 2 * K - 1 - r; /* 0 1 2 3 3 2 1 0 */
+        size_t i = r < K ? r : 2 * K - 1 - r; /* 0 1 ... 7, then 7 6 ... 0 */
         push_speech(t, tick, pcm[i], len[i]);
         tick += (len[i] + MIX_FRAME - 1) / MIX_FRAME + 100;
     }
@@ -1014,10 +1017,7 @@ static void test_pocketsphinx_order(void **state)
         free(pcm[i]);
     }
     media_tap_unref(t);
-    stt_destroy(f->s);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    free(f);
+    sphinx_fx_free(f);
 }
 
 /* ---- the HTTP recogniser ---- */
