@@ -626,7 +626,9 @@ int main(int argc, char **argv)
                                 .port_min = s.cfg.rtp_port_min,
                                 .port_max = s.cfg.rtp_port_max,
                                 .threads = s.cfg.media_threads,
-                                .rtp_timeout_ms = s.cfg.rtp_timeout_ms};
+                                .rtp_timeout_ms = s.cfg.rtp_timeout_ms,
+                                .opus_bitrate = s.cfg.opus_bitrate,
+                                .opus_complexity = s.cfg.opus_complexity};
     s.media = media_engine_create(s.loop, &mcfg, on_media_event, &s, err, sizeof(err));
     if (!s.media) {
         fprintf(stderr, "conferenced: %s\n", err);

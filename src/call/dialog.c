@@ -121,7 +121,7 @@ static void on_established(void *ctx, struct sip_dialog *d)
     lc->acked = true;
     if (lc->leg && lc->direction == CALL_INCOMING)
         media_leg_set_remote(m->d.media, lc->leg, lc->offer.remote_ip, lc->offer.remote_port,
-                             lc->offer.codec == SDP_PCMA ? MIX_PCMA : MIX_PCMU, lc->offer.dtmf_pt,
+                             lc->offer.codec, lc->offer.audio_pt, lc->offer.dtmf_pt,
                              lc->signal_ip);
 }
 
@@ -168,7 +168,7 @@ static void on_answered(void *ctx, struct sip_dialog *d, const char *sdp)
         return;
     }
     media_leg_set_remote(m->d.media, lc->leg, ans.remote_ip, ans.remote_port,
-                         ans.codec == SDP_PCMA ? MIX_PCMA : MIX_PCMU, ans.dtmf_pt,
+                         ans.codec, ans.audio_pt, ans.dtmf_pt,
                          m->sip.peer_ip(m->sip.ctx, d));
     media_leg_arm_timeout(m->d.media, lc->leg); /* no RTP timeout while ringing */
     call_set_answered(m, lc);

@@ -75,6 +75,10 @@ static const struct setting settings[] = {
      "ADDR", "address the RTP sockets bind to and the SDP announces (default: the SIP address)"},
     INT("rtp_timeout_ms", "CONFERENCED_RTP_TIMEOUT_MS", "--rtp-timeout-ms", rtp_timeout_ms, 1000,
         3600000, "MS", "hang up an answered call after this long without RTP"),
+    INT("opus_bitrate", "CONFERENCED_OPUS_BITRATE", "--opus-bitrate", opus_bitrate, 6000, 128000,
+        "BPS", "bit rate of the Opus audio sent to each participant"),
+    INT("opus_complexity", "CONFERENCED_OPUS_COMPLEXITY", "--opus-complexity", opus_complexity, 0,
+        10, "N", "Opus encoder complexity (CPU per listener against quality)"),
     INT("ring_timeout_ms", "CONFERENCED_RING_TIMEOUT_MS", "--ring-timeout-ms", ring_timeout_ms,
         1000, 600000, "MS", "longest ring: an outgoing call is cancelled, an incoming one refused (noanswer)"),
     {"sounds_dir", "CONFERENCED_SOUNDS_DIR", "--sounds-dir", K_PATH, F(sounds_dir), 0,
@@ -160,6 +164,8 @@ void config_defaults(struct config *cfg)
     cfg->rtp_port_max = 20000;
     cfg->media_threads = 2;
     cfg->rtp_timeout_ms = 30000;
+    cfg->opus_bitrate = 32000;
+    cfg->opus_complexity = 0;
     cfg->ring_timeout_ms = 60000;
     cfg->max_conferences = 10000;
     cfg->max_recordings = 1000;

@@ -27,6 +27,9 @@ struct config {
     int media_threads;
     char media_ip[64]; /* announced in SDP; defaults to the SIP address */
     int rtp_timeout_ms;
+    /* what Opus listeners are sent */
+    int opus_bitrate;
+    int opus_complexity;
     int ring_timeout_ms; /* an outgoing call not answered in this time: noanswer */
     int max_conferences; /* per customer, not terminated */
     int max_recordings;      /* running at once, server-wide */

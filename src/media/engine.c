@@ -43,8 +43,7 @@ static void free_leg(struct media_leg *l)
     close(l->fd_rtp);
     close(l->fd_rtcp);
     engine_ports_release(l->thread->e, l->port);
-    jb_destroy(l->jb);
-    plc_free(l->plc);
+    engine_codec_free(l->lc);
     media_clip_unref(l->clip);
     engine_taps_release(&l->taps);
     for (size_t i = 0; i < l->n_deferred; i++) {
@@ -52,6 +51,8 @@ static void free_leg(struct media_leg *l)
             media_clip_unref(l->deferred[i].clip);
         else if (l->deferred[i].type == CMD_LEG_TAP)
             engine_tap_release(l->deferred[i].tap);
+        else if (l->deferred[i].type == CMD_LEG_REMOTE)
+            engine_codec_free(l->deferred[i].lc);
     }
     free(l->deferred);
     if (l->move_room) {
@@ -71,6 +72,7 @@ static void free_room(struct media_room *r)
     if (r->next)
         r->next->prev = r->prev;
     engine_taps_release(&r->taps); /* none but at shutdown: the thread hands them back */
+    engine_room_codecs_free(r);
     free(r->mix.p);
     free(r);
 }
@@ -133,6 +135,9 @@ static void on_async(uv_async_t *h)
                 break;
             case EV_TAP_RELEASE:
                 media_tap_unref(ev.ptr);
+                break;
+            case EV_FREE_CODEC:
+                engine_codec_free(ev.ptr);
                 break;
             }
         }
@@ -229,6 +234,9 @@ static void drop_event(struct ev *ev)
     case EV_TAP_RELEASE:
         media_tap_unref(ev->ptr);
         break;
+    case EV_FREE_CODEC:
+        engine_codec_free(ev->ptr);
+        break;
     }
 }
 
@@ -272,6 +280,10 @@ void media_engine_destroy(struct media_engine *e)
                 media_clip_unref(c.clip);
             else if (c.type == CMD_ROOM_TAP || c.type == CMD_LEG_TAP)
                 engine_tap_release(c.tap);
+            else if (c.type == CMD_LEG_REMOTE)
+                engine_codec_free(c.lc);
+            else if (c.type == CMD_ROOM_CODEC)
+                engine_room_codec_cmd_free(&c);
         }
     }
     for (int i = 0; i < e->n_threads; i++) {
@@ -337,10 +349,7 @@ struct media_leg *media_leg_create(struct media_engine *e, const char *key, char
     l->port = port;
     l->fd_rtp = rtp;
     l->fd_rtcp = rtcp;
-    l->jb = jb_create();
-    l->plc = plc_init(NULL);
-    if (!l->plc)
-        die("out of memory for packet loss concealment");
+    l->ctl_codec = -1;
     l->audio_pt = 0;
     l->dtmf_pt = -1;
     randombytes_buf(&l->ssrc, sizeof(l->ssrc));
@@ -365,9 +374,19 @@ const char *media_leg_key(const struct media_leg *l)
 }
 
 void media_leg_set_remote(struct media_engine *e, struct media_leg *l, const char *ip, int port,
-                          enum mix_codec codec, int dtmf_pt, const char *signal_ip)
+                          enum codec_id codec, int audio_pt, int dtmf_pt, const char *signal_ip)
 {
-    struct cmd c = {.type = CMD_LEG_REMOTE, .leg = l, .codec = (int)codec, .dtmf_pt = dtmf_pt};
+    struct cmd c = {.type = CMD_LEG_REMOTE,
+                    .leg = l,
+                    .codec = (int)codec,
+                    .audio_pt = audio_pt,
+                    .dtmf_pt = dtmf_pt};
+    if (l->ctl_codec != (int)codec) {
+        c.lc = engine_codec_create(e, codec);
+        l->ctl_codec = (int)codec;
+        if (l->ctl_room)
+            engine_room_need_codec(e, l->ctl_room, codec);
+    }
     struct in_addr sig;
     if (signal_ip && inet_pton(AF_INET, signal_ip, &sig) == 1)
         c.signal_addr = sig.s_addr;
@@ -438,6 +457,8 @@ void engine_leg_send(struct media_leg *l, const struct cmd *c)
 void media_leg_join(struct media_engine *e, struct media_leg *l, struct media_room *r)
 {
     room_reserve(l, r);
+    if (l->ctl_codec >= 0)
+        engine_room_need_codec(e, r, (enum codec_id)l->ctl_codec);
     struct cmd c = {.type = CMD_LEG_JOIN, .leg = l, .room = r};
     engine_leg_send(l, &c);
 }

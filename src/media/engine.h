@@ -47,6 +47,8 @@ struct media_config {
     int port_min, port_max; /* RTP ports (even); RTCP is port + 1 */
     int threads;            /* media threads (>= 1) */
     int rtp_timeout_ms;     /* inactivity before MEDIA_LEG_TIMEOUT (30,000) */
+    int opus_bitrate;       /* what Opus listeners are sent, bit/s (0: the codec's default) */
+    int opus_complexity;    /* the Opus encoders' complexity 0..10 (-1: the codec's default) */
 };
 
 struct media_engine *media_engine_create(uv_loop_t *loop, const struct media_config *cfg,
@@ -68,13 +70,14 @@ struct media_leg *media_leg_create(struct media_engine *e, const char *key, char
                                    size_t errlen);
 int media_leg_port(const struct media_leg *l);
 const char *media_leg_key(const struct media_leg *l);
-/* Where to send (from the SDP) and in which codec; dtmf_pt is -1 without telephone-event. The
+/* Where to send (from the SDP), in which codec and payload type (audio_pt); dtmf_pt is -1 without
+ * telephone-event. A codec other than the leg's last one starts its audio afresh. The
  * address is the expected source of strict RTP learning (see rtp_source in media/rtp.h): audio is
  * taken from it, or from a sender learned while it is silent (a NAT), and sent where it comes
  * from. signal_ip is where the call's SIP comes from: a sender is learned only from it or from the
  * SDP's address (NULL: from any address). Calling it again starts over from the new address. */
 void media_leg_set_remote(struct media_engine *e, struct media_leg *l, const char *ip, int port,
-                          enum mix_codec codec, int dtmf_pt, const char *signal_ip);
+                          enum codec_id codec, int audio_pt, int dtmf_pt, const char *signal_ip);
 /* Puts the leg's audio into a room (MEDIA_LEG_JOINED follows) / takes it out (MEDIA_LEG_LEFT).
  * A leg is in at most one room. */
 void media_leg_join(struct media_engine *e, struct media_leg *l, struct media_room *r);
@@ -85,7 +88,7 @@ void media_leg_arm_timeout(struct media_engine *e, struct media_leg *l);
 /* Closes the sockets and frees the leg (leaving its room first, without an event). */
 void media_leg_destroy(struct media_engine *e, struct media_leg *l);
 
-/* Audio to play: 8 kHz mono 16-bit samples, immutable once created and shared by reference count
+/* Audio to play: 8 kHz mono 16-bit samples (a wideband leg is played them resampled), immutable once created and shared by reference count
  * (any thread may take or drop a reference). */
 struct media_clip;
 /* Any thread. Copies samples[0..n); the caller holds the one reference. */

@@ -6,14 +6,13 @@
  *   engine_rtp.c     media thread: a leg's RTP in (jitter buffer, PLC, DTMF) and out
  *   engine_ports.c   control thread: the RTP port pairs
  *   engine_play.c    clips and their playback to legs outside rooms
- *   engine_tap.c     taps of rooms and legs (media/tap.h) */
+ *   engine_tap.c     taps of rooms and legs (media/tap.h)
+ *   engine_codec.c   a leg's codec state and a room's shared encoders and band bridges */
 #ifndef CONFERENCED_ENGINE_INTERNAL_H
 #define CONFERENCED_ENGINE_INTERNAL_H
 
 #include <netinet/in.h>
 #include <pthread.h>
-#include <spandsp/telephony.h>
-#include <spandsp/plc.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,7 +20,9 @@
 
 #include "core/log.h"
 #include "core/spsc.h"
+#include "media/codec.h"
 #include "media/engine.h"
+#include "media/resample.h"
 #include "media/rtp.h"
 #include "media/tap.h"
 
@@ -34,6 +35,7 @@
 enum cmd_type {
     CMD_ROOM_REMOVE,
     CMD_ROOM_RESIZE,
+    CMD_ROOM_CODEC,
     CMD_LEG_ADD,
     CMD_LEG_REMOVE,
     CMD_LEG_REMOTE,
@@ -56,7 +58,10 @@ struct cmd {
     struct media_room *room;
     struct sockaddr_in remote;
     uint32_t signal_addr; /* CMD_LEG_REMOTE: learning only from here or the SDP (0: anywhere) */
-    int codec, dtmf_pt;
+    int codec, audio_pt, dtmf_pt;
+    struct leg_codec *lc;  /* CMD_LEG_REMOTE: the leg's new codec state (NULL: it keeps its own) */
+    struct codec_enc *enc; /* CMD_ROOM_CODEC: the room's shared encoder of codec, or NULL */
+    struct resampler *up, *down;    /* CMD_ROOM_CODEC: the band bridges, or NULL */
     struct mix_participant **array; /* CMD_ROOM_RESIZE */
     size_t cap;
     struct media_clip *clip; /* CMD_LEG_PLAY: a reference the command carries */
@@ -72,6 +77,7 @@ enum ev_type {
     EV_LEG_DETACHED, /* the leg left this thread to join a room on another one */
     EV_FREE_ARRAY,   /* a room's old participant array */
     EV_TAP_RELEASE,  /* the thread let go of a tap (closed): drop the reference in ptr */
+    EV_FREE_CODEC,   /* a leg's codec state it no longer uses (ptr) */
 };
 
 struct ev {
@@ -95,6 +101,17 @@ struct engine_taps {
     size_t n;
 };
 
+/* A leg's codec: made on the control thread when the SDP names it (engine_codec_create), used
+ * by the media thread that has the leg, handed back when replaced and freed with the leg. */
+struct leg_codec {
+    enum codec_id id;
+    struct jitter_buffer *jb;
+    struct codec_dec *dec;
+    struct codec_enc *enc;                    /* the leg's own encoder (its mix-minus, its clips) */
+    struct resampler *clip_up;                /* wideband legs: 8 kHz clips up to 16 kHz */
+    struct resampler *says_down, *hears_down; /* wideband legs: its sides down to 8 kHz taps */
+};
+
 struct media_thread;
 
 /* Rooms and legs are on intrusive lists, so how many there are is limited by nothing but memory
@@ -111,7 +128,9 @@ struct media_room {
     bool destroyed;  /* media_room_destroy() was called (legs on their way do not join) */
     struct engine_taps ctl_taps; /* asked for and not untapped (no references: those go with
                                   * the commands) */
-    /* media-owned */
+    unsigned ctl_codecs;         /* bit per codec: its shared encoder was sent (CMD_ROOM_CODEC) */
+    bool ctl_bridged;            /* the band bridges were sent */
+    /* media-owned (mix.shared_enc, mix.up and mix.down are freed with the room) */
     size_t media_cap;
     struct mix_room mix;
     struct media_leg **members;                   /* parallel to mix.p */
@@ -133,11 +152,11 @@ struct media_leg {
     size_t n_deferred, cap_deferred;
     bool destroying;
     struct engine_taps ctl_taps; /* as for rooms */
+    int ctl_codec;               /* the codec last given (media_leg_set_remote), or -1 */
     /* media-owned (and moving with the leg between threads) */
     struct media_leg *prev, *next; /* the thread's list of legs */
     struct mix_participant mp;
-    struct jitter_buffer *jb;
-    plc_state_t *plc;
+    struct leg_codec *lc; /* NULL until the first media_leg_set_remote() arrives */
     struct dtmf_tracker dtmf;
     struct rtp_source src;     /* strict learning: whose audio is taken */
     struct sockaddr_in remote; /* where the audio goes: the current source */
@@ -229,7 +248,9 @@ void engine_leg_receive(struct media_thread *t, struct media_leg *l, int64_t now
 void engine_leg_fill_input(struct media_leg *l);
 /* Sends one encoded 20 ms frame; sequence and timestamp are the leg's whoever made the frame. */
 void engine_leg_send_frame(struct media_thread *t, struct media_leg *l, const uint8_t *payload,
-                           bool marker);
+                           size_t len, bool marker);
+/* The leg's RTP timestamp moves on by one frame of its codec (nothing sent). */
+void engine_leg_skip_frame(struct media_leg *l);
 
 /* ---- engine_ports.c (control thread) ---- */
 
@@ -248,6 +269,22 @@ void engine_play_end(struct media_thread *t, struct media_leg *l, bool stopped);
 /* Media thread, for a leg outside a room: sends the next frame of its clip, if it plays one, and
  * gives it in pcm (true); else the timestamp just follows the clock (false). */
 bool engine_play_next(struct media_thread *t, struct media_leg *l, int16_t pcm[MIX_FRAME]);
+
+/* ---- engine_codec.c ---- */
+
+/* Control thread. The state of a leg in codec c (allocates; never NULL). */
+struct leg_codec *engine_codec_create(const struct media_engine *e, enum codec_id c);
+/* Any thread that owns it; NULL is a no-op. */
+void engine_codec_free(struct leg_codec *lc);
+/* Control thread. Makes sure room r can mix a leg in codec c: its shared encoder (stateful
+ * codecs) and, for a wideband codec, the band bridges are sent to the room (CMD_ROOM_CODEC)
+ * the first time they are needed. Nothing for a destroyed room. */
+void engine_room_need_codec(struct media_engine *e, struct media_room *r, enum codec_id c);
+/* Media thread. CMD_ROOM_CODEC. */
+void engine_room_codec_apply(struct media_room *r, const struct cmd *c);
+/* Control thread, freeing a room (or an unapplied CMD_ROOM_CODEC). */
+void engine_room_codecs_free(struct media_room *r);
+void engine_room_codec_cmd_free(const struct cmd *c);
 
 /* ---- engine_tap.c ---- */
 

@@ -50,7 +50,7 @@ void engine_play_start(struct media_thread *t, struct media_leg *l, const struct
 bool engine_play_next(struct media_thread *t, struct media_leg *l, int16_t pcm[MIX_FRAME])
 {
     if (!l->clip) {
-        l->ts += MIX_FRAME;
+        engine_leg_skip_frame(l);
         return false;
     }
     const struct media_clip *c = l->clip;
@@ -58,12 +58,23 @@ bool engine_play_next(struct media_thread *t, struct media_leg *l, int16_t pcm[M
     memcpy(pcm, c->samples + l->clip_pos, take * sizeof(*pcm));
     memset(pcm + take, 0, (MIX_FRAME - take) * sizeof(*pcm));
     l->clip_pos += take;
-    uint8_t enc[MIX_FRAME];
-    mix_encode(l->mp.codec, pcm, enc, MIX_FRAME);
-    if (l->remote_set)
-        engine_leg_send_frame(t, l, enc, l->play_first);
-    else
-        l->ts += MIX_FRAME;
+    struct leg_codec *lc = l->lc;
+    if (l->remote_set && lc) {
+        int16_t wide[MIX_FRAME_WB];
+        const int16_t *frame = pcm;
+        if (lc->clip_up) {
+            resampler_run_i16(lc->clip_up, pcm, MIX_FRAME, wide);
+            frame = wide;
+        }
+        uint8_t enc[CODEC_OUT_MAX];
+        size_t len = codec_encode(lc->enc, frame, enc);
+        if (len)
+            engine_leg_send_frame(t, l, enc, len, l->play_first);
+        else
+            engine_leg_skip_frame(l);
+    } else {
+        engine_leg_skip_frame(l);
+    }
     l->play_first = false;
     if (l->clip_pos >= c->n)
         engine_play_end(t, l, false);

@@ -51,8 +51,11 @@ static void take_packet(struct media_thread *t, struct media_leg *l, const uint8
         l->connected = connect(l->fd_rtp, (const struct sockaddr *)from, sizeof(*from)) == 0;
     l->last_rx_ns = now;
     atomic_fetch_add_explicit(&e->packets_in, 1, memory_order_relaxed);
-    if (p.payload_type == l->audio_pt) {
-        jb_put(l->jb, &p, now / 1000);
+    if (p.payload_type == l->audio_pt && l->lc) {
+        if (codec_payload_ok(l->lc->id, p.payload, p.payload_len))
+            jb_put(l->lc->jb, &p, now / 1000);
+        else
+            atomic_fetch_add_explicit(&e->bad_packets, 1, memory_order_relaxed);
     } else if (l->dtmf_pt >= 0 && p.payload_type == l->dtmf_pt) {
         struct rtp_dtmf d;
         if (rtp_dtmf_parse(p.payload, p.payload_len, &d) == 0) {
@@ -106,15 +109,22 @@ void engine_leg_receive(struct media_thread *t, struct media_leg *l, int64_t now
 /* The leg's contribution to this tick: a decoded frame, a concealed one, or nothing. */
 void engine_leg_fill_input(struct media_leg *l)
 {
-    uint8_t enc[MIX_FRAME];
-    switch (jb_get(l->jb, enc)) {
+    struct leg_codec *lc = l->lc;
+    if (!lc) {
+        l->mp.has_in = false;
+        return;
+    }
+    uint8_t enc[CODEC_MAX_PAYLOAD];
+    size_t len = 0, next_len = 0;
+    const uint8_t *next;
+    switch (jb_get(lc->jb, enc, &len)) {
     case JB_FRAME:
-        mix_decode(l->mp.codec, enc, l->mp.in, MIX_FRAME);
-        plc_rx(l->plc, l->mp.in, MIX_FRAME);
+        codec_decode(lc->dec, enc, len, l->mp.in);
         l->mp.has_in = true;
         break;
     case JB_LOST:
-        plc_fillin(l->plc, l->mp.in, MIX_FRAME);
+        next = jb_peek(lc->jb, &next_len); /* Opus rebuilds the frame from the next one's FEC */
+        codec_conceal(lc->dec, next, next_len, l->mp.in);
         l->mp.has_in = true;
         break;
     case JB_EMPTY:
@@ -123,13 +133,20 @@ void engine_leg_fill_input(struct media_leg *l)
     }
 }
 
-void engine_leg_send_frame(struct media_thread *t, struct media_leg *l, const uint8_t *payload,
-                           bool marker)
+void engine_leg_skip_frame(struct media_leg *l)
 {
-    uint8_t pkt[RTP_HEADER_MIN + MIX_FRAME];
+    l->ts += codec_info(l->mp.codec)->ts_step;
+}
+
+void engine_leg_send_frame(struct media_thread *t, struct media_leg *l, const uint8_t *payload,
+                           size_t len, bool marker)
+{
+    uint8_t pkt[RTP_HEADER_MIN + CODEC_OUT_MAX];
     size_t n = rtp_build(pkt, sizeof(pkt), (uint8_t)l->audio_pt, marker, l->seq++, l->ts, l->ssrc,
-                         payload, MIX_FRAME);
-    l->ts += MIX_FRAME;
+                         payload, len);
+    engine_leg_skip_frame(l);
+    if (n == 0)
+        return;
     ssize_t sent = l->connected ? send(l->fd_rtp, pkt, n, MSG_DONTWAIT)
                                 : sendto(l->fd_rtp, pkt, n, MSG_DONTWAIT,
                                          (struct sockaddr *)&l->remote, sizeof(l->remote));

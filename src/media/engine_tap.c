@@ -57,10 +57,28 @@ static void taps_push_sides(const struct engine_taps *ts, uint64_t tick,
 
 static const int16_t silence[MIX_FRAME];
 
-/* What the leg says this tick: the frame its jitter buffer gave the mixer, or silence. */
-static const int16_t *says(const struct media_leg *l)
+/* What the leg says this tick: the frame its jitter buffer gave the mixer (a wideband one
+ * resampled to 8 kHz into buf), or silence. */
+static const int16_t *says(const struct media_leg *l, int16_t buf[MIX_FRAME])
 {
-    return l->mp.has_in ? l->mp.in : silence;
+    if (!l->mp.has_in)
+        return silence;
+    if (!l->lc || !l->lc->says_down)
+        return l->mp.in;
+    resampler_run_i16(l->lc->says_down, l->mp.in, MIX_FRAME_WB, buf);
+    return buf;
+}
+
+/* What the leg is sent this tick in its room, at 8 kHz. */
+static void hears(const struct media_room *r, const struct media_leg *l, int16_t pcm[MIX_FRAME])
+{
+    if (!l->lc || !l->lc->hears_down) {
+        mix_heard(&r->mix, &l->mp, pcm);
+        return;
+    }
+    int16_t wide[MIX_FRAME_WB];
+    mix_heard(&r->mix, &l->mp, wide);
+    resampler_run_i16(l->lc->hears_down, wide, MIX_FRAME_WB, pcm);
 }
 
 /* ---- media thread ---- */
@@ -101,18 +119,17 @@ void engine_tap_apply(struct media_thread *t, const struct cmd *c)
 }
 
 /* The room as a whole: the sum of everyone who talks, nobody subtracted, limited once, as a
- * listener who does not talk hears it (before G.711). Members who do not talk are left out, as
- * from every mix: they are below the talk threshold (digital silence, line noise), and a
- * recording of a large room would otherwise carry the noise floor of every silent line. */
+ * narrowband listener who does not talk hears it (before encoding). Members who do not talk are
+ * left out, as from every mix: they are below the talk threshold (digital silence, line noise),
+ * and a recording of a large room would otherwise carry the noise floor of every silent line. */
 static void room_frame(const struct media_room *r, int16_t *pcm)
 {
-    for (int i = 0; i < MIX_FRAME; i++)
-        pcm[i] = mix_limit(r->mix.sum[i]);
+    mix_whole_nb(&r->mix, pcm);
 }
 
 void engine_tap_room(struct media_room *r, uint64_t tick)
 {
-    int16_t whole[MIX_FRAME], heard[MIX_FRAME];
+    int16_t whole[MIX_FRAME], heard[MIX_FRAME], said[MIX_FRAME];
     bool made = false;
     if (r->taps.n) {
         room_frame(r, whole);
@@ -129,17 +146,18 @@ void engine_tap_room(struct media_room *r, uint64_t tick)
             made = true;
         }
         if (WANTS(want, MEDIA_TAP_HEARS))
-            mix_heard(&r->mix, &m->mp, heard);
+            hears(r, m, heard);
+        const int16_t *said_now = WANTS(want, MEDIA_TAP_SAYS) ? says(m, said) : silence;
         const int16_t *const frame[3] = {
-            [MEDIA_TAP_BOTH] = whole, [MEDIA_TAP_SAYS] = says(m), [MEDIA_TAP_HEARS] = heard};
+            [MEDIA_TAP_BOTH] = whole, [MEDIA_TAP_SAYS] = said_now, [MEDIA_TAP_HEARS] = heard};
         taps_push_sides(&m->taps, tick, frame);
     }
 }
 
 void engine_tap_idle_leg(struct media_leg *l, uint64_t tick, const int16_t *clip)
 {
-    int16_t both[MIX_FRAME];
-    const int16_t *in = says(l), *out = clip ? clip : silence;
+    int16_t both[MIX_FRAME], said[MIX_FRAME];
+    const int16_t *in = says(l, said), *out = clip ? clip : silence;
     if (WANTS(taps_sides(&l->taps), MEDIA_TAP_BOTH))
         for (int i = 0; i < MIX_FRAME; i++)
             both[i] = mix_limit(in[i] + out[i]);

@@ -194,9 +194,22 @@ static void apply(struct media_thread *t, const struct cmd *c)
         rtp_source_expect(&l->src, c->remote.sin_addr.s_addr, c->remote.sin_port);
         rtp_source_trust(&l->src, c->signal_addr);
         engine_leg_disconnect(l);
-        l->audio_pt = c->codec == MIX_PCMA ? 8 : 0;
-        l->mp.codec = (enum mix_codec)c->codec;
+        if (c->lc) { /* another codec: its own state from now on */
+            if (l->lc) {
+                struct ev ev = {.type = EV_FREE_CODEC, .ptr = l->lc};
+                engine_emit(t, &ev);
+            }
+            l->lc = c->lc;
+            l->mp.codec = c->lc->id;
+            l->mp.enc = c->lc->enc;
+            l->mp.has_in = false;
+            mix_vad_init(&l->mp.vad);
+        }
+        l->audio_pt = c->audio_pt;
         l->dtmf_pt = c->dtmf_pt;
+        break;
+    case CMD_ROOM_CODEC:
+        engine_room_codec_apply(r, c);
         break;
     case CMD_LEG_JOIN:
         leg_join(t, l, r);
@@ -242,7 +255,7 @@ static void send_output(struct media_thread *t, struct media_leg *l)
 {
     if (!l->mp.out || !l->remote_set)
         return;
-    engine_leg_send_frame(t, l, l->mp.out, false);
+    engine_leg_send_frame(t, l, l->mp.out, l->mp.out_len, false);
 }
 
 /* A leg outside a room: its received audio is dropped as it comes due (so the jitter buffer stays
@@ -253,9 +266,10 @@ static void idle_leg_tick(struct media_thread *t, struct media_leg *l, uint64_t 
     bool tapped = l->taps.n > 0;
     if (tapped) {
         engine_leg_fill_input(l);
-    } else {
-        uint8_t enc[MIX_FRAME];
-        (void)jb_get(l->jb, enc);
+    } else if (l->lc) {
+        uint8_t enc[CODEC_MAX_PAYLOAD];
+        size_t len;
+        (void)jb_get(l->lc->jb, enc, &len);
     }
     int16_t clip[MIX_FRAME];
     bool played = engine_play_next(t, l, clip);
@@ -270,8 +284,12 @@ static void tick(struct media_thread *t, int64_t now, uint64_t tick_no)
     for (struct media_leg *l = t->legs; l; l = l->next)
         engine_leg_receive(t, l, now, rtcp_too);
     for (struct media_room *r = t->active; r; r = r->next_active) { /* rooms with members or taps */
-        for (size_t k = 0; k < r->mix.n; k++)
+        bool tapped = r->taps.n > 0;
+        for (size_t k = 0; k < r->mix.n; k++) {
             engine_leg_fill_input(r->members[k]);
+            tapped |= r->members[k]->taps.n > 0;
+        }
+        r->mix.want_whole_nb = tapped; /* taps take 8 kHz: the room's whole mix in it */
         mix_room_tick(&r->mix);
         for (size_t k = 0; k < r->mix.n; k++)
             send_output(t, r->members[k]);

@@ -1,50 +1,12 @@
 #include "media/mixer.h"
 
-#include <spandsp/telephony.h>
-#include <spandsp/bit_operations.h>
-#include <spandsp/g711.h>
-#include <stdlib.h>
 #include <string.h>
 
-/* Decode tables (256 entries) and encode tables indexed by the top 14 bits of a sample. */
-static int16_t decode_table[MIX_CODECS][256];
-static uint8_t encode_table[MIX_CODECS][1 << 14];
-static uint8_t silence[MIX_CODECS];
-static uint8_t silence_frame[MIX_CODECS][MIX_FRAME];
-static int tables_ready;
+#include "media/resample.h"
 
 void mix_init(void)
 {
-    if (tables_ready)
-        return;
-    for (int i = 0; i < 256; i++) {
-        decode_table[MIX_PCMU][i] = ulaw_to_linear((uint8_t)i);
-        decode_table[MIX_PCMA][i] = alaw_to_linear((uint8_t)i);
-    }
-    for (int i = 0; i < (1 << 14); i++) {
-        int s = (i - (1 << 13)) * 4; /* the 14-bit value back to 16-bit scale */
-        encode_table[MIX_PCMU][i] = linear_to_ulaw(s);
-        encode_table[MIX_PCMA][i] = linear_to_alaw(s);
-    }
-    silence[MIX_PCMU] = linear_to_ulaw(0);
-    silence[MIX_PCMA] = linear_to_alaw(0);
-    for (int c = 0; c < MIX_CODECS; c++)
-        memset(silence_frame[c], silence[c], MIX_FRAME);
-    tables_ready = 1;
-}
-
-void mix_decode(enum mix_codec c, const uint8_t *in, int16_t *out, size_t n)
-{
-    const int16_t *t = decode_table[c];
-    for (size_t i = 0; i < n; i++)
-        out[i] = t[in[i]];
-}
-
-void mix_encode(enum mix_codec c, const int16_t *in, uint8_t *out, size_t n)
-{
-    const uint8_t *t = encode_table[c];
-    for (size_t i = 0; i < n; i++)
-        out[i] = t[(in[i] >> 2) + (1 << 13)];
+    codec_init();
 }
 
 /* Why a soft knee: a hard clip of a loud sum is harsh and a gain change per frame pumps. Below
@@ -77,12 +39,12 @@ void mix_vad_init(struct mix_vad *v)
  * the signal would, after a few seconds, classify any steady sound (a held note, a tone, music)
  * as noise and silence it, and quiet speech in a large room must still be heard. Digital silence
  * and the quantisation noise of G.711 stay below the level; anything audible is mixed. */
-static bool vad_update(struct mix_vad *v, const int16_t *x)
+static bool vad_update(struct mix_vad *v, const int16_t *x, size_t n)
 {
     uint32_t acc = 0;
-    for (int i = 0; i < MIX_FRAME; i++)
+    for (size_t i = 0; i < n; i++)
         acc += (uint32_t)(x[i] < 0 ? -x[i] : x[i]);
-    uint32_t level = acc / MIX_FRAME;
+    uint32_t level = acc / (uint32_t)n;
     v->noise_floor = level; /* the last frame's level, for statistics */
     if (level > VAD_LEVEL)
         v->hangover = VAD_HANGOVER;
@@ -91,71 +53,147 @@ static bool vad_update(struct mix_vad *v, const int16_t *x)
     return v->hangover > 0;
 }
 
-static void limit_frame(const int32_t *sum, const int16_t *minus, int16_t *pcm)
+static bool is_wide(const struct mix_participant *p)
 {
-    if (minus)
-        for (int i = 0; i < MIX_FRAME; i++)
-            pcm[i] = mix_limit(sum[i] - minus[i]);
-    else
-        for (int i = 0; i < MIX_FRAME; i++)
-            pcm[i] = mix_limit(sum[i]);
+    return codec_info(p->codec)->wide;
 }
 
-static void limit_encode(enum mix_codec c, const int32_t *sum, const int16_t *minus, uint8_t *out)
+/* The whole mix of p's band, minus p's own voice when it talks (or minus nothing), limited. */
+static void limit_frame(const struct mix_room *r, const struct mix_participant *p, bool minus,
+                        int16_t *pcm)
 {
-    int16_t pcm[MIX_FRAME];
-    limit_frame(sum, minus, pcm);
-    mix_encode(c, pcm, out, MIX_FRAME);
+    bool wide = is_wide(p);
+    const int32_t *whole = wide ? r->whole_wb : r->whole_nb;
+    size_t n = wide ? MIX_FRAME_WB : MIX_FRAME;
+    if (minus)
+        for (size_t i = 0; i < n; i++)
+            pcm[i] = mix_limit(whole[i] - p->in[i]);
+    else
+        for (size_t i = 0; i < n; i++)
+            pcm[i] = mix_limit(whole[i]);
+}
+
+static size_t limit_encode(const struct mix_room *r, const struct mix_participant *p, bool minus,
+                           struct codec_enc *enc, uint8_t *out)
+{
+    int16_t pcm[MIX_FRAME_WB];
+    limit_frame(r, p, minus, pcm);
+    if (!enc) { /* G.711 needs no encoder object */
+        codec_g711_encode(p->codec, pcm, out, MIX_FRAME);
+        return MIX_FRAME;
+    }
+    return codec_encode(enc, pcm, out);
+}
+
+/* The band bridges: each band's whole mix is its own sum plus the other band's, resampled, when
+ * someone in the other band talks and someone in this one listens. A bridge that is not needed
+ * is not run; its history is then stale and reset before its next use. */
+static void bridge(struct mix_room *r, size_t nb_talkers, size_t wb_talkers, bool nb_listeners,
+                   bool wb_listeners)
+{
+    r->whole_nb = r->sum_nb;
+    r->whole_wb = r->sum_wb;
+    if (r->down && wb_talkers && (nb_listeners || r->want_whole_nb)) {
+        if (r->down_cold)
+            resampler_reset(r->down);
+        r->down_cold = false;
+        resampler_run_i32(r->down, r->sum_wb, MIX_FRAME_WB, r->cross_nb);
+        for (int i = 0; i < MIX_FRAME; i++)
+            r->cross_nb[i] += r->sum_nb[i];
+        r->whole_nb = r->cross_nb;
+    } else {
+        r->down_cold = true;
+    }
+    if (r->up && nb_talkers && wb_listeners) {
+        if (r->up_cold)
+            resampler_reset(r->up);
+        r->up_cold = false;
+        resampler_run_i32(r->up, r->sum_nb, MIX_FRAME, r->cross_wb);
+        for (int i = 0; i < MIX_FRAME_WB; i++)
+            r->cross_wb[i] += r->sum_wb[i];
+        r->whole_wb = r->cross_wb;
+    } else {
+        r->up_cold = true;
+    }
 }
 
 void mix_room_tick(struct mix_room *r)
 {
-    size_t talkers = 0;
-    memset(r->sum, 0, sizeof(r->sum));
+    size_t nb_talkers = 0, wb_talkers = 0;
+    bool nb_listeners = false, wb_listeners = false;
+    memset(r->sum_nb, 0, sizeof(r->sum_nb));
+    bool wb_zeroed = false;
     for (size_t i = 0; i < r->n; i++) {
         struct mix_participant *p = r->p[i];
-        p->talking = p->has_in && vad_update(&p->vad, p->in);
+        bool wide = is_wide(p);
+        size_t n = wide ? MIX_FRAME_WB : MIX_FRAME;
+        if (!p->deaf) {
+            nb_listeners |= !wide;
+            wb_listeners |= wide;
+        }
+        if (wide && !wb_zeroed) { /* a room of phones alone never touches the wide band */
+            memset(r->sum_wb, 0, sizeof(r->sum_wb));
+            wb_zeroed = true;
+        }
+        p->talking = p->has_in && vad_update(&p->vad, p->in, n);
         if (!p->has_in && p->vad.hangover > 0)
             p->vad.hangover--;
-        if (p->talking) {
-            talkers++;
-            for (int k = 0; k < MIX_FRAME; k++)
-                r->sum[k] += p->in[k];
-        }
+        if (!p->talking)
+            continue;
+        int32_t *sum = wide ? r->sum_wb : r->sum_nb;
+        for (size_t k = 0; k < n; k++)
+            sum[k] += p->in[k];
+        if (wide)
+            wb_talkers++;
+        else
+            nb_talkers++;
     }
+    size_t talkers = nb_talkers + wb_talkers;
     r->talkers = talkers;
     r->mixes = 0;
-    bool shared_done[MIX_CODECS] = {false, false};
+    bridge(r, nb_talkers, wb_talkers, nb_listeners, wb_listeners);
+    bool shared_done[CODEC_COUNT] = {false};
     for (size_t i = 0; i < r->n; i++) {
         struct mix_participant *p = r->p[i];
-        if (p->deaf) {
+        if (p->deaf || (!p->enc && codec_stateful(p->codec))) {
             p->out = NULL;
+            p->out_len = 0;
             continue;
         }
+        enum codec_id c = p->codec;
         if (talkers == 0 || (p->talking && talkers == 1)) {
             /* Nobody (else) speaks: the prebuilt silent frame. */
-            p->out = silence_frame[p->codec];
-        } else if (p->talking) {
-            limit_encode(p->codec, r->sum, p->in, p->own);
+            p->out = codec_silence(c, &p->out_len);
+        } else if (p->talking || (codec_stateful(c) && !r->shared_enc[c])) {
+            p->out_len = limit_encode(r, p, p->talking, p->enc, p->own);
             r->mixes++;
             p->out = p->own;
         } else {
-            if (!shared_done[p->codec]) {
-                limit_encode(p->codec, r->sum, NULL, r->shared[p->codec]);
+            if (!shared_done[c]) {
+                r->shared_len[c] = limit_encode(r, p, false, r->shared_enc[c], r->shared[c]);
                 r->mixes++;
-                shared_done[p->codec] = true;
+                shared_done[c] = true;
             }
-            p->out = r->shared[p->codec];
+            p->out = r->shared[c];
+            p->out_len = r->shared_len[c];
         }
     }
 }
 
 /* Which frame the listener got is read back from where out points, so the choice is made in one
  * place (mix_room_tick) and the PCM is the one that was encoded, not a decoding of it. */
-void mix_heard(const struct mix_room *r, const struct mix_participant *p, int16_t pcm[MIX_FRAME])
+void mix_heard(const struct mix_room *r, const struct mix_participant *p, int16_t *pcm)
 {
-    if (!p->out || p->out == silence_frame[p->codec])
-        memset(pcm, 0, MIX_FRAME * sizeof(*pcm));
+    size_t len;
+    size_t n = codec_samples(p->codec);
+    if (!p->out || p->out == codec_silence(p->codec, &len))
+        memset(pcm, 0, n * sizeof(*pcm));
     else
-        limit_frame(r->sum, p->out == p->own ? p->in : NULL, pcm);
+        limit_frame(r, p, p->out == p->own && p->talking, pcm);
+}
+
+void mix_whole_nb(const struct mix_room *r, int16_t pcm[MIX_FRAME])
+{
+    for (int i = 0; i < MIX_FRAME; i++)
+        pcm[i] = mix_limit(r->whole_nb[i]);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/mem.h"
 
 static uint16_t rd16(const uint8_t *p)
@@ -244,7 +245,6 @@ enum rtp_source_verdict rtp_source_check(struct rtp_source *s, uint32_t addr, ui
  * Five misses with nothing buffered mean silence: back to filling, which waits until T frames
  * are buffered. */
 
-#define JB_FRAME_BYTES 160
 #define JB_SLOTS 32 /* 640 ms: the 200 ms maximum target plus room for bursts; a power of two */
 #define JB_MASK (JB_SLOTS - 1)
 #define JB_FRAME_US 20000
@@ -259,12 +259,14 @@ enum rtp_source_verdict rtp_source_check(struct rtp_source *s, uint32_t addr, ui
 #define JB_Q 256                    /* fixed point for frame counts */
 
 struct jb_slot {
-    uint8_t data[JB_FRAME_BYTES];
+    uint8_t *data; /* max_bytes of the buffer's store */
+    uint16_t len;
     uint16_t seq;
     bool full;
 };
 
 struct jitter_buffer {
+    size_t min_bytes, max_bytes; /* the payload sizes taken */
     struct jb_slot slot[JB_SLOTS];
     int count; /* full slots */
     bool started, playing;
@@ -292,13 +294,23 @@ struct jitter_buffer {
     uint16_t probe_seq;
     uint32_t probe_ts;
     int64_t probe_arrival;
-    uint8_t probe_data[JB_FRAME_BYTES];
+    uint8_t *probe_data;
+    uint16_t probe_len;
     struct jb_stats st; /* counters only; the rest is filled by jb_get_stats */
 };
 
-struct jitter_buffer *jb_create(void)
+struct jitter_buffer *jb_create(size_t min_bytes, size_t max_bytes)
 {
-    struct jitter_buffer *jb = xcalloc(1, sizeof(*jb));
+    if (min_bytes < 1 || max_bytes < min_bytes || max_bytes > UINT16_MAX)
+        die("jitter buffer for %zu..%zu bytes", min_bytes, max_bytes); /* a programmer error */
+    /* One allocation: the buffer, then a store of max_bytes per slot and one for the probe. */
+    struct jitter_buffer *jb = xcalloc(1, sizeof(*jb) + (JB_SLOTS + 1) * max_bytes);
+    uint8_t *store = (uint8_t *)(jb + 1);
+    for (int i = 0; i < JB_SLOTS; i++)
+        jb->slot[i].data = store + (size_t)i * max_bytes;
+    jb->probe_data = store + (size_t)JB_SLOTS * max_bytes;
+    jb->min_bytes = min_bytes;
+    jb->max_bytes = max_bytes;
     jb->target = JB_START_TARGET;
     return jb;
 }
@@ -375,7 +387,7 @@ static void jb_observe_delay(struct jitter_buffer *jb, int ahead)
 }
 
 /* Places a frame of the current stream relative to the play position (see the design above). */
-static void jb_place(struct jitter_buffer *jb, uint16_t seq, const uint8_t *payload)
+static void jb_place(struct jitter_buffer *jb, uint16_t seq, const uint8_t *payload, size_t len)
 {
     if (!jb->playing) {
         if (jb->have_out && seq_diff(seq, jb->last_out) <= 0) {
@@ -429,7 +441,8 @@ static void jb_place(struct jitter_buffer *jb, uint16_t seq, const uint8_t *payl
         jb->st.dropped++;
         return;
     }
-    memcpy(s->data, payload, JB_FRAME_BYTES);
+    memcpy(s->data, payload, len);
+    s->len = (uint16_t)len;
     s->seq = seq;
     s->full = true;
     if (++jb->count == 1 || seq_diff(seq, jb->high_seq) > 0)
@@ -450,7 +463,7 @@ static bool jb_is_duplicate(const struct jitter_buffer *jb, uint16_t seq)
 }
 
 static void jb_accept(struct jitter_buffer *jb, uint16_t seq, uint32_t ts, const uint8_t *payload,
-                      int64_t arrival_us)
+                      size_t len, int64_t arrival_us)
 {
     if (jb_is_duplicate(jb, seq)) {
         jb->st.duplicate++;
@@ -458,7 +471,7 @@ static void jb_accept(struct jitter_buffer *jb, uint16_t seq, uint32_t ts, const
     }
     bool hopeless = jb->playing && seq_diff(seq, jb->play_seq) < -JB_MAX_TARGET;
     jb_update_jitter(jb, ts, arrival_us, !hopeless);
-    jb_place(jb, seq, payload);
+    jb_place(jb, seq, payload, len);
 }
 
 /* A packet from another SSRC, or more than 100 away from the newest, is held as a probe (RFC 3550
@@ -467,18 +480,18 @@ static void jb_accept(struct jitter_buffer *jb, uint16_t seq, uint32_t ts, const
 void jb_put(struct jitter_buffer *jb, const struct rtp_packet *p, int64_t arrival_us)
 {
     jb->st.received++;
-    if (p->payload_len != JB_FRAME_BYTES || !p->payload) {
+    if (p->payload_len < jb->min_bytes || p->payload_len > jb->max_bytes || !p->payload) {
         jb->st.dropped++;
         return;
     }
     if (!jb->started) {
         jb_restart(jb, p->ssrc, p->seq);
-        jb_accept(jb, p->seq, p->ts, p->payload, arrival_us);
+        jb_accept(jb, p->seq, p->ts, p->payload, p->payload_len, arrival_us);
         return;
     }
     int jump = seq_diff(p->seq, jb->high_seq);
     if (p->ssrc == jb->ssrc && jump <= JB_MAX_JUMP && jump >= -JB_MAX_JUMP) {
-        jb_accept(jb, p->seq, p->ts, p->payload, arrival_us);
+        jb_accept(jb, p->seq, p->ts, p->payload, p->payload_len, arrival_us);
         return;
     }
     int from_probe = seq_diff(p->seq, jb->probe_seq);
@@ -486,8 +499,9 @@ void jb_put(struct jitter_buffer *jb, const struct rtp_packet *p, int64_t arriva
         from_probe <= JB_PROBE_SPAN && from_probe >= -JB_PROBE_SPAN) {
         jb_restart(jb, jb->probe_ssrc, jb->probe_seq);
         jb->st.resyncs++;
-        jb_accept(jb, jb->probe_seq, jb->probe_ts, jb->probe_data, jb->probe_arrival);
-        jb_accept(jb, p->seq, p->ts, p->payload, arrival_us);
+        jb_accept(jb, jb->probe_seq, jb->probe_ts, jb->probe_data, jb->probe_len,
+                  jb->probe_arrival);
+        jb_accept(jb, p->seq, p->ts, p->payload, p->payload_len, arrival_us);
         return;
     }
     if (jb->probe_full)
@@ -497,7 +511,8 @@ void jb_put(struct jitter_buffer *jb, const struct rtp_packet *p, int64_t arriva
     jb->probe_seq = p->seq;
     jb->probe_ts = p->ts;
     jb->probe_arrival = arrival_us;
-    memcpy(jb->probe_data, p->payload, JB_FRAME_BYTES);
+    memcpy(jb->probe_data, p->payload, p->payload_len);
+    jb->probe_len = (uint16_t)p->payload_len;
 }
 
 static bool jb_has(const struct jitter_buffer *jb, uint16_t seq)
@@ -537,7 +552,7 @@ static bool jb_try_start(struct jitter_buffer *jb)
     return true;
 }
 
-enum jb_result jb_get(struct jitter_buffer *jb, uint8_t out[160])
+enum jb_result jb_get(struct jitter_buffer *jb, uint8_t *out, size_t *len)
 {
     if (!jb->playing && !jb_try_start(jb))
         return JB_EMPTY;
@@ -558,7 +573,8 @@ enum jb_result jb_get(struct jitter_buffer *jb, uint8_t out[160])
     }
     struct jb_slot *s = &jb->slot[jb->play_seq & JB_MASK];
     if (s->full && s->seq == jb->play_seq) {
-        memcpy(out, s->data, JB_FRAME_BYTES);
+        memcpy(out, s->data, s->len);
+        *len = s->len;
         s->full = false;
         jb->count--;
         int shift = jb->have_out ? seq_diff(jb->play_seq, jb->last_out) : 64;
@@ -578,6 +594,17 @@ enum jb_result jb_get(struct jitter_buffer *jb, uint8_t out[160])
     jb->play_seq++;
     jb->st.lost++;
     return JB_LOST;
+}
+
+const uint8_t *jb_peek(const struct jitter_buffer *jb, size_t *len)
+{
+    if (!jb->playing)
+        return NULL;
+    const struct jb_slot *s = &jb->slot[jb->play_seq & JB_MASK];
+    if (!s->full || s->seq != jb->play_seq)
+        return NULL;
+    *len = s->len;
+    return s->data;
 }
 
 void jb_get_stats(const struct jitter_buffer *jb, struct jb_stats *out)

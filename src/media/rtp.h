@@ -116,11 +116,13 @@ enum rtp_source_verdict rtp_source_check(struct rtp_source *s, uint32_t addr, ui
  * sender to be learned (or never sent). */
 bool rtp_source_silent(const struct rtp_source *s, int64_t now_us);
 
-/* Adaptive jitter buffer for 8 kHz, 20 ms frames of a fixed-size codec (G.711: 160 bytes). */
+/* Adaptive jitter buffer for 20 ms frames (any codec: each slot holds up to max_bytes). */
 struct jitter_buffer;
 
-/* Any thread, not in the tick: allocates the whole buffer (about 5.6 KB); never NULL. */
-struct jitter_buffer *jb_create(void);
+/* Any thread, not in the tick: allocates the whole buffer (33 slots of max_bytes and about 1 KB);
+ * never NULL. Payloads outside min_bytes..max_bytes are dropped and counted (a G.711 or G.722
+ * frame of 20 ms is exactly 160 bytes; an Opus one 1 to 1,276). */
+struct jitter_buffer *jb_create(size_t min_bytes, size_t max_bytes);
 /* Any thread, once the media thread no longer uses it; NULL is a no-op. */
 void jb_destroy(struct jitter_buffer *jb);
 /* Stores an audio packet that arrived at arrival_us (monotonic µs). Late (already played),
@@ -134,11 +136,15 @@ enum jb_result {
     JB_LOST,      /* the next frame is missing, or the delay grows: conceal (caller runs PLC) */
     JB_EMPTY,     /* nothing buffered or still filling: contribute nothing (silence) */
 };
-/* Takes the frame due at this 20 ms tick into out[160] (encoded G.711 bytes). The playout delay
- * adapts to the measured inter-arrival jitter (RFC 3550 estimator): it grows quickly when packets
- * come late (concealing a frame: JB_LOST) and shrinks slowly (dropping a frame or skipping a gap,
- * at most one per second), between 20 and 200 ms. */
-enum jb_result jb_get(struct jitter_buffer *jb, uint8_t out[160]);
+/* Takes the frame due at this 20 ms tick into out (max_bytes of room), its length in *len. The
+ * playout delay adapts to the measured inter-arrival jitter (RFC 3550 estimator): it grows
+ * quickly when packets come late (concealing a frame: JB_LOST) and shrinks slowly (dropping a
+ * frame or skipping a gap, at most one per second), between 20 and 200 ms. */
+enum jb_result jb_get(struct jitter_buffer *jb, uint8_t *out, size_t *len);
+/* The frame the next jb_get() would give, if it is buffered (else NULL): after a JB_LOST, the
+ * frame following the lost one, whose in-band FEC (Opus) can rebuild it. Valid until the next
+ * jb_put() or jb_get(). */
+const uint8_t *jb_peek(const struct jitter_buffer *jb, size_t *len);
 
 struct jb_stats {
     uint64_t received, played, lost, late, duplicate, dropped, resyncs;

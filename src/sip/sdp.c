@@ -22,7 +22,6 @@
 /* What we read from an SDP beyond the public result. */
 struct sdp_info {
     struct sdp_offer_result r;
-    bool has_pcmu, has_pcma;
     uint64_t sess_id, sess_version;
 };
 
@@ -45,13 +44,15 @@ static const char *rtpmap_of(sdp_media_t *m, uint64_t pt)
     return NULL;
 }
 
-/* True when an rtpmap encoding ("PCMU/8000", "telephone-event/8000/1") names enc at 8 kHz. */
-static bool encoding_is(const char *map, const char *enc)
+/* True when an rtpmap encoding ("PCMU/8000", "telephone-event/8000/1", "opus/48000/2") names
+ * enc at rate. */
+static bool encoding_is(const char *map, const char *enc, int rate)
 {
-    size_t n = strlen(enc);
-    if (!map || strncasecmp(map, enc, n) != 0 || strncmp(map + n, "/8000", 5) != 0)
+    char want[32];
+    size_t n = (size_t)snprintf(want, sizeof(want), "%s/%d", enc, rate);
+    if (!map || strncasecmp(map, want, n) != 0)
         return false;
-    return map[n + 5] == '\0' || map[n + 5] == '/';
+    return map[n] == '\0' || map[n] == '/';
 }
 
 /* Applies a=sendonly/recvonly/inactive/sendrecv from one attribute list. */
@@ -83,35 +84,60 @@ static bool token_ok(const char *t, size_t max)
     return true;
 }
 
+/* Which of our codecs payload type pt is (its rtpmap map, or none): -1 for none of them. Static
+ * types keep their meaning (RFC 3551); dynamic ones are known by their rtpmap. */
+static int codec_of(uint64_t pt, const char *map)
+{
+    for (int c = 0; c < CODEC_COUNT; c++) {
+        const struct codec_info *ci = codec_info((enum codec_id)c);
+        if (ci->static_pt >= 0 && pt == (uint64_t)ci->static_pt)
+            return c;
+        if (pt >= 96 && encoding_is(map, ci->name, ci->clock))
+            return c;
+    }
+    return -1;
+}
+
+/* Opus > G.722 > PCMU/PCMA (the first of those two in the stream's order). */
+static const enum codec_id preference[] = {CODEC_OPUS, CODEC_G722};
+
 /* Reads the codecs of media m into info; returns 0 when one of ours is there. */
 static int read_codecs(sdp_media_t *m, struct sdp_info *info)
 {
-    bool found = false;
-    info->r.dtmf_pt = -1;
+    struct sdp_offer_result *r = &info->r;
+    int first_g711 = -1;
+    for (int c = 0; c < CODEC_COUNT; c++)
+        r->pts[c] = -1;
+    r->dtmf_pt = r->dtmf_pt_8k = r->dtmf_pt_48k = -1;
     for (int i = 0; !osip_list_eol(&m->m_payloads, i); i++) {
         uint64_t pt;
         if (str_to_u64(osip_list_get(&m->m_payloads, i), 127, &pt) < 0)
             continue;
         const char *map = rtpmap_of(m, pt);
-        int codec = -1;
-        /* Static types keep their meaning (RFC 3551); dynamic ones are known by their rtpmap.
-         * Either way the answer uses the static number. */
-        if (pt == 0 || (pt >= 96 && encoding_is(map, "PCMU")))
-            codec = SDP_PCMU;
-        else if (pt == 8 || (pt >= 96 && encoding_is(map, "PCMA")))
-            codec = SDP_PCMA;
-        else if (pt >= 96 && info->r.dtmf_pt < 0 && encoding_is(map, "telephone-event"))
-            info->r.dtmf_pt = (int)pt;
-        if (codec == SDP_PCMU)
-            info->has_pcmu = true;
-        if (codec == SDP_PCMA)
-            info->has_pcma = true;
-        if (codec >= 0 && !found) {
-            info->r.codec = (enum sdp_codec)codec;
-            found = true;
+        int codec = codec_of(pt, map);
+        if (codec >= 0 && r->pts[codec] < 0) {
+            r->pts[codec] = (int)pt;
+            if (first_g711 < 0 && (codec == CODEC_PCMU || codec == CODEC_PCMA))
+                first_g711 = codec;
+        } else if (codec < 0 && pt >= 96) {
+            if (r->dtmf_pt_8k < 0 && encoding_is(map, "telephone-event", 8000))
+                r->dtmf_pt_8k = (int)pt;
+            else if (r->dtmf_pt_48k < 0 && encoding_is(map, "telephone-event", 48000))
+                r->dtmf_pt_48k = (int)pt;
         }
     }
-    return found ? 0 : -1;
+    int chosen = first_g711;
+    for (size_t i = sizeof(preference) / sizeof(preference[0]); i-- > 0;)
+        if (r->pts[preference[i]] >= 0)
+            chosen = (int)preference[i];
+    if (chosen < 0)
+        return -1;
+    r->codec = (enum codec_id)chosen;
+    r->audio_pt = r->pts[chosen];
+    bool at48 = codec_info(r->codec)->clock == 48000;
+    r->dtmf_pt = at48 ? (r->dtmf_pt_48k >= 0 ? r->dtmf_pt_48k : r->dtmf_pt_8k)
+                      : (r->dtmf_pt_8k >= 0 ? r->dtmf_pt_8k : r->dtmf_pt_48k);
+    return 0;
 }
 
 /* The connection address of media m (media level, else session level), as an IPv4 literal. */
@@ -133,7 +159,9 @@ static int read_address(sdp_message_t *sdp, sdp_media_t *m, struct sdp_offer_res
 static int parse_sdp(const char *text, struct sdp_info *info)
 {
     memset(info, 0, sizeof(*info));
-    info->r.dtmf_pt = -1;
+    info->r.dtmf_pt = info->r.dtmf_pt_8k = info->r.dtmf_pt_48k = -1;
+    for (int c = 0; c < CODEC_COUNT; c++)
+        info->r.pts[c] = -1;
     size_t len = text ? strlen(text) : 0;
     if (!text || len > SDP_MAX_TEXT)
         return -1;
@@ -214,16 +242,44 @@ __attribute__((format(printf, 4, 5))) static void put(char *out, size_t cap, int
         *len += n;
 }
 
+/* The rtpmap (and fmtp) lines of codec c as payload type pt. */
+static void put_codec(char *out, size_t cap, int *len, enum codec_id c, int pt)
+{
+    const struct codec_info *ci = codec_info(c);
+    put(out, cap, len, "a=rtpmap:%d %s/%d", pt, ci->name, ci->clock);
+    if (ci->channels)
+        put(out, cap, len, "/%d", ci->channels);
+    put(out, cap, len, "\r\n");
+    /* Opus: we mix at 16 kHz and send mono (RFC 7587 7: the peer need not send more), and take
+     * its in-band FEC to rebuild lost frames. */
+    if (c == CODEC_OPUS)
+        put(out, cap, len,
+            "a=fmtp:%d maxplaybackrate=16000;sprop-maxcapturerate=16000;stereo=0;"
+            "sprop-stereo=0;useinbandfec=1\r\n",
+            pt);
+}
+
+static bool pt_ok(int pt)
+{
+    return pt >= 0 && pt <= 127 && (pt < 64 || pt > 95); /* 64-95 are RTCP's (RFC 5761) */
+}
+
 int sdp_build_answer(const struct sdp_offer_result *offer, const char *local_ip, int local_port,
                      uint64_t session_id, uint64_t version, char *out, size_t cap)
 {
     struct in_addr a;
     if (!offer || !local_ip || inet_pton(AF_INET, local_ip, &a) != 1 || local_port <= 0 ||
-        local_port > 65535 || !out || cap == 0 ||
-        (offer->codec != SDP_PCMU && offer->codec != SDP_PCMA))
+        local_port > 65535 || !out || cap == 0 || (unsigned)offer->codec >= CODEC_COUNT)
         return -1;
-    int codec = offer->codec;
-    int dtmf = offer->dtmf_pt >= 96 && offer->dtmf_pt <= 127 ? offer->dtmf_pt : -1;
+    enum codec_id codec = offer->codec;
+    const struct codec_info *ci = codec_info(codec);
+    /* The offer's number for it (RFC 3264 6.1): what we send is what we take. */
+    int pt = offer->audio_pt;
+    if (!pt_ok(pt) || (ci->static_pt < 0 ? pt < 96 : pt != ci->static_pt && pt < 96))
+        return -1;
+    int dtmf =
+        offer->dtmf_pt >= 96 && offer->dtmf_pt <= 127 && offer->dtmf_pt != pt ? offer->dtmf_pt : -1;
+    int dtmf_rate = dtmf >= 0 && dtmf == offer->dtmf_pt_48k ? 48000 : 8000;
     const char *dir = offer->remote_inactive   ? "inactive"
                       : offer->remote_sendonly ? "recvonly"
                       : offer->remote_recvonly ? "sendonly"
@@ -240,14 +296,14 @@ int sdp_build_answer(const struct sdp_offer_result *offer, const char *local_ip,
             put(out, cap, &len, "m=%.63s\r\n", offer->media_lines[i]);
             continue;
         }
-        put(out, cap, &len, "m=audio %d RTP/AVP %d", local_port, codec);
+        put(out, cap, &len, "m=audio %d RTP/AVP %d", local_port, pt);
         if (dtmf >= 0)
             put(out, cap, &len, " %d", dtmf);
-        put(out, cap, &len, "\r\na=rtpmap:%d %s/8000\r\n", codec,
-            codec == SDP_PCMU ? "PCMU" : "PCMA");
+        put(out, cap, &len, "\r\n");
+        put_codec(out, cap, &len, codec, pt);
         if (dtmf >= 0)
-            put(out, cap, &len, "a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n", dtmf,
-                dtmf);
+            put(out, cap, &len, "a=rtpmap:%d telephone-event/%d\r\na=fmtp:%d 0-16\r\n", dtmf,
+                dtmf_rate, dtmf);
         put(out, cap, &len, "a=ptime:20\r\na=%s\r\n", dir);
     }
     return len;
@@ -259,10 +315,14 @@ int sdp_build_reanswer(const char *offer, const char *prev_answer, char *out, si
     if (parse_sdp(offer, &now) < 0 || parse_sdp(prev_answer, &before) < 0)
         return -1;
     /* The media path keeps its codec for the whole call: a new offer without it is refused. */
-    bool has = before.r.codec == SDP_PCMU ? now.has_pcmu : now.has_pcma;
-    if (!has)
+    enum codec_id c = before.r.codec;
+    if (now.r.pts[c] < 0)
         return -1;
-    now.r.codec = before.r.codec;
+    now.r.codec = c;
+    now.r.audio_pt = now.r.pts[c];
+    bool at48 = codec_info(c)->clock == 48000;
+    now.r.dtmf_pt = at48 ? (now.r.dtmf_pt_48k >= 0 ? now.r.dtmf_pt_48k : now.r.dtmf_pt_8k)
+                         : (now.r.dtmf_pt_8k >= 0 ? now.r.dtmf_pt_8k : now.r.dtmf_pt_48k);
     return sdp_build_answer(&now.r, before.r.remote_ip, before.r.remote_port, before.sess_id,
                             before.sess_version + 1, out, cap);
 }
@@ -278,15 +338,18 @@ int sdp_build_offer(const char *local_ip, int local_port, uint64_t session_id, u
     put(out, cap, &len, "v=0\r\no=conferenced %llu %llu IN IP4 %s\r\ns=conferenced\r\n",
         (unsigned long long)session_id, (unsigned long long)version, local_ip);
     put(out, cap, &len, "c=IN IP4 %s\r\nt=0 0\r\n", local_ip);
+    put(out, cap, &len, "m=audio %d RTP/AVP 111 9 0 8 101 102\r\n", local_port);
+    put_codec(out, cap, &len, CODEC_OPUS, 111);
+    put_codec(out, cap, &len, CODEC_G722, 9);
+    put_codec(out, cap, &len, CODEC_PCMU, 0);
+    put_codec(out, cap, &len, CODEC_PCMA, 8);
     put(out, cap, &len,
-        "m=audio %d RTP/AVP 0 8 101\r\n"
-        "a=rtpmap:0 PCMU/8000\r\n"
-        "a=rtpmap:8 PCMA/8000\r\n"
         "a=rtpmap:101 telephone-event/8000\r\n"
         "a=fmtp:101 0-16\r\n"
+        "a=rtpmap:102 telephone-event/48000\r\n"
+        "a=fmtp:102 0-16\r\n"
         "a=ptime:20\r\n"
-        "a=sendrecv\r\n",
-        local_port);
+        "a=sendrecv\r\n");
     return len;
 }
 

@@ -1568,8 +1568,10 @@ static char *session_after_answer(const char *offer, const char *answer)
     if (!found)
         return NULL;
     mine.codec = theirs.codec;
-    if (theirs.dtmf_pt < 0)
-        mine.dtmf_pt = -1;
+    mine.audio_pt = theirs.audio_pt;
+    mine.dtmf_pt = theirs.dtmf_pt; /* the answer takes our numbers (RFC 3264 6.1) */
+    mine.dtmf_pt_8k = theirs.dtmf_pt_8k;
+    mine.dtmf_pt_48k = theirs.dtmf_pt_48k;
     /* sdp_build_answer writes the direction that answers the one it is given: give it ours
      * mirrored so that it writes ours. */
     bool so = mine.remote_sendonly;

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "media/codec.h"
+
 struct sip_stack;
 struct sip_dialog; /* one INVITE dialog (a call leg); owned by the stack */
 
@@ -133,13 +135,21 @@ void sip_dialog_set_data(struct sip_dialog *d, void *data);
 void *sip_dialog_data(const struct sip_dialog *d);
 const char *sip_dialog_call_id(const struct sip_dialog *d);
 
-/* SDP offer/answer (RFC 3264) for one audio stream. */
-enum sdp_codec { SDP_PCMU = 0, SDP_PCMA = 8 };
+/* SDP offer/answer (RFC 3264) for one audio stream. The codecs are the media layer's
+ * (media/codec.h): Opus (opus/48000/2, dynamic), G.722 (9), PCMU (0), PCMA (8), and RFC 4733
+ * telephone-event at 8 and 48 kHz. */
 /* Offers with more m= lines than this are refused. */
 #define SDP_MAX_MEDIA 8
 struct sdp_offer_result {
-    enum sdp_codec codec; /* the first of the offer's codecs we support */
-    int dtmf_pt;          /* the offer's telephone-event payload type, or -1 */
+    /* The best codec of the stream that we support: Opus, else G.722, else the first of PCMU and
+     * PCMA in the stream's order. */
+    enum codec_id codec;
+    int audio_pt;         /* its payload type in the stream */
+    int pts[CODEC_COUNT]; /* the stream's payload type for each codec we support, or -1 */
+    /* The stream's telephone-event payload type at the chosen codec's clock (or at the other
+     * rate when it has only that one), or -1. */
+    int dtmf_pt;
+    int dtmf_pt_8k, dtmf_pt_48k; /* each rate's, or -1 */
     char remote_ip[64];   /* c= of the audio stream */
     int remote_port;      /* m= port */
     bool remote_sendonly, remote_recvonly, remote_inactive;
@@ -157,13 +167,13 @@ int sdp_parse_offer(const char *sdp, struct sdp_offer_result *out);
  * come from the caller (o= line). */
 int sdp_build_answer(const struct sdp_offer_result *offer, const char *local_ip, int local_port,
                      uint64_t session_id, uint64_t version, char *out, size_t cap);
-/* Our offer for an outgoing call: PCMU (0), PCMA (8) and telephone-event (101, 0-16), sendrecv,
- * ptime 20, on local_ip:local_port. Returns the length or -1 when cap is too small (or local_ip
+/* Our offer for an outgoing call: Opus (111), G.722 (9), PCMU (0), PCMA (8), telephone-event at
+ * 8 kHz (101) and 48 kHz (102), sendrecv, ptime 20, on local_ip:local_port. Returns the length or -1 when cap is too small (or local_ip
  * is not an IPv4 address, the port not 1-65535). Any thread. */
 int sdp_build_offer(const char *local_ip, int local_port, uint64_t session_id, uint64_t version,
                     char *out, size_t cap);
-/* Reads the answer to our offer: the codec the peer chose (the first of PCMU/PCMA in its audio m=
- * line), its telephone-event payload type, address, port and direction. 0, or -1 when unusable
+/* Reads the answer to our offer: the codec the peer chose (the best of ours in its audio m=
+ * line, as for an offer), its telephone-event payload type, address, port and direction. 0, or -1 when unusable
  * (audio rejected with port 0, no codec of ours, bad syntax). Fills the same struct as
  * sdp_parse_offer. Any thread. */
 int sdp_parse_answer(const char *sdp, struct sdp_offer_result *out);

@@ -60,8 +60,9 @@ static void feed_events(struct dtmf_tracker *t, const struct rtp_packet *p)
 static void drain(struct jitter_buffer *jb, int gets)
 {
     uint8_t out[160];
+    size_t out_len;
     for (int i = 0; i < gets; i++) {
-        enum jb_result r = jb_get(jb, out);
+        enum jb_result r = jb_get(jb, out, &out_len);
         if (r != JB_FRAME && r != JB_LOST && r != JB_EMPTY)
             abort();
     }
@@ -108,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         feed_events(&tracker, &p);
     }
 
-    struct jitter_buffer *jb = jb_create();
+    struct jitter_buffer *jb = jb_create(160, 160);
     struct synth s = {.seq = 1000, .ts = 0, .ssrc = 0x1234};
     int64_t arrival = 0;
     uint8_t ctl0 = 40, ctl1 = 1; /* the first packet: 20 ms, one get, parsed as is */

@@ -165,7 +165,12 @@ const char *fake_query_value(const char *query, const char *key)
 
 double fake_tone_level(const int16_t *x, size_t n, double hz)
 {
-    double k = 2.0 * cos(2.0 * M_PI * hz / 8000.0), s1 = 0, s2 = 0;
+    return fake_tone_level_at(x, n, hz, 8000.0);
+}
+
+double fake_tone_level_at(const int16_t *x, size_t n, double hz, double rate)
+{
+    double k = 2.0 * cos(2.0 * M_PI * hz / rate), s1 = 0, s2 = 0;
     for (size_t i = 0; i < n; i++) {
         double s0 = x[i] + k * s1 - s2;
         s2 = s1;

@@ -63,6 +63,8 @@ size_t event_log_count(const struct event_log *l, const char *type);
 /* Amplitude of a tone at hz in x[0..n) sampled at 8 kHz (Goertzel, normalised to the sine's
  * amplitude). */
 double fake_tone_level(const int16_t *x, size_t n, double hz);
+/* The same at any sample rate. */
+double fake_tone_level_at(const int16_t *x, size_t n, double hz, double rate);
 /* The value of key in a raw "k=v&k=v" query (no decoding), or NULL. Returns a static buffer. */
 const char *fake_query_value(const char *query, const char *key);
 

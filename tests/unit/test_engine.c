@@ -124,7 +124,7 @@ static void peer_send(struct peer *p, int port)
         p->phase += 2.0 * M_PI * p->hz / 8000.0;
     }
     uint8_t payload[MIX_FRAME], pkt[RTP_HEADER_MIN + MIX_FRAME];
-    mix_encode(MIX_PCMU, pcm, payload, MIX_FRAME);
+    codec_g711_encode(CODEC_PCMU, pcm, payload, MIX_FRAME);
     size_t n = rtp_build(pkt, sizeof(pkt), 0, false, p->seq++, p->ts, p->ssrc, payload, MIX_FRAME);
     p->ts += MIX_FRAME;
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -142,7 +142,7 @@ static void peer_drain(struct peer *p)
             continue;
         p->packets++;
         if (p->n_heard + MIX_FRAME <= MAX_HEARD) {
-            mix_decode(MIX_PCMU, pkt.payload, p->heard + p->n_heard, MIX_FRAME);
+            codec_g711_decode(CODEC_PCMU, pkt.payload, p->heard + p->n_heard, MIX_FRAME);
             p->n_heard += MIX_FRAME;
         }
     }
@@ -200,7 +200,7 @@ static struct media_leg *leg_new(struct fx *f, const char *key, const char *ip, 
     if (!l)
         fail_msg("leg %s: %s", key, err);
     if (ip)
-        media_leg_set_remote(f->e, l, ip, port, MIX_PCMU, -1, NULL);
+        media_leg_set_remote(f->e, l, ip, port, CODEC_PCMU, 0, -1, NULL);
     return l;
 }
 

@@ -84,7 +84,7 @@ static struct media_leg *fx_leg(struct fx *f, const char *key)
     char err[128];
     struct media_leg *l = media_leg_create(f->e, key, err, sizeof(err));
     assert_non_null(l);
-    media_leg_set_remote(f->e, l, "127.0.0.1", f->port, MIX_PCMU, -1, NULL);
+    media_leg_set_remote(f->e, l, "127.0.0.1", f->port, CODEC_PCMU, 0, -1, NULL);
     return l;
 }
 
@@ -182,7 +182,7 @@ static void test_play_to_end(void **state)
     for (size_t i = 0; i < 7; i++) {
         parse(f, i, &p);
         assert_int_equal(p.marker, i == 0);
-        mix_decode(MIX_PCMU, p.payload, got + i * MIX_FRAME, MIX_FRAME);
+        codec_g711_decode(CODEC_PCMU, p.payload, got + i * MIX_FRAME, MIX_FRAME);
     }
     check_continuous(f, 0, 7);
     for (size_t i = 0; i < 7 * MIX_FRAME; i++) {

@@ -113,7 +113,7 @@ static void peer_send(struct peer *p, int port)
         p->phase += 2.0 * M_PI * p->hz / 8000.0;
     }
     uint8_t payload[MIX_FRAME], pkt[RTP_HEADER_MIN + MIX_FRAME];
-    mix_encode(MIX_PCMU, pcm, payload, MIX_FRAME);
+    codec_g711_encode(CODEC_PCMU, pcm, payload, MIX_FRAME);
     size_t n = rtp_build(pkt, sizeof(pkt), 0, false, p->seq++, p->ts, 0x1234, payload, MIX_FRAME);
     p->ts += MIX_FRAME;
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -206,7 +206,7 @@ static struct media_leg *leg_new(struct fx *f, const char *key, int remote_port)
     struct media_leg *l = media_leg_create(f->e, key, err, sizeof(err));
     if (!l)
         fail_msg("leg %s: %s", key, err);
-    media_leg_set_remote(f->e, l, "127.0.0.1", remote_port, MIX_PCMU, -1, NULL);
+    media_leg_set_remote(f->e, l, "127.0.0.1", remote_port, CODEC_PCMU, 0, -1, NULL);
     return l;
 }
 

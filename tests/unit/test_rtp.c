@@ -557,7 +557,8 @@ static void simulate(struct jitter_buffer *jb, struct pkt *p, size_t n, struct r
         while (next < n && p[next].arrival <= now)
             put_pkt(jb, &p[next++]);
         uint8_t out[FRAME];
-        r[t] = (struct res){.r = jb_get(jb, out)};
+        size_t out_len;
+        r[t] = (struct res){.r = jb_get(jb, out, &out_len)};
         if (r[t].r == JB_FRAME) {
             r[t].seq = (uint16_t)(out[0] << 8 | out[1]);
             r[t].ssrc = (uint32_t)(out[2] << 8 | out[3]);
@@ -614,7 +615,7 @@ static void test_jb_in_order(void **state)
     enum { N = 300 };
     static struct pkt p[N];
     static struct res r[N + 20];
-    struct jitter_buffer *jb = jb_create();
+    struct jitter_buffer *jb = jb_create(160, 160);
     stream(p, N, 1, 1000, 5000, 0);
     simulate(jb, p, N, r, N + 20);
     struct summary s = summarize(r, N + 20);
@@ -646,7 +647,7 @@ static void test_jb_reordered(void **state)
     enum { N = 400 };
     static struct pkt p[N];
     static struct res r[N + 20];
-    struct jitter_buffer *jb = jb_create();
+    struct jitter_buffer *jb = jb_create(160, 160);
     stream(p, N, 2, 0, 0, 0);
     for (size_t i = 0; i + 1 < N; i += 2) { /* swap pairs: 1 0 3 2 5 4 ... */
         int64_t a = p[i].arrival;
@@ -670,7 +671,7 @@ static void test_jb_lost_packet(void **state)
     enum { N = 300 };
     static struct pkt p[N];
     static struct res r[N + 20];
-    struct jitter_buffer *jb = jb_create();
+    struct jitter_buffer *jb = jb_create(160, 160);
     stream(p, N, 3, 500, 0, 0);
     p[150] = p[N - 1]; /* seq 650 never arrives (the last packet's slot is reused) */
     simulate(jb, p, N - 1, r, N + 20);
@@ -696,7 +697,7 @@ static void test_jb_duplicate_and_late(void **state)
     enum { N = 200, EXTRA = 20 };
     static struct pkt p[N + EXTRA];
     static struct res r[N + 20];
-    struct jitter_buffer *jb = jb_create();
+    struct jitter_buffer *jb = jb_create(160, 160);
     stream(p, N, 4, 0, 0, 0);
     for (int i = 0; i < 10; i++) { /* copies arriving 1 ms after the original */
         p[N + i] = p[20 + 10 * i];
@@ -742,7 +743,7 @@ static void test_jb_seq_wrap(void **state)
     enum { N = 40 };
     static struct pkt p[N];
     static struct res r[N + 10];
-    struct jitter_buffer *jb = jb_create();
+    struct jitter_buffer *jb = jb_create(160, 160);
     stream(p, N, 5, 65530, 0xffffff00u, 0); /* both seq and ts wrap */
     simulate(jb, p, N, r, N + 10);
     struct summary s = summarize(r, N + 10);
@@ -762,7 +763,7 @@ static void test_jb_ssrc_change(void **state)
     enum { N = 100 };
     static struct pkt p[2 * N];
     static struct res r[2 * N + 20];
-    struct jitter_buffer *jb = jb_create();
+    struct jitter_buffer *jb = jb_create(160, 160);
     stream(p, N, 0xa, 100, 0, 0);
     stream(p + N, N, 0xb, 40000, 123456789u, (int64_t)N * TICK_US);
     simulate(jb, p, 2 * N, r, 2 * N + 20);
@@ -799,7 +800,7 @@ static void test_jb_seq_jump(void **state)
     enum { N = 100 };
     static struct pkt p[2 * N + 1];
     static struct res r[2 * N + 20];
-    struct jitter_buffer *jb = jb_create();
+    struct jitter_buffer *jb = jb_create(160, 160);
     stream(p, N, 6, 0, 0, 0);
     stream(p + N, N, 6, 20000, (uint32_t)N * 160, (int64_t)N * TICK_US);
     p[2 * N] = p[N / 2]; /* a stray packet far away: ignored */
@@ -829,7 +830,7 @@ static void test_jb_ts_discontinuity(void **state)
     enum { N = 200 };
     static struct pkt p[N];
     static struct res r[N + 20];
-    struct jitter_buffer *jb = jb_create();
+    struct jitter_buffer *jb = jb_create(160, 160);
     stream(p, N, 7, 0, 0, 0);
     for (size_t i = N / 2; i < N; i++)
         p[i].ts += 80000000u; /* the source's clock jumps by 10000 s */
@@ -856,7 +857,7 @@ static void test_jb_jitter(void **state)
     enum { NJ = 1500, NC = 1500, N = NJ + NC, TICKS = N + 30 };
     static struct pkt p[N];
     static struct res r[TICKS];
-    struct jitter_buffer *jb = jb_create();
+    struct jitter_buffer *jb = jb_create(160, 160);
     stream(p, N, 8, 60000, 0, 0);
     uint64_t seed = 42;
     for (size_t i = 0; i < NJ; i++)
@@ -904,7 +905,7 @@ static void test_jb_delay_step(void **state)
     enum { N = 300 };
     static struct pkt p[N];
     static struct res r[N + 20];
-    struct jitter_buffer *jb = jb_create();
+    struct jitter_buffer *jb = jb_create(160, 160);
     stream(p, N, 9, 0, 0, 0);
     for (size_t i = 100; i < N; i++)
         p[i].arrival += 70000;
@@ -925,7 +926,7 @@ static void test_jb_silence_gap(void **state)
     enum { N = 100, GAP = 100, TICKS = 2 * N + GAP + 20 };
     static struct pkt p[2 * N];
     static struct res r[TICKS];
-    struct jitter_buffer *jb = jb_create();
+    struct jitter_buffer *jb = jb_create(160, 160);
     stream(p, N, 10, 300, 0, 0);
     /* the sender stops for 2 s: sequence numbers continue, the timestamp counts the pause */
     stream(p + N, N, 10, 300 + N, (uint32_t)(N + GAP) * 160, (int64_t)(N + GAP) * TICK_US);
@@ -960,7 +961,7 @@ static void test_jb_stall_then_burst(void **state)
     enum { N = 300, TICKS = N + 30 };
     static struct pkt p[N];
     static struct res r[TICKS];
-    struct jitter_buffer *jb = jb_create();
+    struct jitter_buffer *jb = jb_create(160, 160);
     stream(p, N, 11, 0, 0, 0);
     for (size_t i = 100; i < 120; i++)
         p[i].arrival = 120 * TICK_US + 5000;
@@ -980,15 +981,16 @@ static void test_jb_stall_then_burst(void **state)
 
 static void test_jb_too_early(void **state)
 {
-    struct jitter_buffer *jb = jb_create();
+    struct jitter_buffer *jb = jb_create(160, 160);
     uint8_t out[FRAME];
+    size_t out_len;
     struct pkt k = {.ssrc = 12, .seq = 10, .ts = 1600, .arrival = 0, .size = FRAME};
     for (int i = 0; i < 10; i++) {
         put_pkt(jb, &k);
         k.seq++;
         k.ts += 160;
         k.arrival += TICK_US;
-        (void)jb_get(jb, out);
+        (void)jb_get(jb, out, &out_len);
     }
     struct jb_stats st;
     jb_get_stats(jb, &st);
@@ -1001,17 +1003,17 @@ static void test_jb_too_early(void **state)
     assert_int_equal(st.dropped, 1);
     /* once the buffer is empty, a packet that far ahead restarts the fill from there */
     while (st.buffered > 0) {
-        assert_int_equal(jb_get(jb, out), JB_FRAME);
+        assert_int_equal(jb_get(jb, out, &out_len), JB_FRAME);
         jb_get_stats(jb, &st);
     }
-    assert_int_equal(jb_get(jb, out), JB_LOST);
+    assert_int_equal(jb_get(jb, out, &out_len), JB_LOST);
     far.arrival = k.arrival + 3 * TICK_US;
     put_pkt(jb, &far);
     far.seq++;
     far.ts += 160;
     far.arrival += TICK_US;
     put_pkt(jb, &far);
-    assert_int_equal(jb_get(jb, out), JB_FRAME);
+    assert_int_equal(jb_get(jb, out, &out_len), JB_FRAME);
     assert_int_equal(out[0] << 8 | out[1], k.seq + 40);
     jb_get_stats(jb, &st);
     assert_int_equal(st.dropped, 1);

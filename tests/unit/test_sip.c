@@ -832,7 +832,7 @@ static void test_uac_wire(void **state)
     snprintf(want, sizeof(want), "<sip:127.0.0.1:%d>", f->port);
     assert_string_equal(hdr(inv, "Contact", h, sizeof(h)), want);
     assert_non_null(strstr(inv, "\r\n\r\nv=0\r\n"));
-    assert_non_null(strstr(inv, "m=audio 30000 RTP/AVP 0 8 101\r\n"));
+    assert_non_null(strstr(inv, "m=audio 30000 RTP/AVP 111 9 0 8 101 102\r\n"));
 
     /* 100 (no report), 180 with a tag: on_progress(180) */
     phone_respond(f, inv, "100 Trying", NULL, "", NULL);
@@ -1184,16 +1184,16 @@ static void pair_establish(struct pair *p)
 {
     pair_call(p, "127.0.0.1", 0);
     WAIT_FOR(p, p->b.invites == 1, 1000);
-    assert_non_null(strstr(p->b.sdp, "m=audio 30000 RTP/AVP 0 8 101\r\n"));
+    assert_non_null(strstr(p->b.sdp, "m=audio 30000 RTP/AVP 111 9 0 8 101 102\r\n"));
     assert_int_equal(sip_dialog_ringing(p->b.d), 0);
     WAIT_FOR(p, p->a.progress == 1, 1000);
     assert_int_equal(p->a.last_progress, 180);
     assert_int_equal(answer(p->b.d, p->b.sdp), 0);
     WAIT_FOR(p, p->a.answered == 1 && p->b.established == 1, 1000);
-    assert_non_null(strstr(p->a.sdp, "m=audio 50000 RTP/AVP 0 101\r\n"));
+    assert_non_null(strstr(p->a.sdp, "m=audio 50000 RTP/AVP 111 102\r\n"));
     struct sdp_offer_result r;
     assert_int_equal(sdp_parse_answer(p->a.sdp, &r), 0);
-    assert_int_equal(r.codec, SDP_PCMU);
+    assert_int_equal(r.codec, CODEC_OPUS);
     assert_int_equal(r.remote_port, 50000);
     assert_ptr_equal(sip_dialog_data(p->a.d), p);
 }
@@ -1656,7 +1656,7 @@ static void test_sdp_parse(void **state)
 {
     struct sdp_offer_result r;
     assert_int_equal(sdp_parse_offer(OFFER, &r), 0);
-    assert_int_equal(r.codec, SDP_PCMA);
+    assert_int_equal(r.codec, CODEC_PCMA);
     assert_int_equal(r.dtmf_pt, 101);
     assert_string_equal(r.remote_ip, "127.0.0.1");
     assert_int_equal(r.remote_port, 40000);
@@ -1667,17 +1667,18 @@ static void test_sdp_parse(void **state)
         "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n"
         "a=sendonly\r\nm=audio 5004 RTP/AVP 0 8 96\r\na=rtpmap:96 telephone-event/8000\r\n";
     assert_int_equal(sdp_parse_offer(b, &r), 0);
-    assert_int_equal(r.codec, SDP_PCMU);
+    assert_int_equal(r.codec, CODEC_PCMU);
     assert_int_equal(r.dtmf_pt, 96);
     assert_string_equal(r.remote_ip, "192.0.2.7");
     assert_true(r.remote_sendonly);
 
     /* media-level c= and direction win; unknown codecs are skipped; no telephone-event */
     const char *c = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n"
-                    "a=sendonly\r\nm=audio 5006 RTP/AVP 9 18 8\r\nc=IN IP4 198.51.100.1\r\n"
+                    "a=sendonly\r\nm=audio 5006 RTP/AVP 4 18 8\r\nc=IN IP4 198.51.100.1\r\n"
                     "a=inactive\r\n";
     assert_int_equal(sdp_parse_offer(c, &r), 0);
-    assert_int_equal(r.codec, SDP_PCMA);
+    assert_int_equal(r.codec, CODEC_PCMA);
+    assert_int_equal(r.audio_pt, 8);
     assert_int_equal(r.dtmf_pt, -1);
     assert_string_equal(r.remote_ip, "198.51.100.1");
     assert_true(r.remote_inactive);
@@ -1687,7 +1688,8 @@ static void test_sdp_parse(void **state)
     const char *d = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n"
                     "m=audio 5008 RTP/AVP 97\r\na=rtpmap:97 PCMU/8000\r\n";
     assert_int_equal(sdp_parse_offer(d, &r), 0);
-    assert_int_equal(r.codec, SDP_PCMU);
+    assert_int_equal(r.codec, CODEC_PCMU);
+    assert_int_equal(r.audio_pt, 97);
 
     /* video first: audio is the second line */
     const char *e = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n"
@@ -1707,7 +1709,12 @@ static void test_sdp_parse(void **state)
         "m=video 6000 RTP/AVP 96\r\n",
         /* no codec of ours */
         "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n"
-        "m=audio 5000 RTP/AVP 9 18\r\n",
+        "m=audio 5000 RTP/AVP 4 18\r\n",
+        /* Opus at another clock, or on a static type */
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n"
+        "m=audio 5000 RTP/AVP 111\r\na=rtpmap:111 opus/16000/2\r\n",
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n"
+        "m=audio 5000 RTP/AVP 18\r\na=rtpmap:18 opus/48000/2\r\n",
         /* secure RTP only */
         "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n"
         "m=audio 5000 RTP/SAVP 0\r\n",
@@ -1750,7 +1757,7 @@ static void test_sdp_answer(void **state)
     /* our answer reads back as the same stream */
     struct sdp_offer_result back;
     assert_int_equal(sdp_parse_offer(out, &back), 0);
-    assert_int_equal(back.codec, SDP_PCMA);
+    assert_int_equal(back.codec, CODEC_PCMA);
     assert_int_equal(back.remote_port, 50000);
     /* too small */
     assert_int_equal(sdp_build_answer(&r, "127.0.0.1", 50000, 7, 1, out, 40), -1);
@@ -1772,7 +1779,7 @@ static void test_sdp_answer(void **state)
                                 "a=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n"
                                 "m=text 0 RTP/AVP 98\r\n"));
     /* a hand-made result (no media lines) gives one audio line */
-    struct sdp_offer_result z = {.codec = SDP_PCMU, .dtmf_pt = -1};
+    struct sdp_offer_result z = {.codec = CODEC_PCMU, .dtmf_pt = -1};
     assert_true(sdp_build_answer(&z, "10.1.1.1", 40002, 9, 3, out, sizeof(out)) > 0);
     assert_non_null(strstr(out, "m=audio 40002 RTP/AVP 0\r\n"));
     assert_int_equal(sdp_build_answer(&z, "not-an-ip", 40002, 9, 3, out, sizeof(out)), -1);
@@ -1804,11 +1811,17 @@ static void test_sdp_offer_and_answer_to_it(void **state)
                              "s=conferenced\r\n"
                              "c=IN IP4 127.0.0.1\r\n"
                              "t=0 0\r\n"
-                             "m=audio 30000 RTP/AVP 0 8 101\r\n"
+                             "m=audio 30000 RTP/AVP 111 9 0 8 101 102\r\n"
+                             "a=rtpmap:111 opus/48000/2\r\n"
+                             "a=fmtp:111 maxplaybackrate=16000;sprop-maxcapturerate=16000;"
+                             "stereo=0;sprop-stereo=0;useinbandfec=1\r\n"
+                             "a=rtpmap:9 G722/8000\r\n"
                              "a=rtpmap:0 PCMU/8000\r\n"
                              "a=rtpmap:8 PCMA/8000\r\n"
                              "a=rtpmap:101 telephone-event/8000\r\n"
                              "a=fmtp:101 0-16\r\n"
+                             "a=rtpmap:102 telephone-event/48000\r\n"
+                             "a=fmtp:102 0-16\r\n"
                              "a=ptime:20\r\n"
                              "a=sendrecv\r\n");
     assert_int_equal(sdp_build_offer("127.0.0.1", 30000, 5, 1, out, 60), -1);
@@ -1819,8 +1832,9 @@ static void test_sdp_offer_and_answer_to_it(void **state)
     /* a peer reads our offer as any other */
     struct sdp_offer_result r;
     assert_int_equal(sdp_parse_offer(out, &r), 0);
-    assert_int_equal(r.codec, SDP_PCMU);
-    assert_int_equal(r.dtmf_pt, 101);
+    assert_int_equal(r.codec, CODEC_OPUS);
+    assert_int_equal(r.audio_pt, 111);
+    assert_int_equal(r.dtmf_pt, 102); /* the one at Opus's clock */
     assert_string_equal(r.remote_ip, "127.0.0.1");
     assert_int_equal(r.remote_port, 30000);
     /* and our own answer to it reads back as an answer */
@@ -1828,8 +1842,11 @@ static void test_sdp_offer_and_answer_to_it(void **state)
     assert_true(sdp_build_answer(&r, "127.0.0.2", 50000, 9, 1, ans, sizeof(ans)) > 0);
     struct sdp_offer_result a;
     assert_int_equal(sdp_parse_answer(ans, &a), 0);
-    assert_int_equal(a.codec, SDP_PCMU);
-    assert_int_equal(a.dtmf_pt, 101);
+    assert_int_equal(a.codec, CODEC_OPUS);
+    assert_int_equal(a.audio_pt, 111);
+    assert_int_equal(a.dtmf_pt, 102);
+    assert_non_null(strstr(ans, "m=audio 50000 RTP/AVP 111 102\r\na=rtpmap:111 opus/48000/2\r\n"));
+    assert_non_null(strstr(ans, "a=rtpmap:102 telephone-event/48000\r\n"));
     assert_string_equal(a.remote_ip, "127.0.0.2");
     assert_int_equal(a.remote_port, 50000);
 
@@ -1838,7 +1855,7 @@ static void test_sdp_offer_and_answer_to_it(void **state)
                        "m=audio 40000 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000\r\n"
                        "a=rtpmap:96 telephone-event/8000\r\na=recvonly\r\n";
     assert_int_equal(sdp_parse_answer(pcma, &a), 0);
-    assert_int_equal(a.codec, SDP_PCMA);
+    assert_int_equal(a.codec, CODEC_PCMA);
     assert_int_equal(a.dtmf_pt, 96);
     assert_string_equal(a.remote_ip, "192.0.2.9");
     assert_int_equal(a.remote_port, 40000);
@@ -1847,17 +1864,75 @@ static void test_sdp_offer_and_answer_to_it(void **state)
     const char *plain = "v=0\r\no=bob 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\n"
                         "t=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
     assert_int_equal(sdp_parse_answer(plain, &a), 0);
-    assert_int_equal(a.codec, SDP_PCMU);
+    assert_int_equal(a.codec, CODEC_PCMU);
     assert_int_equal(a.dtmf_pt, -1);
     /* audio refused (port 0), a codec we did not offer, garbage */
     const char *refused = "v=0\r\no=bob 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\n"
                           "t=0 0\r\nm=audio 0 RTP/AVP 0\r\n";
-    const char *g722 = "v=0\r\no=bob 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\n"
-                       "t=0 0\r\nm=audio 40000 RTP/AVP 9\r\n";
+    const char *gsm = "v=0\r\no=bob 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\n"
+                      "t=0 0\r\nm=audio 40000 RTP/AVP 3\r\n";
     assert_int_equal(sdp_parse_answer(refused, &a), -1);
-    assert_int_equal(sdp_parse_answer(g722, &a), -1);
+    assert_int_equal(sdp_parse_answer(gsm, &a), -1);
     assert_int_equal(sdp_parse_answer("garbage", &a), -1);
     assert_int_equal(sdp_parse_answer(NULL, &a), -1);
+}
+
+/* The best codec both sides have: Opus > G.722 > PCMU/PCMA (their order in the offer), and the
+ * telephone-event at the chosen codec's clock. */
+static void test_sdp_codec_choice(void **state)
+{
+    struct sdp_offer_result r;
+    char out[1024];
+    /* a browser: Opus first among others, telephone-event at both rates */
+    const char *browser =
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        "m=audio 5000 RTP/AVP 111 63 9 0 8 13 110 126\r\na=rtpmap:111 opus/48000/2\r\n"
+        "a=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:63 red/48000/2\r\n"
+        "a=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+        "a=rtpmap:13 CN/8000\r\na=rtpmap:110 telephone-event/48000\r\n"
+        "a=rtpmap:126 telephone-event/8000\r\n";
+    assert_int_equal(sdp_parse_offer(browser, &r), 0);
+    assert_int_equal(r.codec, CODEC_OPUS);
+    assert_int_equal(r.audio_pt, 111);
+    assert_int_equal(r.dtmf_pt, 110);
+    assert_int_equal(r.dtmf_pt_8k, 126);
+    assert_int_equal(r.pts[CODEC_G722], 9);
+    assert_int_equal(r.pts[CODEC_PCMU], 0);
+    assert_true(sdp_build_answer(&r, "127.0.0.1", 40000, 1, 1, out, sizeof(out)) > 0);
+    assert_non_null(strstr(out, "m=audio 40000 RTP/AVP 111 110\r\n"
+                                "a=rtpmap:111 opus/48000/2\r\n"
+                                "a=fmtp:111 maxplaybackrate=16000;"));
+    assert_non_null(strstr(out, "a=rtpmap:110 telephone-event/48000\r\n"));
+    /* a wideband phone: PCMU listed first, G.722 after it: G.722 wins */
+    const char *phone = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                        "t=0 0\r\nm=audio 5000 RTP/AVP 0 9 101\r\n"
+                        "a=rtpmap:101 telephone-event/8000\r\n";
+    assert_int_equal(sdp_parse_offer(phone, &r), 0);
+    assert_int_equal(r.codec, CODEC_G722);
+    assert_int_equal(r.audio_pt, 9);
+    assert_int_equal(r.dtmf_pt, 101);
+    assert_true(sdp_build_answer(&r, "127.0.0.1", 40000, 1, 1, out, sizeof(out)) > 0);
+    assert_non_null(strstr(out, "m=audio 40000 RTP/AVP 9 101\r\na=rtpmap:9 G722/8000\r\n"));
+    /* Opus with only an 8 kHz telephone-event: that one; Opus without "/2" is still Opus */
+    const char *mono = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                       "t=0 0\r\nm=audio 5000 RTP/AVP 0 96 101\r\na=rtpmap:96 OPUS/48000\r\n"
+                       "a=rtpmap:101 telephone-event/8000\r\n";
+    assert_int_equal(sdp_parse_offer(mono, &r), 0);
+    assert_int_equal(r.codec, CODEC_OPUS);
+    assert_int_equal(r.audio_pt, 96);
+    assert_int_equal(r.dtmf_pt, 101);
+    /* a re-offer keeps the call's codec and takes its new payload type */
+    char first[1024], again[1024];
+    assert_int_equal(sdp_parse_offer(browser, &r), 0);
+    assert_true(sdp_build_answer(&r, "127.0.0.1", 40000, 1, 1, first, sizeof(first)) > 0);
+    const char *renumbered =
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        "m=audio 5000 RTP/AVP 0 109\r\na=rtpmap:109 opus/48000/2\r\n";
+    assert_true(sdp_build_reanswer(renumbered, first, again, sizeof(again)) > 0);
+    assert_non_null(strstr(again, "m=audio 40000 RTP/AVP 109\r\na=rtpmap:109 opus/48000/2\r\n"));
+    const char *no_opus = "v=0\r\no=- 1 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                          "t=0 0\r\nm=audio 5000 RTP/AVP 0 9\r\n";
+    assert_int_equal(sdp_build_reanswer(no_opus, first, again, sizeof(again)), -1);
 }
 
 int main(void)
@@ -1892,6 +1967,7 @@ int main(void)
         cmocka_unit_test(test_uac_saved_bye),
         cmocka_unit_test(test_uri_check),
         cmocka_unit_test(test_sdp_parse),
+        cmocka_unit_test(test_sdp_codec_choice),
         cmocka_unit_test(test_sdp_answer),
         cmocka_unit_test(test_sdp_offer_and_answer_to_it),
     };
