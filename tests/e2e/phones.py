@@ -47,10 +47,31 @@ def make_tone(path, hz, seconds=40, volume=0.25):
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
 
 
-class Phone:
-    """One baresip user agent that dials out and plays a WAV as its microphone."""
+def make_tones(path, tones, seconds=40, rate=16000, amplitude=6000, channels=1):
+    """A 16-bit WAV at rate holding the sum of the given tones (Hz), each at amplitude (the same
+    in every channel)."""
+    n = int(seconds * rate)
+    frames = bytearray()
+    for i in range(n):
+        v = sum(amplitude * math.sin(2 * math.pi * hz * i / rate) for hz in tones)
+        frames += int(max(-32768, min(32767, round(v)))).to_bytes(2, "little", signed=True) * channels
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(frames))
 
-    def __init__(self, root, name, source_wav, auto_answer=False):
+
+# What a phone offers (baresip's audio_codecs) and the module that has it.
+CODECS = {"PCMU": ("PCMU", "g711.so"), "PCMA": ("PCMA", "g711.so"), "G722": ("G722", "g722.so"),
+          "opus": ("opus/48000/2", "opus.so")}
+
+
+class Phone:
+    """One baresip user agent that dials out and plays a WAV as its microphone. codec: what it
+    offers (PCMU by default; G722, opus)."""
+
+    def __init__(self, root, name, source_wav, auto_answer=False, codec="PCMU"):
         self.name = name
         self.auto_answer = auto_answer
         self.dir = os.path.join(str(root), name)
@@ -69,6 +90,7 @@ audio_alert aubridge,nil
 rtp_ports {self.rtp_lo}-{self.rtp_hi}
 module_path /usr/lib/baresip/modules
 module g711.so
+{"module " + CODECS[codec][1] if CODECS[codec][1] != "g711.so" else ""}
 module sndfile.so
 module aufile.so
 module aubridge.so
@@ -80,7 +102,7 @@ snd_path {self.rec}
 """)
         answer = ";answermode=auto" if auto_answer else ""
         with open(os.path.join(self.dir, "accounts"), "w") as f:
-            f.write(f"<sip:{name}@127.0.0.1:{self.sip_port}>;regint=0;audio_codecs=PCMU{answer}\n")
+            f.write(f"<sip:{name}@127.0.0.1:{self.sip_port}>;regint=0;audio_codecs={CODECS[codec][0]}{answer}\n")
         self.proc = None
         self.log_path = os.path.join(self.dir, "baresip.log")
 
@@ -166,9 +188,11 @@ def read_wav(path):
         n = w.getnframes()
         data = w.readframes(n)
         width = w.getsampwidth()
+        channels = w.getnchannels()
     if width != 2:
         raise AssertionError(f"{path}: {width}-byte samples")
-    samples = [int.from_bytes(data[i:i + 2], "little", signed=True) for i in range(0, len(data), 2)]
+    step = 2 * channels  # the first channel of each frame
+    samples = [int.from_bytes(data[i:i + 2], "little", signed=True) for i in range(0, len(data), step)]
     return samples, rate
 
 
