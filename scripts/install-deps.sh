@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config libh2o-dev libjansson-dev libuv1-dev
             libsodium-dev libcurl4-openssl-dev libsqlite3-dev uuid-dev libinih-dev libjwt-dev
             libssl-dev libwslay-dev libspandsp-dev libosip2-dev flite1-dev libsndfile1-dev
-            libsamplerate0-dev libspeexdsp-dev libopus-dev libfftw3-dev libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us)
+            libsamplerate0-dev libspeexdsp-dev libopus-dev libsrtp2-dev libfftw3-dev libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us)
 test_pkgs=(libcmocka-dev libmicrohttpd-dev python3 python3-pytest python3-websocket clang libclang-rt-14-dev curl
            baresip-core sip-tester sox pocketsphinx)
 bench_pkgs=(wrk)
