@@ -35,6 +35,7 @@
 #include "sip/sip.h"
 #include "speech/stt.h"
 #include "speech/tts.h"
+#include "media/dtls.h"
 #include "store/store.h"
 #include "transcribe/transcribe.h"
 
@@ -61,6 +62,7 @@ struct server {
     struct transcribe_mgr *transcribes;
     struct tts *tts;
     struct media_engine *media;
+    struct dtls_cert *dtls_cert;
     struct sip_stack *sip;
     struct api *api;
     struct http_server *http;
@@ -519,6 +521,7 @@ static void finish(struct server *s)
     s->sched = NULL;
     uv_timer_stop(&s->drain);
     media_engine_destroy(s->media);
+    dtls_cert_free(s->dtls_cert);
     s->media = NULL;
     uv_close((uv_handle_t *)&s->drain, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
@@ -619,6 +622,12 @@ int main(int argc, char **argv)
     events_subscribe(s.bus, webhook_on_event, s.webhook);
     events_subscribe(s.bus, ws_hub_on_event, s.ws);
 
+    /* WebRTC legs show one DTLS certificate, made at the first start and kept with the data. */
+    s.dtls_cert = dtls_cert_load_or_create(s.cfg.data_dir, err, sizeof(err));
+    if (!s.dtls_cert) {
+        fprintf(stderr, "conferenced: %s\n", err);
+        return 1;
+    }
     /* The media plane: the calls own the SIP dialogs and media legs, the bridge the rooms; the
      * engine's events go to the bridge, which hands the calls theirs. */
     const char *media_ip = s.cfg.media_ip[0] ? s.cfg.media_ip : s.cfg.sip_addr;
@@ -628,7 +637,8 @@ int main(int argc, char **argv)
                                 .threads = s.cfg.media_threads,
                                 .rtp_timeout_ms = s.cfg.rtp_timeout_ms,
                                 .opus_bitrate = s.cfg.opus_bitrate,
-                                .opus_complexity = s.cfg.opus_complexity};
+                                .opus_complexity = s.cfg.opus_complexity,
+                                .dtls_cert = s.dtls_cert};
     s.media = media_engine_create(s.loop, &mcfg, on_media_event, &s, err, sizeof(err));
     if (!s.media) {
         fprintf(stderr, "conferenced: %s\n", err);
@@ -642,7 +652,7 @@ int main(int argc, char **argv)
         .bus = s.bus,
         .media = s.media,
         .sched = s.sched,
-        .media_ip = media_ip,
+        .media_ip = s.cfg.public_ip[0] ? s.cfg.public_ip : media_ip,
         .ring_timeout_ms = s.cfg.ring_timeout_ms,
         .router = {s.routing, route_call},
         .flows = {&s, call_flow_exists, call_flow_create},

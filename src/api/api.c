@@ -107,6 +107,8 @@ static const struct route routes[] = {
      {{"GET", api_activeflows_get, AUTH_REQUIRED},
       {"DELETE", api_activeflows_delete, AUTH_REQUIRED}}},
     {{"v1.0", "activeflows", "*", "stop"}, {{"POST", api_activeflows_stop, AUTH_REQUIRED}}},
+    {{"v1.0", "conferences", "*", "whip"}, {{"POST", api_whip_create, AUTH_REQUIRED}}},
+    {{"v1.0", "whip", "*"}, {{"DELETE", api_whip_delete, AUTH_REQUIRED}}},
 };
 
 struct api *api_create(const struct api_deps *deps)

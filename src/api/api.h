@@ -34,6 +34,7 @@ struct api_response {
     int status;
     char *body; /* JSON, malloc'd, owned by the response */
     size_t body_len;
+    const char *body_type; /* the body's Content-Type when it is not JSON (static), or NULL */
     char request_id[ID_LEN + 1];
     /* A WebSocket upgrade was accepted: send 101 with this accept key, then hand the socket to
      * the WebSocket hub with this credential. */

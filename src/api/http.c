@@ -324,8 +324,9 @@ static void send_response(h2o_req_t *req, struct api_response *r)
         req->res.content_length = SIZE_MAX;
     } else {
         req->res.content_length = r->body_len;
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                       H2O_STRLIT("application/json"));
+        const char *type = r->body_type ? r->body_type : "application/json";
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type,
+                       strlen(type));
     }
     add_headers(req, r);
     char **owned = h2o_mem_alloc_shared(&req->pool, sizeof(*owned), free_body);

@@ -99,6 +99,9 @@ int api_conferences_recording_start(struct api_call *c);
 int api_conferences_recording_stop(struct api_call *c);
 int api_calls_recording_start(struct api_call *c);
 int api_calls_recording_stop(struct api_call *c);
+/* whip.c */
+int api_whip_create(struct api_call *c);
+int api_whip_delete(struct api_call *c);
 /* transcribes.c */
 int api_transcribes_list(struct api_call *c);
 int api_transcribes_create(struct api_call *c);

@@ -66,7 +66,7 @@ void call_set_answered(struct call_mgr *m, struct live_call *lc)
 {
     char state[4096];
     bool saved = lc->dialog && m->sip.state(m->sip.ctx, lc->dialog, state, sizeof(state)) > 0;
-    if (!saved)
+    if (!saved && !lc->whip) /* a WHIP session has no dialog to end after a restart */
         log_warn("msg=\"dialog state not saved\" call_id=%s", lc->id);
     set_status_dialog(m, lc, CALL_PROGRESSING, NULL, NULL, saved ? state : NULL);
 }
@@ -167,6 +167,7 @@ void call_report_ended(struct call_mgr *m, const char *call_id, const char *acti
  * is already gone or about to be freed by the SIP side. */
 void call_finish(struct call_mgr *m, struct live_call *lc, const char *by, const char *reason)
 {
+    call_whip_reply(lc, 403, NULL, "The call ended before it was answered.");
     if (lc->dialog)
         m->sip.set_data(m->sip.ctx, lc->dialog, NULL);
     lc->dialog = NULL;
@@ -202,6 +203,13 @@ void call_hangup_live(struct call_mgr *m, struct live_call *lc, const char *reas
         if (m->sip.cancel(m->sip.ctx, lc->dialog) == 0)
             return; /* on_failed(487) finishes it */
         call_finish(m, lc, "local", lc->cancel_reason);
+        return;
+    }
+    if (lc->whip && !lc->answered) {
+        call_whip_reply(lc, m->draining ? 503 : 403, NULL,
+                        m->draining ? "The server is shutting down."
+                                    : "The conference's flow refused the call.");
+        call_finish(m, lc, "local", reason);
         return;
     }
     if (lc->dialog && !lc->answered) {

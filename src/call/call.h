@@ -136,6 +136,22 @@ struct conference_calls call_conference_iface(struct call_mgr *m);
 struct flow_call_ops call_flow_ops(struct call_mgr *m);
 struct bridge_legs call_bridge_legs(struct call_mgr *m);
 
+/* WHIP (RFC 9725): an SDP offer POSTed to a conference's WHIP URL is an incoming call to the
+ * conference's direct address (direct_hash), through the same routing, flow and record as a SIP
+ * INVITE, from the customer's own credentials (another customer's conference: 404). done is
+ * called exactly once, perhaps before call_whip_offer returns: status 201 with the call's id and
+ * our answer when its flow answers; else an HTTP status and a message: 400 (an offer we cannot
+ * run), 404 (no such conference), 403 (its flow refused or ended it before answering), 503 (no
+ * media port free, shutting down). sdp and message live only during the call. */
+typedef void (*call_whip_done_cb)(void *arg, int status, const char *call_id, const char *sdp,
+                                  const char *message);
+void call_whip_offer(struct call_mgr *m, const char *customer_id, const char *conference_id,
+                     const char *direct_hash, const char *sdp, const char *client_ip,
+                     call_whip_done_cb done, void *arg);
+/* DELETE of a WHIP session: its call ends as hung up by the remote side (reason normal). 0, or
+ * -1 when this customer has no live WHIP call with that id. */
+int call_whip_end(struct call_mgr *m, const char *customer_id, const char *call_id);
+
 /* API operations: 0 with *out filled (caller finis it), or a negative error. */
 int call_get(struct call_mgr *m, const char *customer_id, const char *id, struct call *out,
              struct error *e);

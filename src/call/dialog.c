@@ -19,96 +19,31 @@ static void reject(struct call_mgr *m, struct sip_dialog *d, int code, const cha
 
 /* ---- incoming calls ---- */
 
-/* An INVITE: routed (struct call_router), its offer read, a media leg and the flow run created,
- * the record stored; then its flow runs (it answers) while the call rings, for at most
- * ring_timeout_ms. Anything missing refuses the call with a SIP code. */
+/* An INVITE: a new incoming call (call_incoming_start), refused with a SIP code when it
+ * cannot be one. */
 static void on_invite(void *ctx, struct sip_dialog *d, const struct sip_invite *inv)
 {
     struct call_mgr *m = ctx;
-    const char *user = inv->request_user ? inv->request_user : "";
-    if (m->draining) {
-        log_info("msg=\"incoming call refused\" reason=shutting_down sip_call_id=%s", inv->call_id);
-        reject(m, d, 503, "Shutting Down");
+    char *source = call_address_text("sip", inv->from_uri, inv->from_display);
+    char *destination = call_address_text("sip", inv->request_uri, NULL);
+    struct call_incoming in = {.user = inv->request_user ? inv->request_user : "",
+                               .sdp = inv->sdp,
+                               .source = source,
+                               .destination = destination,
+                               .signal_ip = inv->source_ip,
+                               .from_uri = inv->from_uri,
+                               .from_display = inv->from_display,
+                               .what = inv->call_id};
+    const char *reason = NULL;
+    int code = 0;
+    struct live_call *lc = call_incoming_start(m, &in, d, &code, &reason);
+    free(source);
+    free(destination);
+    if (!lc) {
+        reject(m, d, code, reason);
         return;
     }
-    struct route rt;
-    memset(&rt, 0, sizeof(rt));
-    rt.type = "flow";
-    int code = m->d.router.route ? m->d.router.route(m->d.router.ctx, user, &rt) : 404;
-    if (code) {
-        json_decref(rt.actions);
-        log_info("msg=\"incoming call refused\" user=\"%.64s\" code=%d sip_call_id=%s", user, code,
-                 inv->call_id);
-        reject(m, d, code, NULL);
-        return;
-    }
-    json_t *actions = rt.actions;
-    struct sdp_offer_result offer;
-    if (!inv->sdp || sdp_parse_offer(inv->sdp, &offer) < 0) {
-        json_decref(actions);
-        reject(m, d, 488, "Not Acceptable Here");
-        return;
-    }
-    struct call c;
-    call_record_init(&c, rt.customer_id, rt.type);
-    char err[128];
-    struct media_leg *leg = media_leg_create(m->d.media, c.id, err, sizeof(err));
-    if (!leg) {
-        log_warn("msg=\"no media port\" sip_call_id=%s error=\"%s\"", inv->call_id, err);
-        goto fail_503;
-    }
-    memcpy(c.flow_id, rt.flow_id, ID_LEN + 1);
-    c.source = call_address_text("sip", inv->from_uri, inv->from_display);
-    c.destination = call_address_text("sip", inv->request_uri, NULL);
-    c.status = CALL_RINGING;
-    c.direction = CALL_INCOMING;
-    c.tm_ringing = c.tm_create;
-    struct af_call_info info = {.call_id = c.id,
-                                .source_target = inv->from_uri,
-                                .source_name = inv->from_display,
-                                .destination_target = user,
-                                .direction = "incoming"};
-    struct error e;
-    if (call_flow_create(m, rt.customer_id, rt.flow_id, actions, &info, NULL, c.activeflow_id, &e) <
-        0) {
-        media_leg_destroy(m->d.media, leg);
-        if (e.status == ERR_INVALID_ARGUMENT) { /* the number's flow is gone */
-            log_info("msg=\"incoming call refused\" user=\"%.64s\" code=404 reason=%s", user,
-                     e.reason);
-            json_decref(actions);
-            call_fini(&c);
-            reject(m, d, 404, NULL);
-            return;
-        }
-        goto fail_503;
-    }
-    json_decref(actions);
-    actions = NULL;
-    if (store_call_insert(m->d.store, &c) != 0) {
-        media_leg_destroy(m->d.media, leg);
-        call_report_ended(m, c.id, c.activeflow_id);
-        call_fini(&c);
-        reject(m, d, 500, NULL);
-        return;
-    }
-    struct live_call *lc = call_live_new(m, &c, d, leg);
-    lc->offer = offer;
-    call_arm_ring_timer(m, lc); /* until its flow answers */
-    log_info("msg=\"call created\" call_id=%s sip_call_id=%s user=\"%.64s\" activeflow_id=%s "
-             "port=%d",
-             c.id, inv->call_id, user, c.activeflow_id, media_leg_port(leg));
-    call_publish(m, "call_created", &c);
-    call_fini(&c);
-    /* The media starts with the ACK (on_established): until the caller has proved it exists,
-     * nothing is sent to the address its offer names (a spoofed INVITE must not turn us into a
-     * reflector). */
-    str_copy(lc->signal_ip, sizeof(lc->signal_ip), inv->source_ip);
-    call_report_ready(m, lc->id, lc->activeflow_id);
-    return;
-fail_503:
-    json_decref(actions);
-    call_fini(&c);
-    reject(m, d, 503, "Service Unavailable");
+    call_report_ready(m, lc->id, lc->activeflow_id); /* its flow starts (and may answer) */
 }
 
 /* The call counts as up from our 200; the ACK only tells that the caller is there. */

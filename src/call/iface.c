@@ -42,13 +42,22 @@ static int op_answer(void *ctx, const char *call_id)
         return -1;
     if (lc->answered || lc->direction == CALL_OUTGOING)
         return 0;
-    char sdp[2048];
+    char sdp[4096];
     uint64_t session = (uint64_t)tm_now_us();
-    if (!lc->dialog ||
-        sdp_build_answer(&lc->offer, m->media_ip, media_leg_port(lc->leg), session, session, sdp,
-                         sizeof(sdp)) < 0 ||
-        m->sip.answer(m->sip.ctx, lc->dialog, sdp) < 0)
+    struct sdp_secure_local sec = {lc->secure.ice_ufrag, lc->secure.ice_pwd,
+                                   lc->secure.fingerprint, lc->secure.ssrc};
+    if ((!lc->dialog && !lc->whip) ||
+        sdp_build_answer_secure(&lc->offer, m->media_ip, media_leg_port(lc->leg), session,
+                                session, lc->offer.secure ? &sec : NULL, sdp, sizeof(sdp)) < 0)
         return -1;
+    if (lc->whip) { /* the POST's 201; there is no ACK: the media starts now */
+        call_whip_reply(lc, 201, sdp, NULL);
+        lc->acked = true;
+        media_leg_set_remote(m->d.media, lc->leg, lc->offer.remote_ip, lc->offer.remote_port,
+                             lc->offer.codec, lc->offer.audio_pt, lc->offer.dtmf_pt, NULL);
+    } else if (m->sip.answer(m->sip.ctx, lc->dialog, sdp) < 0) {
+        return -1;
+    }
     lc->answered = true;
     call_cancel_ring_timer(m, lc);
     media_leg_arm_timeout(m->d.media, lc->leg); /* no RTP timeout while ringing */
@@ -159,6 +168,10 @@ static void legs_on_event(void *ctx, const struct media_event *ev)
             break;
         log_info("msg=\"rtp timeout\" call_id=%s", lc->id);
         call_hangup_live(m, lc, "timeout");
+        break;
+    case MEDIA_LEG_SECURE_FAILED:
+        log_info("msg=\"WebRTC media failed\" call_id=%s", lc->id);
+        call_hangup_live(m, lc, "failed");
         break;
     case MEDIA_LEG_PLAY_DONE:
         if (l->on_play_done)

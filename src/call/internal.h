@@ -23,6 +23,10 @@ struct live_call {
     const char *cancel_reason;     /* outgoing, cancelled before the answer: "cancel"/"noanswer" */
     struct sdp_offer_result offer; /* incoming: the offer, answered when the flow answers */
     char signal_ip[64];            /* incoming: where its SIP comes from (RTP learning) */
+    struct media_secure_local secure; /* incoming WebRTC (offer.secure): our ICE and DTLS side */
+    bool whip;                     /* a WHIP session (no SIP dialog) */
+    call_whip_done_cb whip_done;   /* its POST, until answered or refused */
+    void *whip_arg;
     struct sched_timer *ring_timer;
 };
 
@@ -38,6 +42,26 @@ struct call_mgr {
     char **saved;
     size_t n_saved;
 };
+
+/* An incoming call as its signalling gives it (incoming.c). */
+struct call_incoming {
+    const char *user;                /* what routes it: the Request-URI user, a direct hash */
+    const char *customer_id;         /* the route must be this customer's (NULL: any) */
+    const char *sdp;                 /* the offer */
+    const char *source, *destination; /* the record's Address objects (JSON text) */
+    const char *signal_ip;           /* where its signalling comes from ("" or NULL: anywhere) */
+    const char *from_uri, *from_display; /* for its flow's variables */
+    const char *what;                /* for log lines: the SIP Call-ID, "whip" */
+    bool webrtc_only;                /* a plain RTP offer is refused (488) */
+};
+/* Routes it, reads its offer, makes its media leg, flow run and record, and starts its ring
+ * timer; d is its SIP dialog (NULL for WHIP). NULL with a SIP-style *code (and *reason, or NULL)
+ * when it cannot be a call. The caller then reports it ready (its flow starts). */
+struct live_call *call_incoming_start(struct call_mgr *m, const struct call_incoming *in,
+                                      struct sip_dialog *d, int *code, const char **reason);
+
+/* A WHIP call's POST is answered (whip.c): 201 with sdp, or refused with status. */
+void call_whip_reply(struct live_call *lc, int status, const char *sdp, const char *message);
 
 /* The live call of an id, or NULL. */
 struct live_call *call_live(struct call_mgr *m, const char *id);

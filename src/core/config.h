@@ -26,6 +26,7 @@ struct config {
     int rtp_port_min, rtp_port_max;
     int media_threads;
     char media_ip[64]; /* announced in SDP; defaults to the SIP address */
+    char public_ip[64]; /* announced in SDP instead of media_ip when set (behind a NAT) */
     int rtp_timeout_ms;
     /* what Opus listeners are sent */
     int opus_bitrate;

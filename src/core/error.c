@@ -22,6 +22,7 @@ static const struct {
     [ERR_INTERNAL] = {"INTERNAL", 500},
     [ERR_UNIMPLEMENTED] = {"UNIMPLEMENTED", 501},
     [ERR_METHOD_NOT_ALLOWED] = {"METHOD_NOT_ALLOWED", 405},
+    [ERR_UNSUPPORTED_MEDIA_TYPE] = {"UNSUPPORTED_MEDIA_TYPE", 415},
 };
 
 int error_set(struct error *e, enum err_status status, const char *reason, const char *fmt, ...)

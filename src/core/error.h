@@ -17,6 +17,7 @@ enum err_status {
     ERR_INTERNAL,
     ERR_UNIMPLEMENTED,
     ERR_METHOD_NOT_ALLOWED,
+    ERR_UNSUPPORTED_MEDIA_TYPE,
 };
 
 struct error {

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "media/engine_internal.h"
+#include "media/srtp_pair.h"
 
 void engine_send_cmd(struct media_thread *t, const struct cmd *c)
 {
@@ -44,6 +45,8 @@ static void free_leg(struct media_leg *l)
     close(l->fd_rtcp);
     engine_ports_release(l->thread->e, l->port);
     engine_codec_free(l->lc);
+    engine_secure_free(l->ctl_secure);
+    srtp_pair_free(l->srtp);
     media_clip_unref(l->clip);
     engine_taps_release(&l->taps);
     for (size_t i = 0; i < l->n_deferred; i++) {
@@ -53,6 +56,8 @@ static void free_leg(struct media_leg *l)
             engine_tap_release(l->deferred[i].tap);
         else if (l->deferred[i].type == CMD_LEG_REMOTE)
             engine_codec_free(l->deferred[i].lc);
+        else if (l->deferred[i].type == CMD_LEG_SRTP)
+            srtp_pair_free(l->deferred[i].srtp);
     }
     free(l->deferred);
     if (l->move_room) {
@@ -138,6 +143,13 @@ static void on_async(uv_async_t *h)
                 break;
             case EV_FREE_CODEC:
                 engine_codec_free(ev.ptr);
+                break;
+            case EV_SECURE_MAIL:
+                if (!ev.pub.leg->destroying)
+                    engine_secure_mail(e, ev.pub.leg);
+                break;
+            case EV_FREE_SRTP:
+                srtp_pair_free(ev.ptr);
                 break;
             }
         }
@@ -237,6 +249,11 @@ static void drop_event(struct ev *ev)
     case EV_FREE_CODEC:
         engine_codec_free(ev->ptr);
         break;
+    case EV_SECURE_MAIL:
+        break;
+    case EV_FREE_SRTP:
+        srtp_pair_free(ev->ptr);
+        break;
     }
 }
 
@@ -250,12 +267,14 @@ void media_engine_destroy(struct media_engine *e)
     media_engine_stats(e, &st);
     log_info("msg=\"media stats\" ticks=%llu late_ticks=%llu missed_ticks=%llu max_tick_us=%llu "
              "packets_in=%llu "
-             "packets_out=%llu bad_packets=%llu rtp_refused=%llu rtp_learned=%llu",
+             "packets_out=%llu bad_packets=%llu rtp_refused=%llu rtp_learned=%llu srtp_failed=%llu "
+             "secure_mail_dropped=%llu",
              (unsigned long long)st.ticks, (unsigned long long)st.late_ticks,
              (unsigned long long)st.missed_ticks, (unsigned long long)st.max_tick_us,
              (unsigned long long)st.packets_in, (unsigned long long)st.packets_out,
              (unsigned long long)st.bad_packets, (unsigned long long)st.rtp_refused,
-             (unsigned long long)st.rtp_learned);
+             (unsigned long long)st.rtp_learned, (unsigned long long)st.srtp_failed,
+             (unsigned long long)st.secure_mail_dropped);
     for (int i = 0; i < e->n_threads; i++) {
         struct cmd stop = {.type = CMD_STOP};
         engine_send_cmd(&e->threads[i], &stop);
@@ -284,6 +303,8 @@ void media_engine_destroy(struct media_engine *e)
                 engine_codec_free(c.lc);
             else if (c.type == CMD_ROOM_CODEC)
                 engine_room_codec_cmd_free(&c);
+            else if (c.type == CMD_LEG_SRTP)
+                srtp_pair_free(c.srtp);
         }
     }
     for (int i = 0; i < e->n_threads; i++) {
@@ -500,6 +521,8 @@ void media_engine_stats(const struct media_engine *e, struct media_stats *out)
     out->max_tick_us = atomic_load(&e->max_tick_us);
     out->rtp_refused = atomic_load(&e->rtp_refused);
     out->rtp_learned = atomic_load(&e->rtp_learned);
+    out->srtp_failed = atomic_load(&e->srtp_failed);
+    out->secure_mail_dropped = atomic_load(&e->secure_mail_dropped);
     out->legs = e->n_legs;
     out->rooms = e->n_rooms;
 }

@@ -22,6 +22,7 @@ struct media_engine;
 struct media_leg;
 struct media_room;
 struct media_tap;
+struct dtls_cert;
 
 enum media_event_type {
     MEDIA_LEG_JOINED = 0, /* the leg's audio is in its room */
@@ -29,6 +30,7 @@ enum media_event_type {
     MEDIA_LEG_DTMF,       /* a telephone-event key press (RFC 4733) */
     MEDIA_LEG_TIMEOUT,    /* no RTP for the inactivity time, once armed (media_leg_arm_timeout) */
     MEDIA_LEG_PLAY_DONE,  /* a clip played to the end (stopped=false) or was cut short (true) */
+    MEDIA_LEG_SECURE_FAILED, /* a WebRTC leg's DTLS handshake failed: it can carry no audio */
 };
 
 struct media_event {
@@ -49,6 +51,7 @@ struct media_config {
     int rtp_timeout_ms;     /* inactivity before MEDIA_LEG_TIMEOUT (30,000) */
     int opus_bitrate;       /* what Opus listeners are sent, bit/s (0: the codec's default) */
     int opus_complexity;    /* the Opus encoders' complexity 0..10 (-1: the codec's default) */
+    struct dtls_cert *dtls_cert; /* the identity WebRTC legs show (media/dtls.h); NULL: none */
 };
 
 struct media_engine *media_engine_create(uv_loop_t *loop, const struct media_config *cfg,
@@ -78,6 +81,32 @@ const char *media_leg_key(const struct media_leg *l);
  * SDP's address (NULL: from any address). Calling it again starts over from the new address. */
 void media_leg_set_remote(struct media_engine *e, struct media_leg *l, const char *ip, int port,
                           enum codec_id codec, int audio_pt, int dtmf_pt, const char *signal_ip);
+/* WebRTC media (RFC 8829's audio profile): the leg's one RTP socket carries ICE, DTLS and SRTP
+ * and RTCP muxed (RFC 7983, RFC 5761). The engine is ICE-lite (RFC 8445 2.5): it answers the
+ * peer's connectivity checks on its one host candidate and sends where a valid check nominated;
+ * the DTLS 1.2 handshake (DTLS-SRTP, RFC 5763/5764) runs on the control thread, never in the tick,
+ * and its keys go to the leg's SRTP. Until then the leg neither takes nor sends audio. Call it once,
+ * before media_leg_set_remote() (whose address is then not used: ICE finds it). */
+struct media_secure_offer {
+    const char *ice_ufrag;   /* the peer's a=ice-ufrag ("" or NULL: not checked) */
+    const char *fingerprint; /* the peer's a=fingerprint value, e.g. "sha-256 AB:CD:..." */
+    bool dtls_client;        /* we open the handshake (the offer said a=setup:passive) */
+    uint32_t ssrc;           /* the peer's a=ssrc, 0 when the offer has none */
+};
+#define MEDIA_ICE_UFRAG_MAX 32
+#define MEDIA_ICE_PWD_MAX 64
+struct media_secure_local {
+    char ice_ufrag[MEDIA_ICE_UFRAG_MAX + 1], ice_pwd[MEDIA_ICE_PWD_MAX + 1];
+    const char *fingerprint; /* ours (the engine's certificate), for a=fingerprint */
+    uint32_t ssrc;           /* what we send under, for a=ssrc */
+};
+/* 0 with our side's parameters in out, or -1 with err (no certificate configured, already
+ * secure). */
+int media_leg_secure(struct media_engine *e, struct media_leg *l,
+                     const struct media_secure_offer *offer, struct media_secure_local *out,
+                     char *err, size_t errlen);
+bool media_leg_is_secure(const struct media_leg *l);
+
 /* Puts the leg's audio into a room (MEDIA_LEG_JOINED follows) / takes it out (MEDIA_LEG_LEFT).
  * A leg is in at most one room. */
 void media_leg_join(struct media_engine *e, struct media_leg *l, struct media_room *r);
@@ -154,6 +183,8 @@ struct media_stats {
     uint64_t rtp_refused;  /* packets strict learning refused (from other senders) */
     uint64_t rtp_learned;  /* times a leg took another sender than its SDP named (a NAT) */
     uint64_t max_tick_us;  /* the longest tick so far */
+    uint64_t srtp_failed;  /* WebRTC packets that failed SRTP authentication (or replays) */
+    uint64_t secure_mail_dropped; /* STUN and DTLS datagrams dropped: a peer sent too many */
     size_t legs, rooms;
 };
 void media_engine_stats(const struct media_engine *e, struct media_stats *out);

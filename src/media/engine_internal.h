@@ -7,7 +7,8 @@
  *   engine_ports.c   control thread: the RTP port pairs
  *   engine_play.c    clips and their playback to legs outside rooms
  *   engine_tap.c     taps of rooms and legs (media/tap.h)
- *   engine_codec.c   a leg's codec state and a room's shared encoders and band bridges */
+ *   engine_codec.c   a leg's codec state and a room's shared encoders and band bridges
+ *   engine_secure.c  control thread: a WebRTC leg's ICE-lite and DTLS, its keys to SRTP */
 #ifndef CONFERENCED_ENGINE_INTERNAL_H
 #define CONFERENCED_ENGINE_INTERNAL_H
 
@@ -49,6 +50,9 @@ enum cmd_type {
     CMD_ROOM_UNTAP,
     CMD_LEG_TAP,
     CMD_LEG_UNTAP,
+    CMD_LEG_SECURE, /* the leg is a WebRTC one: its mailbox (mail) */
+    CMD_LEG_PEER,   /* where ICE says a WebRTC leg's audio goes (remote) */
+    CMD_LEG_SRTP,   /* a WebRTC leg's SRTP keys (srtp) */
     CMD_STOP,
 };
 
@@ -68,6 +72,8 @@ struct cmd {
     uint32_t play_id;
     struct media_tap *tap;    /* CMD_*_TAP: a reference the command carries; CMD_*_UNTAP: which */
     enum media_tap_side side; /* CMD_LEG_TAP */
+    struct spsc *mail;        /* CMD_LEG_SECURE */
+    struct srtp_pair *srtp;   /* CMD_LEG_SRTP: the sessions the command carries */
 };
 
 enum ev_type {
@@ -78,6 +84,8 @@ enum ev_type {
     EV_FREE_ARRAY,   /* a room's old participant array */
     EV_TAP_RELEASE,  /* the thread let go of a tap (closed): drop the reference in ptr */
     EV_FREE_CODEC,   /* a leg's codec state it no longer uses (ptr) */
+    EV_SECURE_MAIL,  /* a WebRTC leg's mailbox has STUN or DTLS datagrams for the control thread */
+    EV_FREE_SRTP,    /* SRTP sessions a leg no longer uses (ptr) */
 };
 
 struct ev {
@@ -111,6 +119,19 @@ struct leg_codec {
     struct resampler *clip_up;                /* wideband legs: 8 kHz clips up to 16 kHz */
     struct resampler *says_down, *hears_down; /* wideband legs: its sides down to 8 kHz taps */
 };
+
+/* A STUN or DTLS datagram a WebRTC leg received, on its way to the control thread (the mailbox is
+ * an spsc ring of these: media thread in, control thread out; full, it drops). */
+#define SECURE_MAIL_DGRAM 1500
+#define SECURE_MAIL_SLOTS 16
+struct secure_mail {
+    struct sockaddr_in from;
+    uint16_t len;
+    uint8_t data[SECURE_MAIL_DGRAM];
+};
+
+struct leg_secure; /* engine_secure.c: control-owned */
+struct srtp_pair;
 
 struct media_thread;
 
@@ -153,6 +174,7 @@ struct media_leg {
     bool destroying;
     struct engine_taps ctl_taps; /* as for rooms */
     int ctl_codec;               /* the codec last given (media_leg_set_remote), or -1 */
+    struct leg_secure *ctl_secure; /* a WebRTC leg's ICE and DTLS (NULL: plain RTP) */
     /* media-owned (and moving with the leg between threads) */
     struct media_leg *prev, *next; /* the thread's list of legs */
     struct mix_participant mp;
@@ -175,6 +197,8 @@ struct media_leg {
     uint32_t play_id;
     bool play_first;         /* the next frame starts the play (marker bit) */
     struct engine_taps taps; /* the engine's references */
+    struct spsc *mail;       /* a WebRTC leg's mailbox (NULL: plain RTP) */
+    struct srtp_pair *srtp;  /* its keys, once DTLS has made them (freed with the leg) */
 };
 
 struct media_thread {
@@ -215,6 +239,7 @@ struct media_engine {
     _Atomic uint64_t ticks, late_ticks, missed_ticks, packets_in, packets_out, bad_packets,
         max_tick_us;
     _Atomic uint64_t rtp_refused, rtp_learned;
+    _Atomic uint64_t srtp_failed, secure_mail_dropped;
 };
 
 /* ---- engine.c (control thread) ---- */
@@ -285,6 +310,13 @@ void engine_room_codec_apply(struct media_room *r, const struct cmd *c);
 /* Control thread, freeing a room (or an unapplied CMD_ROOM_CODEC). */
 void engine_room_codecs_free(struct media_room *r);
 void engine_room_codec_cmd_free(const struct cmd *c);
+
+/* ---- engine_secure.c (control thread) ---- */
+
+/* EV_SECURE_MAIL: answers the checks and runs the handshake from what the leg's mailbox holds. */
+void engine_secure_mail(struct media_engine *e, struct media_leg *l);
+/* Frees a leg's ICE and DTLS state (the media threads are done with the leg). NULL: no-op. */
+void engine_secure_free(struct leg_secure *s);
 
 /* ---- engine_tap.c ---- */
 

@@ -189,11 +189,13 @@ static void apply(struct media_thread *t, const struct cmd *c)
         break;
     }
     case CMD_LEG_REMOTE:
-        l->remote = c->remote;
-        l->remote_set = true;
-        rtp_source_expect(&l->src, c->remote.sin_addr.s_addr, c->remote.sin_port);
-        rtp_source_trust(&l->src, c->signal_addr);
-        engine_leg_disconnect(l);
+        if (!l->mail) { /* a WebRTC leg's address is ICE's (CMD_LEG_PEER) */
+            l->remote = c->remote;
+            l->remote_set = true;
+            rtp_source_expect(&l->src, c->remote.sin_addr.s_addr, c->remote.sin_port);
+            rtp_source_trust(&l->src, c->signal_addr);
+            engine_leg_disconnect(l);
+        }
         if (c->lc) { /* another codec: its own state from now on */
             if (l->lc) {
                 struct ev ev = {.type = EV_FREE_CODEC, .ptr = l->lc};
@@ -245,6 +247,21 @@ static void apply(struct media_thread *t, const struct cmd *c)
     case CMD_LEG_TAP:
     case CMD_LEG_UNTAP:
         engine_tap_apply(t, c);
+        break;
+    case CMD_LEG_SECURE:
+        engine_leg_disconnect(l);
+        l->mail = c->mail;
+        break;
+    case CMD_LEG_PEER:
+        l->remote = c->remote;
+        l->remote_set = true;
+        break;
+    case CMD_LEG_SRTP:
+        if (l->srtp) {
+            struct ev ev = {.type = EV_FREE_SRTP, .ptr = l->srtp};
+            engine_emit(t, &ev);
+        }
+        l->srtp = c->srtp;
         break;
     case CMD_STOP:
         break;

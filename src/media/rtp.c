@@ -92,6 +92,20 @@ bool rtp_is_rtcp(const uint8_t *buf, size_t len)
     return buf && len >= 4 && (buf[0] >> 6) == 2 && buf[1] >= 192 && buf[1] <= 223;
 }
 
+enum rtp_demux rtp_demux(const uint8_t *buf, size_t len)
+{
+    if (!buf || len == 0)
+        return RTP_DEMUX_OTHER;
+    uint8_t b = buf[0];
+    if (b <= 3)
+        return RTP_DEMUX_STUN;
+    if (b >= 20 && b <= 63)
+        return RTP_DEMUX_DTLS;
+    if (b >= 128 && b <= 191)
+        return rtp_is_rtcp(buf, len) ? RTP_DEMUX_RTCP : RTP_DEMUX_RTP;
+    return RTP_DEMUX_OTHER; /* ZRTP, TURN channels, garbage */
+}
+
 size_t rtp_build(uint8_t *buf, size_t cap, uint8_t payload_type, bool marker, uint16_t seq,
                  uint32_t ts, uint32_t ssrc, const uint8_t *payload, size_t payload_len)
 {

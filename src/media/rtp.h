@@ -26,6 +26,10 @@ struct rtp_packet {
 int rtp_parse(const uint8_t *buf, size_t len, struct rtp_packet *out);
 /* True when the packet looks like RTCP (RFC 5761 rule: second byte 192..223). */
 bool rtp_is_rtcp(const uint8_t *buf, size_t len);
+/* What a datagram on a WebRTC leg's one socket is, by its first byte (RFC 7983 7): STUN 0-3,
+ * DTLS 20-63, RTP and RTCP 128-191 (told apart as rtp_is_rtcp does), anything else other. */
+enum rtp_demux { RTP_DEMUX_STUN, RTP_DEMUX_DTLS, RTP_DEMUX_RTP, RTP_DEMUX_RTCP, RTP_DEMUX_OTHER };
+enum rtp_demux rtp_demux(const uint8_t *buf, size_t len);
 /* Writes a 12-byte header and the payload; returns the packet length, or 0 when cap is too small.
  */
 size_t rtp_build(uint8_t *buf, size_t cap, uint8_t payload_type, bool marker, uint16_t seq,

@@ -73,6 +73,87 @@ static void read_direction(osip_list_t *attrs, struct sdp_offer_result *r)
     }
 }
 
+/* A value of ours to copy from an attribute: printable, no spaces unless allowed, fits. */
+static bool copy_value(char *dst, size_t cap, const char *v, bool spaces)
+{
+    if (!v || !*v || strlen(v) >= cap)
+        return false;
+    for (const char *p = v; *p; p++)
+        if (*p < ' ' || *p >= 127 || (*p == ' ' && !spaces))
+            return false;
+    str_copy(dst, cap, v);
+    return true;
+}
+
+/* WebRTC attributes (ICE, DTLS, mid, ssrc) from one attribute list; a media level list read after
+ * the session level one overrides it. */
+static void read_secure(osip_list_t *attrs, struct sdp_offer_result *r)
+{
+    for (int i = 0; !osip_list_eol(attrs, i); i++) {
+        sdp_attribute_t *a = osip_list_get(attrs, i);
+        const char *f = a->a_att_field, *v = a->a_att_value;
+        if (!f || !v)
+            continue;
+        if (strcasecmp(f, "ice-ufrag") == 0)
+            copy_value(r->ice_ufrag, sizeof(r->ice_ufrag), v, false);
+        else if (strcasecmp(f, "ice-pwd") == 0)
+            copy_value(r->ice_pwd, sizeof(r->ice_pwd), v, false);
+        else if (strcasecmp(f, "fingerprint") == 0 && strncasecmp(r->fingerprint, "sha-256 ", 8))
+            copy_value(r->fingerprint, sizeof(r->fingerprint), v, true); /* sha-256 if listed */
+        else if (strcasecmp(f, "mid") == 0)
+            copy_value(r->mid, sizeof(r->mid), v, false);
+        else if (strcasecmp(f, "setup") == 0)
+            r->setup = strcasecmp(v, "actpass") == 0   ? SDP_SETUP_ACTPASS
+                       : strcasecmp(v, "active") == 0  ? SDP_SETUP_ACTIVE
+                       : strcasecmp(v, "passive") == 0 ? SDP_SETUP_PASSIVE
+                                                       : SDP_SETUP_NONE;
+        else if (strcasecmp(f, "ssrc") == 0 && !r->ssrc) {
+            uint64_t ssrc;
+            char num[16];
+            size_t n = strcspn(v, " ");
+            if (n < sizeof(num)) {
+                memcpy(num, v, n);
+                num[n] = '\0';
+                if (str_to_u64(num, UINT32_MAX, &ssrc) == 0)
+                    r->ssrc = (uint32_t)ssrc;
+            }
+        }
+    }
+}
+
+static bool has_attribute(osip_list_t *attrs, const char *name)
+{
+    for (int i = 0; !osip_list_eol(attrs, i); i++) {
+        sdp_attribute_t *a = osip_list_get(attrs, i);
+        if (a->a_att_field && strcasecmp(a->a_att_field, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The stream profiles we take: plain RTP, and WebRTC's DTLS-SRTP over ICE (RFC 5764 8). */
+static bool proto_plain(const char *proto)
+{
+    return strcasecmp(proto, "RTP/AVP") == 0;
+}
+
+static bool proto_secure(const char *proto)
+{
+    return strcasecmp(proto, "UDP/TLS/RTP/SAVPF") == 0 || strcasecmp(proto, "UDP/TLS/RTP/SAVP") == 0;
+}
+
+/* A WebRTC stream we can run: ICE credentials, a fingerprint, rtcp-mux (one port is all we
+ * have), and an a=setup that lets one side be the DTLS client. */
+static int check_secure(sdp_message_t *sdp, sdp_media_t *m, struct sdp_offer_result *r)
+{
+    read_secure(&sdp->a_attributes, r);
+    read_secure(&m->a_attributes, r);
+    if (strlen(r->ice_ufrag) < 4 || strlen(r->ice_pwd) < 22 || !r->fingerprint[0] ||
+        !has_attribute(&m->a_attributes, "rtcp-mux"))
+        return -1;
+    return 0;
+}
+
 /* A token for an m= line that we copy into the answer: short, printable, no spaces. */
 static bool token_ok(const char *t, size_t max)
 {
@@ -192,8 +273,9 @@ static int parse_sdp(const char *text, struct sdp_info *info)
         snprintf(info->r.media_lines[i], sizeof(info->r.media_lines[i]), "%s 0 %s %s", m->m_media,
                  m->m_proto, fmt);
         info->r.media_count = i + 1;
+        bool secure = proto_secure(m->m_proto);
         if (chosen >= 0 || strcasecmp(m->m_media, "audio") != 0 ||
-            strcasecmp(m->m_proto, "RTP/AVP") != 0)
+            (!proto_plain(m->m_proto) && !secure))
             continue;
         /* The first RTP/AVP audio stream that is not rejected (port 0) is ours: without a codec
          * or an address we support, the offer is unusable. */
@@ -202,8 +284,17 @@ static int parse_sdp(const char *text, struct sdp_info *info)
             goto done;
         if (port == 0)
             continue;
-        if (read_codecs(m, info) < 0 || read_address(sdp, m, &info->r) < 0)
+        if (read_codecs(m, info) < 0)
             goto done;
+        if (secure) { /* ICE finds the address: c= may be anything (0.0.0.0, IP6) */
+            if (check_secure(sdp, m, &info->r) < 0)
+                goto done;
+            info->r.secure = true;
+            if (read_address(sdp, m, &info->r) < 0)
+                str_copy(info->r.remote_ip, sizeof(info->r.remote_ip), "0.0.0.0");
+        } else if (read_address(sdp, m, &info->r) < 0) {
+            goto done;
+        }
         info->r.remote_port = (int)port;
         read_direction(&sdp->a_attributes, &info->r);
         read_direction(&m->a_attributes, &info->r);
@@ -264,12 +355,37 @@ static bool pt_ok(int pt)
     return pt >= 0 && pt <= 127 && (pt < 64 || pt > 95); /* 64-95 are RTCP's (RFC 5761) */
 }
 
+/* Our ICE-lite and DTLS attributes for a WebRTC stream (RFC 8839, RFC 8842). */
+static void put_secure(char *out, size_t cap, int *len, const struct sdp_offer_result *offer,
+                       const struct sdp_secure_local *sec, const char *ip, int port)
+{
+    if (offer->mid[0])
+        put(out, cap, len, "a=mid:%s\r\n", offer->mid);
+    put(out, cap, len, "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\na=fingerprint:%s\r\n", sec->ice_ufrag,
+        sec->ice_pwd, sec->fingerprint);
+    /* We wait for the ClientHello unless the offerer insists on waiting itself. */
+    put(out, cap, len, "a=setup:%s\r\na=rtcp-mux\r\n",
+        offer->setup == SDP_SETUP_PASSIVE ? "active" : "passive");
+    put(out, cap, len, "a=candidate:1 1 udp 2130706431 %s %d typ host\r\na=end-of-candidates\r\n",
+        ip, port);
+}
+
 int sdp_build_answer(const struct sdp_offer_result *offer, const char *local_ip, int local_port,
                      uint64_t session_id, uint64_t version, char *out, size_t cap)
+{
+    return sdp_build_answer_secure(offer, local_ip, local_port, session_id, version, NULL, out,
+                                   cap);
+}
+
+int sdp_build_answer_secure(const struct sdp_offer_result *offer, const char *local_ip,
+                            int local_port, uint64_t session_id, uint64_t version,
+                            const struct sdp_secure_local *sec, char *out, size_t cap)
 {
     struct in_addr a;
     if (!offer || !local_ip || inet_pton(AF_INET, local_ip, &a) != 1 || local_port <= 0 ||
         local_port > 65535 || !out || cap == 0 || (unsigned)offer->codec >= CODEC_COUNT)
+        return -1;
+    if (offer->secure && (!sec || !sec->ice_ufrag || !sec->ice_pwd || !sec->fingerprint))
         return -1;
     enum codec_id codec = offer->codec;
     const struct codec_info *ci = codec_info(codec);
@@ -291,12 +407,18 @@ int sdp_build_answer(const struct sdp_offer_result *offer, const char *local_ip,
     put(out, cap, &len, "v=0\r\no=conferenced %llu %llu IN IP4 %s\r\ns=conferenced\r\n",
         (unsigned long long)session_id, (unsigned long long)version, local_ip);
     put(out, cap, &len, "c=IN IP4 %s\r\nt=0 0\r\n", local_ip);
+    if (offer->secure) {
+        put(out, cap, &len, "a=ice-lite\r\n");
+        if (offer->mid[0])
+            put(out, cap, &len, "a=group:BUNDLE %s\r\n", offer->mid);
+    }
     for (int i = 0; i < count; i++) {
         if (i != audio) {
             put(out, cap, &len, "m=%.63s\r\n", offer->media_lines[i]);
             continue;
         }
-        put(out, cap, &len, "m=audio %d RTP/AVP %d", local_port, pt);
+        put(out, cap, &len, "m=audio %d %s %d", local_port,
+            offer->secure ? "UDP/TLS/RTP/SAVPF" : "RTP/AVP", pt);
         if (dtmf >= 0)
             put(out, cap, &len, " %d", dtmf);
         put(out, cap, &len, "\r\n");
@@ -305,6 +427,10 @@ int sdp_build_answer(const struct sdp_offer_result *offer, const char *local_ip,
             put(out, cap, &len, "a=rtpmap:%d telephone-event/%d\r\na=fmtp:%d 0-16\r\n", dtmf,
                 dtmf_rate, dtmf);
         put(out, cap, &len, "a=ptime:20\r\na=%s\r\n", dir);
+        if (offer->secure) {
+            put_secure(out, cap, &len, offer, sec, local_ip, local_port);
+            put(out, cap, &len, "a=ssrc:%u cname:conferenced\r\n", (unsigned)sec->ssrc);
+        }
     }
     return len;
 }
@@ -323,8 +449,17 @@ int sdp_build_reanswer(const char *offer, const char *prev_answer, char *out, si
     bool at48 = codec_info(c)->clock == 48000;
     now.r.dtmf_pt = at48 ? (now.r.dtmf_pt_48k >= 0 ? now.r.dtmf_pt_48k : now.r.dtmf_pt_8k)
                          : (now.r.dtmf_pt_8k >= 0 ? now.r.dtmf_pt_8k : now.r.dtmf_pt_48k);
-    return sdp_build_answer(&now.r, before.r.remote_ip, before.r.remote_port, before.sess_id,
-                            before.sess_version + 1, out, cap);
+    /* A WebRTC call keeps its ICE credentials, certificate, DTLS role and SSRC (our previous
+     * answer's); a plain one stays plain. */
+    if (now.r.secure != before.r.secure)
+        return -1;
+    struct sdp_secure_local sec = {before.r.ice_ufrag, before.r.ice_pwd, before.r.fingerprint,
+                                   before.r.ssrc};
+    if (now.r.secure)
+        now.r.setup = before.r.setup == SDP_SETUP_ACTIVE ? SDP_SETUP_PASSIVE : SDP_SETUP_ACTIVE;
+    return sdp_build_answer_secure(&now.r, before.r.remote_ip, before.r.remote_port,
+                                   before.sess_id, before.sess_version + 1,
+                                   now.r.secure ? &sec : NULL, out, cap);
 }
 
 int sdp_build_offer(const char *local_ip, int local_port, uint64_t session_id, uint64_t version,

@@ -140,6 +140,11 @@ const char *sip_dialog_call_id(const struct sip_dialog *d);
  * telephone-event at 8 and 48 kHz. */
 /* Offers with more m= lines than this are refused. */
 #define SDP_MAX_MEDIA 8
+/* The longest ice-ufrag and ice-pwd (RFC 8839 5.4), fingerprint and mid we read. */
+#define SDP_ICE_MAX 256
+#define SDP_FINGERPRINT_MAX 200
+#define SDP_MID_MAX 32
+enum sdp_setup { SDP_SETUP_NONE = 0, SDP_SETUP_ACTPASS, SDP_SETUP_ACTIVE, SDP_SETUP_PASSIVE };
 struct sdp_offer_result {
     /* The best codec of the stream that we support: Opus, else G.722, else the first of PCMU and
      * PCMA in the stream's order. */
@@ -158,6 +163,14 @@ struct sdp_offer_result {
      * zeroed media_count makes the answer a single audio line. */
     int media_count, audio_index;
     char media_lines[SDP_MAX_MEDIA][64];
+    /* WebRTC (UDP/TLS/RTP/SAVPF, RFC 8829): ICE, DTLS-SRTP, rtcp-mux on one port. The address
+     * and port above are then placeholders: ICE finds the peer. */
+    bool secure;
+    char ice_ufrag[SDP_ICE_MAX + 1], ice_pwd[SDP_ICE_MAX + 1];
+    char fingerprint[SDP_FINGERPRINT_MAX + 1]; /* "sha-256 AB:CD:..." */
+    enum sdp_setup setup;                      /* the a=setup it said (RFC 4145) */
+    char mid[SDP_MID_MAX + 1];                 /* the audio stream's a=mid, "" when none */
+    uint32_t ssrc;                             /* its first a=ssrc, 0 when none */
 };
 /* Reads an offer. Returns 0, or -1 when it is unusable (no audio, no supported codec, bad
  * syntax): the caller answers 488. */
@@ -167,6 +180,19 @@ int sdp_parse_offer(const char *sdp, struct sdp_offer_result *out);
  * come from the caller (o= line). */
 int sdp_build_answer(const struct sdp_offer_result *offer, const char *local_ip, int local_port,
                      uint64_t session_id, uint64_t version, char *out, size_t cap);
+/* Our side of a WebRTC stream (RFC 8829): ICE-lite credentials, the DTLS certificate's
+ * fingerprint, our SSRC. */
+struct sdp_secure_local {
+    const char *ice_ufrag, *ice_pwd, *fingerprint;
+    uint32_t ssrc;
+};
+/* sdp_build_answer for an offer with secure set: the answer of an ICE-lite, DTLS-SRTP endpoint
+ * (UDP/TLS/RTP/SAVPF, a=ice-lite, one host candidate local_ip:local_port, a=setup:passive unless
+ * the offer said passive, a=rtcp-mux, the offer's mid in a BUNDLE group). sec may be NULL for a
+ * plain offer. -1 when cap is too small or the offer is secure and sec NULL. */
+int sdp_build_answer_secure(const struct sdp_offer_result *offer, const char *local_ip,
+                            int local_port, uint64_t session_id, uint64_t version,
+                            const struct sdp_secure_local *sec, char *out, size_t cap);
 /* Our offer for an outgoing call: Opus (111), G.722 (9), PCMU (0), PCMA (8), telephone-event at
  * 8 kHz (101) and 48 kHz (102), sendrecv, ptime 20, on local_ip:local_port. Returns the length or -1 when cap is too small (or local_ip
  * is not an IPv4 address, the port not 1-65535). Any thread. */

@@ -1,0 +1,173 @@
+"""WebRTC participants: an independent WebRTC stack (aiortc: ICE, DTLS-SRTP, Opus) joins a room
+where a baresip phone plays a tone, over SIP (a WebRTC offer in an INVITE) and over WHIP (the
+offer POSTed over HTTP). Each hears the other and not itself; the call records exist; a DTLS
+handshake that fails (the offer's fingerprint is not the peer's certificate) hangs the call up;
+WHIP's errors are clear, and another customer's conference is not found."""
+
+import time
+
+import pytest
+
+from conftest import err, http_raw, ok, wait_until
+from phones import Phone, have_baresip, make_tone, make_tones, max_tone_level, read_wav
+from webrtc_peer import WebRtcCall, have_aiortc
+
+pytestmark = pytest.mark.skipif(not (have_baresip() and have_aiortc()),
+                                reason="baresip, sox and python3-aiortc are needed")
+
+PHONE_HZ, BROWSER_HZ, BROWSER_HIGH_HZ = 700, 1100, 5500
+
+
+def _joined(api, conf_id):
+    c = ok(api.get(f"/v1.0/conferences/{conf_id}"))
+    return [i for i in c["conferencecall_ids"]
+            if ok(api.get(f"/v1.0/conferencecalls/{i}"))["status"] == "joined"]
+
+
+def _phone(tmp_path, seconds=30):
+    wav = tmp_path / "phone.wav"
+    make_tone(wav, PHONE_HZ, seconds=seconds)
+    return Phone(tmp_path, "phone", wav)
+
+
+def _browser_wav(tmp_path):
+    wav = tmp_path / "browser.wav"
+    make_tones(wav, [BROWSER_HZ, BROWSER_HIGH_HZ], seconds=30, rate=48000)
+    return wav
+
+
+def _check_heard(phone, browser_rec):
+    x, rate = phone.heard()
+    assert len(x) > rate * 2, f"the phone recorded almost nothing\n{phone.log()[-2000:]}"
+    level = max_tone_level(x, rate, BROWSER_HZ)
+    assert level > 1500, f"the phone does not hear the WebRTC peer ({level:.0f})"
+    assert max_tone_level(x, rate, PHONE_HZ) < 300, "the phone hears itself"
+    y, yrate = read_wav(str(browser_rec))
+    assert len(y) > yrate * 2, "the WebRTC peer recorded almost nothing"
+    level = max_tone_level(y, yrate, PHONE_HZ)
+    assert level > 1500, f"the WebRTC peer does not hear the phone ({level:.0f})"
+    assert max_tone_level(y, yrate, BROWSER_HZ) < 300, "the WebRTC peer hears itself"
+
+
+def test_webrtc_caller_over_sip_and_a_phone_hear_each_other(server, customer, tmp_path):
+    api = customer.api
+    conf = customer.create_conference(name="webrtc")
+    uri = f"sip:{conf['direct_hash']}@127.0.0.1:{server.sip_port}"
+    phone = _phone(tmp_path).dial(uri, seconds=40)
+    rec = tmp_path / "browser-heard.wav"
+    peer = WebRtcCall(server.sip_port, uri, _browser_wav(tmp_path), rec)
+    try:
+        assert peer.connect(timeout=10) == 200
+        assert "a=ice-lite" in peer.answer and "UDP/TLS/RTP/SAVPF" in peer.answer
+        assert "a=fingerprint:sha-256 " in peer.answer and "a=setup:passive" in peer.answer
+        wait_until(lambda: len(_joined(api, conf["id"])) == 2, 15, what="both joined")
+        wait_until(lambda: "completed" in peer.ice_state, 10, what="ICE completed")
+        wait_until(lambda: peer.dtls_state() == "connected", 10, what="DTLS connected")
+        time.sleep(4)
+        calls = ok(api.get("/v1.0/calls"))["result"]
+        assert any(c["status"] == "progressing" and "sip" in str(c["source"]) for c in calls)
+    finally:
+        peer.stop()
+        phone.stop()
+    _check_heard(phone, rec)
+    # the WebRTC peer's BYE ends its call; the phone's participant stays
+    wait_until(lambda: len(_joined(api, conf["id"])) <= 1, 10, what="the WebRTC peer left")
+
+
+def test_a_failed_dtls_handshake_hangs_the_call_up(server, customer, tmp_path):
+    api = customer.api
+    conf = customer.create_conference(name="bad-dtls")
+    uri = f"sip:{conf['direct_hash']}@127.0.0.1:{server.sip_port}"
+
+    def wrong_fingerprint(sdp):  # not the certificate aiortc shows: the server must refuse it
+        import re
+        return re.sub(r"a=fingerprint:sha-256 [0-9A-F:]+",
+                      "a=fingerprint:sha-256 " + ":".join(["AB"] * 32), sdp)
+
+    peer = WebRtcCall(server.sip_port, uri, _browser_wav(tmp_path), tmp_path / "x.wav",
+                      offer_filter=wrong_fingerprint)
+    try:
+        assert peer.connect(timeout=10) == 200
+        assert peer.wait_bye(15), "the server did not hang up a call whose DTLS failed"
+    finally:
+        peer.stop(hangup=False)
+    calls = ok(api.get("/v1.0/calls"))["result"]
+    assert any(c["status"] == "hangup" and c["hangup_reason"] == "failed" for c in calls), calls
+
+
+def _whip(server, token, conf_id, sdp, content_type="application/sdp"):
+    return http_raw(server.port, "POST", f"/v1.0/conferences/{conf_id}/whip", body=sdp,
+                    content_type=content_type, headers=[("Authorization", f"Bearer {token}")])
+
+
+def test_whip_joins_hears_and_leaves(server, customer, tmp_path):
+    api = customer.api
+    conf = customer.create_conference(name="whip")
+    uri = f"sip:{conf['direct_hash']}@127.0.0.1:{server.sip_port}"
+    phone = _phone(tmp_path).dial(uri, seconds=40)
+    rec = tmp_path / "whip-heard.wav"
+    peer = WebRtcCall(server.sip_port, uri, _browser_wav(tmp_path), rec)  # media only: no SIP
+    try:
+        r = _whip(server, customer.token, conf["id"], peer.offer())
+        assert r.status == 201, r
+        assert r.content_type.startswith("application/sdp"), r
+        location = r.headers["location"]
+        assert location.startswith("/v1.0/whip/"), r.headers
+        call_id = location.rsplit("/", 1)[1]
+        peer.answer = r.text
+        peer._run(peer._start())
+        wait_until(lambda: len(_joined(api, conf["id"])) == 2, 15, what="both joined")
+        call = ok(api.get(f"/v1.0/calls/{call_id}"))
+        assert call["status"] == "progressing"
+        assert call["source"]["type"] == "web_session"
+        assert call["destination"] == {"type": "conference", "target": conf["id"],
+                                       "target_name": ""} or \
+            call["destination"]["target"] == conf["id"]
+        time.sleep(4)
+        # another customer cannot end it
+        d = http_raw(server.port, "DELETE", location,
+                     headers=[("Authorization", "Bearer " + customer.token[:-2] + "xx")])
+        assert d.status == 401, d
+        d = http_raw(server.port, "DELETE", location,
+                     headers=[("Authorization", f"Bearer {customer.token}")])
+        assert d.status == 200, d
+        assert d.json["status"] == "hangup"
+        wait_until(lambda: len(_joined(api, conf["id"])) == 1, 10, what="the WHIP peer left")
+        d = http_raw(server.port, "DELETE", location,
+                     headers=[("Authorization", f"Bearer {customer.token}")])
+        assert d.status == 404, d
+    finally:
+        peer.stop(hangup=False)
+        phone.stop()
+    _check_heard(phone, rec)
+
+
+def test_whip_errors(server, customer, other_customer, tmp_path):
+    conf = customer.create_conference(name="whip-errors")
+    peer = WebRtcCall(server.sip_port, "sip:x@127.0.0.1", _browser_wav(tmp_path), tmp_path / "y.wav")
+    try:
+        offer = peer.offer()
+        r = _whip(server, customer.token, conf["id"], offer, content_type="application/json")
+        assert "application/sdp" in err(r, 415, reason="UNSUPPORTED_MEDIA_TYPE")["message"]
+        r = _whip(server, customer.token, conf["id"], "v=0\r\nthis is not sdp\r\n")
+        err(r, 400, reason="UNUSABLE_OFFER")
+        plain = ("v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                 "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+        r = _whip(server, customer.token, conf["id"], plain)
+        assert "WebRTC" in err(r, 400, reason="UNUSABLE_OFFER")["message"]
+        err(_whip(server, other_customer.token, conf["id"], offer), 404)
+        r = http_raw(server.port, "POST", f"/v1.0/conferences/{conf['id']}/whip", body=offer,
+                     content_type="application/sdp")
+        err(r, 401)
+        r = http_raw(server.port, "PATCH", "/v1.0/whip/" + conf["id"], body="a=candidate:x",
+                     content_type="application/trickle-ice-sdpfrag",
+                     headers=[("Authorization", f"Bearer {customer.token}")])
+        err(r, 405)
+        r = http_raw(server.port, "DELETE", "/v1.0/whip/" + conf["id"],
+                     headers=[("Authorization", f"Bearer {customer.token}")])
+        err(r, 404, reason="SESSION_NOT_FOUND")
+        # nothing was created by the refused offers
+        assert not [c for c in ok(customer.api.get("/v1.0/calls"))["result"]
+                    if c["status"] != "hangup"]
+    finally:
+        peer.stop(hangup=False)
