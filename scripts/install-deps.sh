@@ -8,7 +8,7 @@ build_pkgs=(build-essential cmake pkg-config libh2o-dev libjansson-dev libuv1-de
             libssl-dev libwslay-dev libspandsp-dev libosip2-dev flite1-dev libsndfile1-dev
             libsamplerate0-dev libspeexdsp-dev libopus-dev libsrtp2-dev libfftw3-dev libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us)
 test_pkgs=(libcmocka-dev libmicrohttpd-dev python3 python3-pytest python3-websocket clang libclang-rt-14-dev curl
-           baresip-core sip-tester sox pocketsphinx)
+           baresip-core sip-tester sox pocketsphinx chromium python3-aiortc)
 bench_pkgs=(wrk)
 
 want=("${build_pkgs[@]}")
@@ -19,18 +19,35 @@ case "${1:-build}" in
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 
+# The browser tests' page loads JsSIP from npm: Node.js and npm (Debian's, unless a Node.js that
+# brings its own npm is there already).
+if [ "${1:-build}" = test ]; then
+  command -v node >/dev/null || want+=(nodejs)
+  command -v npm >/dev/null || want+=(npm)
+fi
+
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "missing Debian packages: ${missing[*]}" >&2
-  echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
-  exit 1
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${missing[*]}" >&2
+    echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "installing Debian packages: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || true
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "installing Debian packages: ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null || true
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# The JsSIP bundle the browser test page loads (tests/browser: package-lock.json pins it).
+if [ "${1:-build}" = test ]; then
+  browser="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+  if [ ! -f "$browser/dist/jssip.js" ] || [ "$browser/package-lock.json" -nt "$browser/dist/jssip.js" ]; then
+    echo "building the browser tests' JsSIP bundle (npm ci)" >&2
+    (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run -s build >/dev/null)
+  fi
+fi

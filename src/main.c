@@ -735,7 +735,8 @@ int main(int argc, char **argv)
                                .max_connections = s.cfg.http_max_connections,
                                .max_connections_per_address =
                                    s.cfg.http_max_connections_per_address,
-                               .request_timeout_ms = s.cfg.http_request_timeout_ms};
+                               .request_timeout_ms = s.cfg.http_request_timeout_ms,
+                               .cors_origin = s.cfg.cors_origin};
     s.http = http_start(s.loop, &hcfg, s.api, s.ws, err, sizeof(err));
     if (!s.http) {
         fprintf(stderr, "conferenced: %s\n", err);

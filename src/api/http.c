@@ -29,6 +29,7 @@ struct http_server {
     uv_loop_t *loop;
     struct http_config cfg;
     char addr[64];
+    char cors[256]; /* cfg.cors_origin */
     h2o_globalconf_t config;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
@@ -516,8 +517,49 @@ static void send_file(h2o_req_t *req, struct api_response *r)
     file_proceed(&g->super, req);
 }
 
+/* CORS (the Fetch standard): a page on an allowed origin may read our answers, and the headers
+ * a WHIP client needs (Location). Credentials are bearer tokens, never cookies, so no
+ * Allow-Credentials. */
+static bool cors_request(const struct http_server *s, h2o_req_t *req)
+{
+    return s->cors[0] && h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1) >= 0;
+}
+
+static void add_cors(struct http_server *s, h2o_req_t *req)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL,
+                   s->cors, strlen(s->cors));
+    h2o_add_header_by_str(&req->pool, &req->res.headers,
+                          H2O_STRLIT("access-control-expose-headers"), 0, NULL,
+                          H2O_STRLIT("Location, X-Request-Id, Content-Range, Retry-After"));
+    if (strcmp(s->cors, "*") != 0)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("Origin"));
+}
+
+/* A preflight (OPTIONS with Access-Control-Request-Method): 204 naming what may be sent. */
+static bool cors_preflight(struct http_server *s, h2o_req_t *req)
+{
+    if (!cors_request(s, req) ||
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS")) ||
+        h2o_find_header_by_str(&req->headers, H2O_STRLIT("access-control-request-method"), -1) < 0)
+        return false;
+    req->res.status = 204;
+    req->res.reason = "No Content";
+    add_cors(s, req);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"),
+                          0, NULL, H2O_STRLIT("GET, POST, PUT, DELETE, PATCH"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"),
+                          0, NULL, H2O_STRLIT("Authorization, Content-Type, Range"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-max-age"), 0,
+                          NULL, H2O_STRLIT("600"));
+    h2o_send_inline(req, NULL, 0);
+    return true;
+}
+
 static void answer(struct http_server *s, h2o_req_t *req, struct api_response *r)
 {
+    if (!r->ws_upgrade && cors_request(s, req))
+        add_cors(s, req);
     if (r->ws_upgrade)
         start_upgrade(s, req, r);
     else if (r->file_path)
@@ -648,6 +690,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                    "The request has Content-Length headers that disagree.", true);
         return 0;
     }
+    if (cors_preflight(s, req))
+        return 0;
     /* The target as sent: origin form "/path?query", or absolute form "http://host/path". */
     const char *t = req->input.path.base;
     size_t tlen = req->input.path.len;
@@ -807,6 +851,8 @@ struct http_server *http_start(uv_loop_t *loop, const struct http_config *cfg, s
     s->cfg = *cfg;
     str_copy(s->addr, sizeof(s->addr), cfg->addr);
     s->cfg.addr = s->addr;
+    str_copy(s->cors, sizeof(s->cors), cfg->cors_origin ? cfg->cors_origin : "");
+    s->cfg.cors_origin = s->cors;
     s->api = api;
     s->hub = hub;
     s->listener = listener;

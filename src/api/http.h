@@ -22,6 +22,7 @@ struct http_config {
     int max_connections;
     int max_connections_per_address; /* at most half of max_connections */
     int request_timeout_ms;          /* a whole request must arrive within this */
+    const char *cors_origin; /* browsers on this origin ("*": any) may call the API; "": none */
 };
 
 /* Listens (port 0 picks a free one). Returns NULL with a message in err. */

@@ -54,6 +54,8 @@ static const struct setting settings[] = {
      "data directory of the embedded store"},
     {"log_level", "CONFERENCED_LOG_LEVEL", "--log-level", K_LOG_LEVEL, F(log_level), 0, 0, 0, 0,
      "LEVEL", "debug, info, warn or error"},
+    STR("cors_origin", "CONFERENCED_CORS_ORIGIN", "--cors-origin", cors_origin, "ORIGIN",
+        "web pages that may call the API from a browser: * (any), one origin, or empty (none)"),
     STR("admin_username", "CONFERENCED_ADMIN_USERNAME", "--admin-username", admin_username, "NAME",
         "operator login created on the first start"),
     STR("admin_password", "CONFERENCED_ADMIN_PASSWORD", NULL, admin_password, "PASSWORD",
@@ -155,6 +157,7 @@ void config_defaults(struct config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     str_copy(cfg->http_addr, sizeof(cfg->http_addr), "127.0.0.1");
     cfg->http_port = 8080;
+    str_copy(cfg->cors_origin, sizeof(cfg->cors_origin), "*");
     str_copy(cfg->data_dir, sizeof(cfg->data_dir), "./data");
     cfg->log_level = LOG_LEVEL_INFO;
     str_copy(cfg->admin_username, sizeof(cfg->admin_username), "admin");
@@ -508,6 +511,16 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
     }
     if (cfg->admin_password[0] && strlen(cfg->admin_password) < 8) {
         snprintf(err, errlen, "admin_password: must be at least 8 characters");
+        return -1;
+    }
+    /* A browser compares the whole value with the page's origin: scheme://host[:port]. */
+    const char *o = cfg->cors_origin;
+    if (o[0] && strcmp(o, "*") != 0 &&
+        ((strncmp(o, "http://", 7) != 0 && strncmp(o, "https://", 8) != 0) ||
+         strpbrk(o, " ,\t") || o[strlen(o) - 1] == '/')) {
+        snprintf(err, errlen,
+                 "cors_origin: \"%s\" is not *, empty or one origin such as https://app.example.com",
+                 o);
         return -1;
     }
     /* Headroom: one client address can never hold every connection. */

@@ -25,6 +25,7 @@ struct config {
     int sip_port;
     int rtp_port_min, rtp_port_max;
     int media_threads;
+    char cors_origin[256]; /* Access-Control-Allow-Origin of API answers ("": none) */
     char media_ip[64]; /* announced in SDP; defaults to the SIP address */
     char public_ip[64]; /* announced in SDP instead of media_ip when set (behind a NAT) */
     int rtp_timeout_ms;

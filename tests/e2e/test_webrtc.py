@@ -171,3 +171,41 @@ def test_whip_errors(server, customer, other_customer, tmp_path):
                     if c["status"] != "hangup"]
     finally:
         peer.stop(hangup=False)
+
+
+def test_cors_lets_web_pages_use_whip(server, customer):
+    """A page on another origin may POST an offer: the preflight names what it may send, and
+    the answer exposes Location (a WHIP client needs it)."""
+    conf = customer.create_conference(name="cors")
+    path = f"/v1.0/conferences/{conf['id']}/whip"
+    r = http_raw(server.port, "OPTIONS", path,
+                 headers=[("Origin", "http://127.0.0.1:9"),
+                          ("Access-Control-Request-Method", "POST"),
+                          ("Access-Control-Request-Headers", "authorization, content-type")])
+    assert r.status == 204, r
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "POST" in r.headers["access-control-allow-methods"]
+    assert "authorization" in r.headers["access-control-allow-headers"].lower()
+    r = http_raw(server.port, "GET", f"/v1.0/conferences/{conf['id']}",
+                 headers=[("Origin", "http://127.0.0.1:9"),
+                          ("Authorization", f"Bearer {customer.token}")])
+    assert r.status == 200 and r.headers["access-control-allow-origin"] == "*", r
+    assert "location" in r.headers["access-control-expose-headers"].lower()
+    # without an Origin (not a browser), no CORS headers
+    r = http_raw(server.port, "GET", f"/v1.0/conferences/{conf['id']}",
+                 headers=[("Authorization", f"Bearer {customer.token}")])
+    assert "access-control-allow-origin" not in r.headers
+
+
+def test_cors_can_be_narrowed_or_turned_off(server_factory):
+    srv = server_factory(extra_args=["--cors-origin", "https://app.example.com"])
+    r = http_raw(srv.port, "OPTIONS", "/v1.0/conferences",
+                 headers=[("Origin", "https://app.example.com"),
+                          ("Access-Control-Request-Method", "POST")])
+    assert r.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert r.headers.get("vary") == "Origin"
+    off = server_factory(extra_args=["--cors-origin", ""])
+    r = http_raw(off.port, "OPTIONS", "/v1.0/conferences",
+                 headers=[("Origin", "https://app.example.com"),
+                          ("Access-Control-Request-Method", "POST")])
+    assert r.status != 204 and "access-control-allow-origin" not in r.headers, r
