@@ -371,6 +371,7 @@ struct media_leg *media_leg_create(struct media_engine *e, const char *key, char
     l->fd_rtp = rtp;
     l->fd_rtcp = rtcp;
     l->ctl_codec = -1;
+    l->tp = &engine_transport_udp;
     l->audio_pt = 0;
     l->dtmf_pt = -1;
     randombytes_buf(&l->ssrc, sizeof(l->ssrc));

@@ -4,6 +4,7 @@
  *   engine.c         control thread: the engine, rooms, legs, moves between threads, frees
  *   engine_thread.c  media thread: commands, the tick, the clock
  *   engine_rtp.c     media thread: a leg's RTP in (jitter buffer, PLC, DTMF) and out
+ *   engine_transport.c media thread: how a leg's datagrams come and go (UDP RTP, WebRTC)
  *   engine_ports.c   control thread: the RTP port pairs
  *   engine_play.c    clips and their playback to legs outside rooms
  *   engine_tap.c     taps of rooms and legs (media/tap.h)
@@ -123,7 +124,7 @@ struct leg_codec {
 /* A STUN or DTLS datagram a WebRTC leg received, on its way to the control thread (the mailbox is
  * an spsc ring of these: media thread in, control thread out; full, it drops). */
 #define SECURE_MAIL_DGRAM 1500
-#define SECURE_MAIL_SLOTS 16
+#define SECURE_MAIL_SLOTS 8
 struct secure_mail {
     struct sockaddr_in from;
     uint16_t len;
@@ -132,8 +133,27 @@ struct secure_mail {
 
 struct leg_secure; /* engine_secure.c: control-owned */
 struct srtp_pair;
-
 struct media_thread;
+struct media_leg;
+
+/* A leg's transport (engine_transport.c), on its media thread. */
+struct leg_transport {
+    /* One datagram in (buf writable, n bytes): true with the RTP packet to take in *p (pointing
+     * into buf); false when it is not one (refused, or taken elsewhere: STUN, DTLS). */
+    bool (*take)(struct media_thread *t, struct media_leg *l, uint8_t *buf, size_t n,
+                 const struct sockaddr_in *from, int64_t now, struct rtp_packet *p);
+    /* Whether it can send now. */
+    bool (*ready)(const struct media_leg *l);
+    /* One RTP packet out (pkt has SRTP_PAIR_TRAILER more bytes of room): true when sent. */
+    bool (*send)(struct media_leg *l, uint8_t *pkt, size_t n);
+};
+extern const struct leg_transport engine_transport_udp;    /* strict learning, connected socket */
+extern const struct leg_transport engine_transport_webrtc; /* ICE-lite, DTLS-SRTP, rtcp-mux */
+
+static inline void engine_count(_Atomic uint64_t *counter)
+{
+    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+}
 
 /* Rooms and legs are on intrusive lists, so how many there are is limited by nothing but memory
  * (and the settings above the engine): a media thread lists its legs and the rooms that have
@@ -197,6 +217,7 @@ struct media_leg {
     uint32_t play_id;
     bool play_first;         /* the next frame starts the play (marker bit) */
     struct engine_taps taps; /* the engine's references */
+    const struct leg_transport *tp; /* engine_transport_udp until CMD_LEG_SECURE */
     struct spsc *mail;       /* a WebRTC leg's mailbox (NULL: plain RTP) */
     struct srtp_pair *srtp;  /* its keys, once DTLS has made them (freed with the leg) */
 };
@@ -262,10 +283,13 @@ void engine_room_update_active(struct media_thread *t, struct media_room *r);
 /* Control thread too, once the threads have stopped. */
 void engine_thread_unlink_leg(struct media_thread *t, struct media_leg *l);
 
-/* ---- engine_rtp.c (media thread) ---- */
+/* ---- engine_transport.c (media thread) ---- */
 
 /* Back to an unconnected socket: every sender reaches us again (strict learning decides). */
 void engine_leg_disconnect(struct media_leg *l);
+
+/* ---- engine_rtp.c (media thread) ---- */
+
 /* Reads what arrived on the leg's sockets (RTCP too when rtcp_too). */
 void engine_leg_receive(struct media_thread *t, struct media_leg *l, int64_t now, bool rtcp_too);
 /* The leg's input for this tick from its jitter buffer (decoded, or concealed): l->mp.in and

@@ -1,6 +1,6 @@
-/* A leg's RTP on its media thread: datagrams in through strict source learning into the jitter
- * buffer (audio) or the DTMF tracker (telephone events), frames out from the jitter buffer
- * through packet loss concealment, and encoded frames sent. */
+/* A leg's RTP on its media thread: datagrams in through the leg's transport (engine_transport.c)
+ * into the jitter buffer (audio) or the DTMF tracker (telephone events), frames out from the
+ * jitter buffer through packet loss concealment, and encoded frames sent through the transport. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -10,114 +10,21 @@
 #include "media/engine_internal.h"
 #include "media/srtp_pair.h"
 
-void engine_leg_disconnect(struct media_leg *l)
-{
-    if (!l->connected)
-        return;
-    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
-    connect(l->fd_rtp, &unspec, sizeof(unspec));
-    l->connected = false;
-}
-
-static void count(_Atomic uint64_t *counter)
-{
-    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
-}
-
-/* A WebRTC leg's STUN or DTLS datagram: to the control thread through the leg's mailbox (when it
- * is full, the peer is sending more than a handshake needs: dropped). */
-static void post_mail(struct media_thread *t, struct media_leg *l, const uint8_t *buf, size_t n,
-                      const struct sockaddr_in *from)
-{
-    static __thread struct secure_mail m;
-    if (n > sizeof(m.data)) {
-        count(&t->e->bad_packets);
-        return;
-    }
-    m.from = *from;
-    m.len = (uint16_t)n;
-    memcpy(m.data, buf, n);
-    if (!spsc_push(l->mail, &m)) {
-        count(&t->e->secure_mail_dropped);
-        return;
-    }
-    struct ev ev = {.type = EV_SECURE_MAIL, .pub = {.leg = l}};
-    engine_emit(t, &ev);
-}
-
-/* A WebRTC leg's datagram (RFC 7983 by its first byte): STUN and DTLS go to the control thread;
- * SRTP is authenticated and decrypted in place, its length returned; -1 for everything else
- * (SRTCP included: reports are not used yet). */
-static ssize_t take_secure(struct media_thread *t, struct media_leg *l, uint8_t *buf, size_t n,
-                           const struct sockaddr_in *from)
-{
-    enum rtp_demux kind = rtp_demux(buf, n);
-    if (kind == RTP_DEMUX_STUN || kind == RTP_DEMUX_DTLS) {
-        post_mail(t, l, buf, n, from);
-        return -1;
-    }
-    if (kind != RTP_DEMUX_RTP || !l->srtp)
-        return -1;
-    int m = srtp_pair_unprotect(l->srtp, buf, n);
-    if (m < 0)
-        count(&t->e->srtp_failed);
-    return m;
-}
-
-/* Strict learning of a plain RTP leg's source (media/rtp.h): false when the packet is refused. */
-static bool source_accept(struct media_engine *e, struct media_leg *l, const struct rtp_packet *p,
-                          const struct sockaddr_in *from, int64_t now)
-{
-    uint64_t learned = l->src.learned;
-    switch (rtp_source_check(&l->src, from->sin_addr.s_addr, from->sin_port, p, now / 1000)) {
-    case RTP_SOURCE_REFUSE:
-        count(&e->rtp_refused);
-        return false;
-    case RTP_SOURCE_SWITCH:
-        /* Symmetric RTP: the audio goes where the accepted source sends from. */
-        engine_leg_disconnect(l);
-        l->remote = *from;
-        l->remote_set = true;
-        if (l->src.learned != learned)
-            count(&e->rtp_learned);
-        break;
-    case RTP_SOURCE_ACCEPT:
-        break;
-    }
-    /* The SDP's own source, once heard, gets a connected socket: it sends without a route lookup
-     * per packet, and the kernel drops every other sender before it reaches us. A learned source
-     * does not: the SDP's source must still be seen, to take the leg back. */
-    if (!l->connected && l->src.addr == l->src.sdp_addr && l->src.port == l->src.sdp_port)
-        l->connected = connect(l->fd_rtp, (const struct sockaddr *)from, sizeof(*from)) == 0;
-    return true;
-}
-
-/* One received datagram of a leg. A WebRTC leg's SRTP needs no source learning: its keys prove
- * the sender, and ICE chose where replies go. */
+/* One received datagram of a leg: its transport says whether it is RTP to take. */
 static void take_packet(struct media_thread *t, struct media_leg *l, uint8_t *buf, size_t n,
                         const struct sockaddr_in *from, int64_t now)
 {
     struct media_engine *e = t->e;
-    if (l->mail) {
-        ssize_t m = take_secure(t, l, buf, n, from);
-        if (m < 0)
-            return;
-        n = (size_t)m;
-    }
     struct rtp_packet p;
-    if (rtp_parse(buf, n, &p) < 0) {
-        count(&e->bad_packets);
-        return;
-    }
-    if (!l->mail && !source_accept(e, l, &p, from, now))
+    if (!l->tp->take(t, l, buf, n, from, now, &p))
         return;
     l->last_rx_ns = now;
-    count(&e->packets_in);
+    engine_count(&e->packets_in);
     if (p.payload_type == l->audio_pt && l->lc) {
         if (codec_payload_ok(l->lc->id, p.payload, p.payload_len))
             jb_put(l->lc->jb, &p, now / 1000);
         else
-            count(&e->bad_packets);
+            engine_count(&e->bad_packets);
     } else if (l->dtmf_pt >= 0 && p.payload_type == l->dtmf_pt) {
         struct rtp_dtmf d;
         if (rtp_dtmf_parse(p.payload, p.payload_len, &d) == 0) {
@@ -204,24 +111,13 @@ void engine_leg_send_frame(struct media_thread *t, struct media_leg *l, const ui
                            size_t len, bool marker)
 {
     uint8_t pkt[RTP_HEADER_MIN + CODEC_OUT_MAX + SRTP_PAIR_TRAILER];
-    if (l->mail && !l->srtp) { /* WebRTC before its keys: nothing can be sent yet */
+    if (!l->tp->ready(l)) { /* WebRTC before its keys: nothing can be sent yet */
         engine_leg_skip_frame(l);
         return;
     }
     size_t n = rtp_build(pkt, sizeof(pkt) - SRTP_PAIR_TRAILER, (uint8_t)l->audio_pt, marker,
                          l->seq++, l->ts, l->ssrc, payload, len);
     engine_leg_skip_frame(l);
-    if (n == 0)
-        return;
-    if (l->mail) {
-        int m = srtp_pair_protect(l->srtp, pkt, n);
-        if (m < 0)
-            return;
-        n = (size_t)m;
-    }
-    ssize_t sent = l->connected ? send(l->fd_rtp, pkt, n, MSG_DONTWAIT)
-                                : sendto(l->fd_rtp, pkt, n, MSG_DONTWAIT,
-                                         (struct sockaddr *)&l->remote, sizeof(l->remote));
-    if (sent >= 0)
-        atomic_fetch_add_explicit(&t->e->packets_out, 1, memory_order_relaxed);
+    if (n > 0 && l->tp->send(l, pkt, n))
+        engine_count(&t->e->packets_out);
 }

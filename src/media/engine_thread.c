@@ -251,6 +251,7 @@ static void apply(struct media_thread *t, const struct cmd *c)
     case CMD_LEG_SECURE:
         engine_leg_disconnect(l);
         l->mail = c->mail;
+        l->tp = &engine_transport_webrtc;
         break;
     case CMD_LEG_PEER:
         l->remote = c->remote;
