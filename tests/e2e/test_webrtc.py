@@ -1,6 +1,7 @@
 """WebRTC participants: an independent WebRTC stack (aiortc: ICE, DTLS-SRTP, Opus) joins a room
 where a baresip phone plays a tone, over SIP (a WebRTC offer in an INVITE) and over WHIP (the
-offer POSTed over HTTP). Each hears the other and not itself; the call records exist; a DTLS
+offer POSTed over HTTP). Each hears the other and not itself, the room's recording holds both;
+the call records exist; a DTLS
 handshake that fails (the offer's fingerprint is not the peer's certificate) hangs the call up;
 WHIP's errors are clear, and another customer's conference is not found."""
 
@@ -63,13 +64,23 @@ def test_webrtc_caller_over_sip_and_a_phone_hear_each_other(server, customer, tm
         wait_until(lambda: len(_joined(api, conf["id"])) == 2, 15, what="both joined")
         wait_until(lambda: "completed" in peer.ice_state, 10, what="ICE completed")
         wait_until(lambda: peer.dtls_state() == "connected", 10, what="DTLS connected")
+        rec_id = ok(api.post(f"/v1.0/conferences/{conf['id']}/recording_start", {}))["recording_id"]
         time.sleep(4)
+        ok(api.post(f"/v1.0/conferences/{conf['id']}/recording_stop", {}))
+        wait_until(lambda: ok(api.get(f"/v1.0/recordings/{rec_id}"))["status"] == "ended", 10,
+                   what="recording ended")
+        r = api.get(f"/v1.0/recordingfiles/{rec_id}")
+        assert r.status == 200, r
+        (tmp_path / "room.wav").write_bytes(r.body)
         calls = ok(api.get("/v1.0/calls"))["result"]
         assert any(c["status"] == "progressing" and "sip" in str(c["source"]) for c in calls)
     finally:
         peer.stop()
         phone.stop()
     _check_heard(phone, rec)
+    x, rate = read_wav(str(tmp_path / "room.wav"))  # the recording holds both
+    for hz in (PHONE_HZ, BROWSER_HZ):
+        assert max_tone_level(x, rate, hz) > 1500, f"the room's recording lacks {hz} Hz"
     # the WebRTC peer's BYE ends its call; the phone's participant stays
     wait_until(lambda: len(_joined(api, conf["id"])) <= 1, 10, what="the WebRTC peer left")
 
