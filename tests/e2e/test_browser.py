@@ -17,6 +17,7 @@ pytestmark = pytest.mark.skipif(not (have_baresip() and have_chromium()),
 
 PHONE_LOW, PHONE_HIGH = 700, 5000
 BROWSER_LOW, BROWSER_HIGH = 1100, 5500
+G711_HZ = 440
 
 
 def _joined(api, conf_id):
@@ -37,11 +38,11 @@ def _browser_mic(tmp_path):
     return wav
 
 
-def _run_page(tmp_path, api, conf_id, phone, **query):
+def _run_page(tmp_path, api, conf_id, phone, joined=1, **query):
     pages = PageServer()
     browser = None
     try:
-        wait_until(lambda: len(_joined(api, conf_id)) == 1, 15, what="the phone joined")
+        wait_until(lambda: len(_joined(api, conf_id)) == joined, 15, what="the phones joined")
         browser = Browser(pages.url(seconds=6, **query), _browser_mic(tmp_path),
                           str(tmp_path / "chromium.log"))
         result = pages.wait_result(60)
@@ -92,3 +93,35 @@ def test_browser_joins_by_whip_in_hd_voice(server, customer, tmp_path):
     calls = ok(api.get("/v1.0/calls"))["result"]
     whip_calls = [c for c in calls if c["source"]["type"] == "web_session"]
     assert whip_calls and whip_calls[0]["status"] == "hangup", whip_calls
+
+
+def test_browser_with_jssip_and_two_phones_one_on_g711(server, customer, tmp_path):
+    """The issue's picture: a web page using JsSIP dials the conference's address over SIP over
+    WebSocket and talks in HD voice with two SIP phones, one of them on G.711."""
+    api = customer.api
+    conf = customer.create_conference(name="browser-jssip")
+    uri = f"sip:{conf['direct_hash']}@127.0.0.1:{server.sip_port}"
+    phone = _opus_phone(tmp_path).dial(uri, seconds=60)
+    g711_wav = tmp_path / "g711.wav"
+    make_tones(g711_wav, [G711_HZ], seconds=40, rate=8000)
+    g711 = Phone(tmp_path, "g711", g711_wav, codec="PCMU")
+    try:
+        wait_until(lambda: len(_joined(api, conf["id"])) == 1, 15, what="the opus phone joined")
+        g711.dial(uri, seconds=60)
+        wait_until(lambda: len(_joined(api, conf["id"])) == 2, 15, what="the G.711 phone joined")
+        info, logs = _run_page(tmp_path, api, conf["id"], phone, joined=2, mode="jssip",
+                               ws=f"ws://127.0.0.1:{server.port}/sip",
+                               target=f"sip:{conf['direct_hash']}@127.0.0.1")
+        assert info.get("codec", "").lower() == "audio/opus", info
+        wait_until(lambda: len(_joined(api, conf["id"])) == 2, 10, what="the browser left")
+    finally:
+        phone.stop()
+        g711.stop()
+    _check_hd_both_ways(phone, tmp_path, logs)
+    y, yrate = read_wav(str(tmp_path / "browser-heard.wav"))
+    assert max_tone_level(y, yrate, G711_HZ) > 1000, "the browser does not hear the G.711 phone"
+    x, rate = g711.heard()
+    assert rate == 8000 and max_tone_level(x, rate, BROWSER_LOW) > 1000, \
+        "the G.711 phone does not hear the browser"
+    calls = ok(api.get("/v1.0/calls"))["result"]
+    assert len([c for c in calls if c["status"] == "hangup"]) >= 1
