@@ -1,7 +1,8 @@
-/* SIP over UDP (RFC 3261) for calls in both directions: libosip2 parses messages and runs the
- * transaction state machines (retransmissions, timers); this module owns the UDP socket on the
+/* SIP (RFC 3261) for calls in both directions, over UDP: libosip2 parses messages and runs the
+ * transaction state machines (retransmissions, timers); this module owns the transports on the
  * libuv loop, the dialogs, the answers to incoming INVITEs and the outgoing INVITEs. It knows SIP,
- * not conferences. Control thread only. */
+ * not conferences. Its files and their layers (transport, transactions, dialogs, client side,
+ * server side) are listed in sip/internal.h. Control thread only. */
 #ifndef CONFERENCED_SIP_H
 #define CONFERENCED_SIP_H
 
