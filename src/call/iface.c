@@ -173,6 +173,12 @@ static void legs_on_event(void *ctx, const struct media_event *ev)
         log_info("msg=\"WebRTC media failed\" call_id=%s", lc->id);
         call_hangup_live(m, lc, "failed");
         break;
+    case MEDIA_LEG_SECURE_CLOSED: /* the peer is gone: a WHIP page closed without its DELETE */
+        if (lc->whip && lc->answered)
+            call_finish(m, lc, "remote", "normal");
+        else
+            call_hangup_live(m, lc, "normal");
+        break;
     case MEDIA_LEG_PLAY_DONE:
         if (l->on_play_done)
             l->on_play_done(l->ctx, call_id, af_id, ev->play_id, ev->stopped);

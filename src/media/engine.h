@@ -31,6 +31,7 @@ enum media_event_type {
     MEDIA_LEG_TIMEOUT,    /* no RTP for the inactivity time, once armed (media_leg_arm_timeout) */
     MEDIA_LEG_PLAY_DONE,  /* a clip played to the end (stopped=false) or was cut short (true) */
     MEDIA_LEG_SECURE_FAILED, /* a WebRTC leg's DTLS handshake failed: it can carry no audio */
+    MEDIA_LEG_SECURE_CLOSED, /* a WebRTC peer closed its DTLS (close_notify): it has gone */
 };
 
 struct media_event {

@@ -31,7 +31,7 @@ struct leg_secure {
     bool peer_set;
     struct dtls_conn *dtls;
     uv_timer_t *timer; /* DTLS retransmissions */
-    bool keyed, failed;
+    bool keyed, failed, closed;
 };
 
 static bool same_addr(const struct sockaddr_in *a, const struct sockaddr_in *b)
@@ -72,6 +72,16 @@ static void dtls_progress(struct leg_secure *s, enum dtls_state st)
 {
     if (st == DTLS_FAILED || (st == DTLS_CLOSED && !s->keyed)) {
         fail(s, dtls_conn_error(s->dtls));
+        return;
+    }
+    if (st == DTLS_CLOSED) { /* the peer closed its connection (a page gone without a word) */
+        uv_timer_stop(s->timer);
+        if (!s->closed) {
+            s->closed = true;
+            log_info("msg=\"WebRTC peer closed\" leg=%s", s->l->key);
+            struct media_event ev = {.type = MEDIA_LEG_SECURE_CLOSED, .leg = s->l};
+            s->e->cb(s->e->ctx, &ev);
+        }
         return;
     }
     if (st == DTLS_CONNECTED && !s->keyed) {
@@ -158,7 +168,8 @@ void engine_secure_mail(struct media_engine *e, struct media_leg *l)
     while (s && spsc_pop(&s->mail, &m)) {
         if (rtp_demux(m.data, m.len) == RTP_DEMUX_STUN)
             on_stun(s, m.data, m.len, &m.from);
-        else if (s->dtls && !s->failed && s->peer_set && same_addr(&m.from, &s->peer))
+        else if (s->dtls && !s->failed && !s->closed && s->peer_set &&
+                 same_addr(&m.from, &s->peer))
             dtls_progress(s, dtls_conn_input(s->dtls, m.data, m.len));
     }
 }

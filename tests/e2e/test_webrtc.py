@@ -220,3 +220,26 @@ def test_cors_can_be_narrowed_or_turned_off(server_factory):
                  headers=[("Origin", "https://app.example.com"),
                           ("Access-Control-Request-Method", "POST")])
     assert r.status != 204 and "access-control-allow-origin" not in r.headers, r
+
+
+def test_a_whip_peer_that_closes_without_delete_leaves(server, customer, tmp_path):
+    """A page that goes away (its peer connection closed: DTLS close_notify) without the DELETE:
+    its call ends at once as hung up by the remote side, rather than at the RTP timeout."""
+    api = customer.api
+    conf = customer.create_conference(name="whip-close")
+    peer = WebRtcCall(server.sip_port, "sip:x@127.0.0.1", _browser_wav(tmp_path),
+                      tmp_path / "z.wav")
+    try:
+        r = _whip(server, customer.token, conf["id"], peer.offer())
+        assert r.status == 201, r
+        call_id = r.headers["location"].rsplit("/", 1)[1]
+        peer.answer = r.text
+        peer._run(peer._start())
+        wait_until(lambda: peer.dtls_state() == "connected", 10, what="DTLS connected")
+        wait_until(lambda: len(_joined(api, conf["id"])) == 1, 10, what="joined")
+    finally:
+        peer.stop(hangup=False)  # closes the peer connection: close_notify
+    wait_until(lambda: ok(api.get(f"/v1.0/calls/{call_id}"))["status"] == "hangup", 5,
+               what="the call ended")
+    call = ok(api.get(f"/v1.0/calls/{call_id}"))
+    assert call["hangup_by"] == "remote" and call["hangup_reason"] == "normal", call
