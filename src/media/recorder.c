@@ -384,8 +384,12 @@ static void *writer_main(void *arg)
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->kick && !w->stop &&
-               pthread_cond_timedwait(&w->cv, &w->mu, &deadline) != ETIMEDOUT) {
+        /* Nothing to drain: sleep until a recording comes (an idle server costs nothing). */
+        while (!w->kick && !w->stop) {
+            if (!w->recs)
+                pthread_cond_wait(&w->cv, &w->mu);
+            else if (pthread_cond_timedwait(&w->cv, &w->mu, &deadline) == ETIMEDOUT)
+                break;
         }
         w->kick = false;
         bool stop = w->stop;

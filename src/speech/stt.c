@@ -533,8 +533,12 @@ static void *collector_main(void *arg)
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->kick && !atomic_load(&s->stop) &&
-               pthread_cond_timedwait(&s->collector_cv, &s->mu, &deadline) != ETIMEDOUT) {
+        /* No stream: sleep until one comes (an idle server costs nothing). */
+        while (!s->kick && !atomic_load(&s->stop)) {
+            if (!s->c_streams)
+                pthread_cond_wait(&s->collector_cv, &s->mu);
+            else if (pthread_cond_timedwait(&s->collector_cv, &s->mu, &deadline) == ETIMEDOUT)
+                break;
         }
         s->kick = false;
         if (atomic_load(&s->stop))
