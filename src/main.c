@@ -573,6 +573,29 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_timer_start(&s->drain, on_drain, 0, 20);
 }
 
+/* HTTP -> SIP over WebSocket, wired here so that neither module includes the other; once the
+ * stack is gone (shutdown) nothing more is taken. */
+static int sip_ws_admit_cb(void *ctx, char *err, size_t errlen)
+{
+    struct server *s = ctx;
+    if (!s->sip) {
+        snprintf(err, errlen, "The SIP service is shutting down.");
+        return -2;
+    }
+    return sip_ws_admit(s->sip, err, errlen);
+}
+
+static int sip_ws_accept_cb(void *ctx, int fd, const char *extra, size_t extra_len,
+                            void (*closed)(void *), void *arg)
+{
+    struct server *s = ctx;
+    if (!s->sip) {
+        closed(arg);
+        return -1;
+    }
+    return sip_ws_accept(s->sip, fd, extra, extra_len, closed, arg);
+}
+
 /* identity -> WebSocket hub, wired here so that neither module includes the other. */
 static void on_credential_revoked(void *ctx, const char *credential_id, const char *why)
 {
@@ -705,7 +728,9 @@ int main(int argc, char **argv)
                               .port = s.cfg.sip_port,
                               .user_agent = "conferenced",
                               .max_dialogs = 10000,
-                              .max_setup_per_source = s.cfg.sip_max_setup_per_source};
+                              .max_setup_per_source = s.cfg.sip_max_setup_per_source,
+                              .ws_max_connections = s.cfg.sip_ws_max_connections,
+                              .ws_max_message = s.cfg.sip_ws_max_message};
     struct sip_callbacks scb = call_sip_callbacks(s.calls);
     s.sip = sip_create(s.loop, &scfg, &scb, err, sizeof(err));
     if (!s.sip) {
@@ -736,7 +761,8 @@ int main(int argc, char **argv)
                                .max_connections_per_address =
                                    s.cfg.http_max_connections_per_address,
                                .request_timeout_ms = s.cfg.http_request_timeout_ms,
-                               .cors_origin = s.cfg.cors_origin};
+                               .cors_origin = s.cfg.cors_origin,
+                               .sip_ws = {&s, sip_ws_admit_cb, sip_ws_accept_cb}};
     s.http = http_start(s.loop, &hcfg, s.api, s.ws, err, sizeof(err));
     if (!s.http) {
         fprintf(stderr, "conferenced: %s\n", err);
@@ -770,6 +796,8 @@ int main(int argc, char **argv)
     printf("conferenced listening on http://%s:%d\n", s.cfg.http_addr, http_port(s.http));
     printf("conferenced SIP on udp %s:%d (RTP %s:%d-%d)\n", s.cfg.sip_addr, sip_port(s.sip),
            media_ip, s.cfg.rtp_port_min, s.cfg.rtp_port_max);
+    printf("conferenced SIP over WebSocket on ws://%s:%d/sip (subprotocol sip)\n", s.cfg.http_addr,
+           http_port(s.http));
     if (generated) {
         printf("first start: created admin '%s' with password '%s' (shown once; set "
                "CONFERENCED_ADMIN_PASSWORD to choose it)\n",

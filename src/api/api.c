@@ -69,6 +69,7 @@ static const struct route routes[] = {
      {{"GET", api_conferencecalls_get, AUTH_REQUIRED},
       {"DELETE", api_conferencecalls_delete, AUTH_REQUIRED}}},
     {{"v1.0", "ws"}, {{"GET", api_ws, AUTH_REQUIRED}}},
+    {{"sip"}, {{"GET", api_sip_ws, AUTH_NONE}}},
     {{"v1.0", "calls"},
      {{"GET", api_calls_list, AUTH_REQUIRED}, {"POST", api_calls_create, AUTH_REQUIRED}}},
     {{"v1.0", "calls", "*"},
@@ -408,6 +409,9 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
     if (req->uri_error)
         return api_fail(&c, ERR_INVALID_ARGUMENT, "INVALID_URI", "The URL cannot be read: %s.",
                         req->uri_error);
+    /* SIP over WebSocket on whatever path the softphone was given (see api/websocket.c). */
+    if (api_ws_offers_sip(req))
+        return api_sip_ws(&c);
     char segs[MAX_SEGMENTS][64];
     int n = 0;
     const struct route *route = NULL;

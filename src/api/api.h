@@ -36,10 +36,13 @@ struct api_response {
     size_t body_len;
     const char *body_type; /* the body's Content-Type when it is not JSON (static), or NULL */
     char request_id[ID_LEN + 1];
-    /* A WebSocket upgrade was accepted: send 101 with this accept key, then hand the socket to
-     * the WebSocket hub with this credential. */
+    /* A WebSocket upgrade was accepted: send 101 with this accept key (and subprotocol, when
+     * not NULL), then hand the socket to the WebSocket hub with this credential (API_WS_EVENTS)
+     * or to the SIP stack (API_WS_SIP). */
     bool ws_upgrade;
+    enum api_ws_kind { API_WS_EVENTS, API_WS_SIP } ws_kind;
     char ws_accept[29];
+    const char *ws_protocol; /* static text */
     struct ws_credential ws_cred;
     /* A file to send instead of the body (malloc'd path, owned by the response): file_length
      * bytes from file_offset, with file_type (status 200, or 206 with its Content-Range header

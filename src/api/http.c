@@ -367,6 +367,7 @@ static void ws_closed(void *arg)
 struct upgrade {
     struct http_server *srv;
     struct http_conn *conn;
+    enum api_ws_kind kind;
     struct ws_credential cred;
 };
 
@@ -394,7 +395,14 @@ static void on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
         return;
     }
     link->fd = info.fd;
-    ws_hub_accept(s->hub, info.fd, info.input->bytes, info.input->size, &u->cred, ws_closed, link);
+    if (u->kind == API_WS_SIP && s->cfg.sip_ws.accept)
+        s->cfg.sip_ws.accept(s->cfg.sip_ws.ctx, info.fd, info.input->bytes, info.input->size,
+                             ws_closed, link);
+    else if (u->kind == API_WS_SIP)
+        ws_closed(link);
+    else
+        ws_hub_accept(s->hub, info.fd, info.input->bytes, info.input->size, &u->cred, ws_closed,
+                      link);
     h2o_buffer_dispose(&info.input);
     free(u);
 }
@@ -417,9 +425,21 @@ static void start_upgrade(struct http_server *s, h2o_req_t *req, struct api_resp
                    "A WebSocket needs an HTTP/1.1 connection (Upgrade: websocket).", false);
         return;
     }
+    if (r->ws_kind == API_WS_SIP) {
+        char why[256] = "SIP over WebSocket is not available on this server.";
+        int rc = !s->cfg.sip_ws.accept ? -2
+                 : s->cfg.sip_ws.admit ? s->cfg.sip_ws.admit(s->cfg.sip_ws.ctx, why, sizeof(why))
+                                       : 0;
+        if (rc < 0) {
+            send_error(req, ERR_UNAVAILABLE,
+                       rc == -1 ? "TOO_MANY_SIP_CONNECTIONS" : "SIP_UNAVAILABLE", why, false);
+            return;
+        }
+    }
     struct upgrade *u = xcalloc(1, sizeof(*u));
     u->srv = s;
     u->conn = c;
+    u->kind = r->ws_kind;
     u->cred = r->ws_cred;
     req->res.status = 101;
     req->res.reason = reason_phrase(101);
@@ -427,6 +447,9 @@ static void start_upgrade(struct http_server *s, h2o_req_t *req, struct api_resp
     h2o_iovec_t accept = h2o_strdup(&req->pool, r->ws_accept, strlen(r->ws_accept));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-accept"), 0,
                           "Sec-WebSocket-Accept", accept.base, accept.len);
+    if (r->ws_protocol) /* RFC 6455 4.2.2: the one subprotocol we speak, of those offered */
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-protocol"),
+                              0, "Sec-WebSocket-Protocol", r->ws_protocol, strlen(r->ws_protocol));
     h2o_iovec_t id = h2o_strdup(&req->pool, r->request_id, strlen(r->request_id));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0,
                           "X-Request-Id", id.base, id.len);

@@ -2,8 +2,9 @@
  * We accept connections ourselves so that limits apply before h2o sees a byte: a total, a per
  * client address share, and a deadline for each request (h2o's request timeout, which also
  * closes idle keep-alive connections). Requests go to the API layer; a WebSocket upgrade hands
- * the socket to the WebSocket hub. Errors h2o itself answers (a bad Content-Length, a body over
- * the limit) get the API's JSON error envelope. Control thread only. */
+ * the socket to the WebSocket hub (events) or to the SIP stack (SIP over WebSocket). Errors h2o
+ * itself answers (a bad Content-Length, a body over the limit) get the API's JSON error envelope.
+ * Control thread only. */
 #ifndef CONFERENCED_HTTP_H
 #define CONFERENCED_HTTP_H
 
@@ -16,6 +17,17 @@
 
 struct http_server;
 
+/* Where SIP-over-WebSocket upgrades go (the SIP stack, wired in main.c). admit: 0, or with why
+ * in err -1 at the connection limit or -2 when SIP is not available (either answered 503 instead
+ * of 101). accept: takes the upgraded socket as sip_ws_accept()
+ * does (closed(arg) once it is over, or when it refuses). accept NULL: no SIP over WebSocket. */
+struct http_sip_ws {
+    void *ctx;
+    int (*admit)(void *ctx, char *err, size_t errlen);
+    int (*accept)(void *ctx, int fd, const char *extra, size_t extra_len, void (*closed)(void *),
+                  void *arg);
+};
+
 struct http_config {
     const char *addr; /* IPv4 listen address */
     int port;         /* 0 picks a free one */
@@ -23,6 +35,7 @@ struct http_config {
     int max_connections_per_address; /* at most half of max_connections */
     int request_timeout_ms;          /* a whole request must arrive within this */
     const char *cors_origin; /* browsers on this origin ("*": any) may call the API; "": none */
+    struct http_sip_ws sip_ws;
 };
 
 /* Listens (port 0 picks a free one). Returns NULL with a message in err. */

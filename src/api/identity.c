@@ -1,4 +1,4 @@
-/* /auth/login, /v1.0/customer(s), /v1.0/agents, /v1.0/accesskeys and the /v1.0/ws upgrade. */
+/* /auth/login, /v1.0/customer(s), /v1.0/agents and /v1.0/accesskeys. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +8,6 @@
 #include "core/jsonutil.h"
 #include "core/mem.h"
 #include "core/timeutil.h"
-#include "events/ws.h"
 
 /* ---- login ---- */
 
@@ -372,54 +371,4 @@ int api_accesskeys_delete(struct api_call *c)
     struct error e;
     int rc = identity_accesskey_delete(c->api->d.identity, c->who.customer_id, c->id, &k, &e);
     return reply_key(c, rc, &k, NULL, &e);
-}
-
-/* ---- WebSocket upgrade ---- */
-
-static int header_has_token(const char *value, const char *token)
-{
-    /* Comma-separated, case-insensitive (e.g. "keep-alive, Upgrade"). */
-    size_t tlen = strlen(token);
-    const char *p = value;
-    while (p && *p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        while (len && p[len - 1] == ' ')
-            len--;
-        if (len == tlen && strncasecmp(p, token, tlen) == 0)
-            return 1;
-        p = end;
-    }
-    return 0;
-}
-
-int api_ws(struct api_call *c)
-{
-    const struct api_request *r = c->req;
-    const char *upgrade = r->header ? r->header(r->ctx, "Upgrade") : NULL;
-    const char *connection = r->header ? r->header(r->ctx, "Connection") : NULL;
-    const char *version = r->header ? r->header(r->ctx, "Sec-WebSocket-Version") : NULL;
-    const char *key = r->header ? r->header(r->ctx, "Sec-WebSocket-Key") : NULL;
-    if (!upgrade || strcasecmp(upgrade, "websocket") != 0 || !connection ||
-        !header_has_token(connection, "upgrade"))
-        return api_fail(c, ERR_INVALID_ARGUMENT, "WEBSOCKET_REQUIRED",
-                        "This endpoint is a WebSocket: send 'Upgrade: websocket' and "
-                        "'Connection: Upgrade'.");
-    if (!version || strcmp(version, "13") != 0)
-        return api_fail(c, ERR_INVALID_ARGUMENT, "WEBSOCKET_VERSION",
-                        "Only WebSocket version 13 is supported (Sec-WebSocket-Version: 13).");
-    if (!key || ws_accept_key(key, c->resp->ws_accept) < 0)
-        return api_fail(c, ERR_INVALID_ARGUMENT, "WEBSOCKET_KEY",
-                        "Sec-WebSocket-Key must be 24 base64 characters.");
-    c->resp->ws_upgrade = true;
-    c->resp->status = 101;
-    struct ws_credential *cred = &c->resp->ws_cred;
-    memcpy(cred->customer_id, c->who.customer_id, sizeof(cred->customer_id));
-    /* A JWT names its agent, an access key itself: revoking either ends the stream. */
-    const char *cid = strcmp(c->who.agent_id, ID_NIL) != 0 ? c->who.agent_id : c->who.accesskey_id;
-    memcpy(cred->credential_id, cid, sizeof(cred->credential_id));
-    cred->expire_us = c->who.expire_us;
-    return 0;
 }

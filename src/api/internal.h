@@ -69,6 +69,9 @@ int api_conferencecalls_list(struct api_call *c);
 int api_conferencecalls_get(struct api_call *c);
 int api_conferencecalls_delete(struct api_call *c);
 int api_ws(struct api_call *c);
+int api_sip_ws(struct api_call *c);
+/* A GET WebSocket upgrade that offers the "sip" subprotocol (SIP over WebSocket, any path). */
+bool api_ws_offers_sip(const struct api_request *r);
 int api_calls_list(struct api_call *c);
 int api_calls_get(struct api_call *c);
 int api_calls_hangup(struct api_call *c);

@@ -148,6 +148,14 @@ static const struct setting settings[] = {
         "--sip-max-setup-per-source", sip_max_setup_per_source, 1, 100000, "N",
         "incoming calls from one address still being set up (our answer not yet acknowledged); "
         "more get 503 with Retry-After"),
+    INT("sip_ws_max_connections", "CONFERENCED_SIP_WS_MAX_CONNECTIONS", "--sip-ws-max-connections",
+        sip_ws_max_connections, 1, 1000000, "N",
+        "SIP over WebSocket connections (ws://HTTP/sip) open at once; more are refused with 503 "
+        "before the upgrade"),
+    INT("sip_ws_max_message", "CONFERENCED_SIP_WS_MAX_MESSAGE", "--sip-ws-max-message",
+        sip_ws_max_message, 1024, 65535, "BYTES",
+        "the largest SIP message a WebSocket may carry; a larger one closes the connection "
+        "(1009)"),
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -191,6 +199,8 @@ void config_defaults(struct config *cfg)
     cfg->login_queue = 64;
     cfg->login_failures_per_minute = 10;
     cfg->sip_max_setup_per_source = 32;
+    cfg->sip_ws_max_connections = 1000;
+    cfg->sip_ws_max_message = 65535;
 }
 
 /* The default of a setting as --help shows it ("" when it has none worth printing). */

@@ -55,6 +55,8 @@ struct config {
     int login_queue;               /* password checks waiting for a worker */
     int login_failures_per_minute; /* per username and per client address */
     int sip_max_setup_per_source;  /* incoming calls in set-up from one address */
+    int sip_ws_max_connections;    /* SIP over WebSocket connections open at once */
+    int sip_ws_max_message;        /* the largest SIP message on a WebSocket, bytes */
 };
 
 /* Control thread. Fills cfg from every source. Returns 0, 1 when the caller should exit

@@ -1,10 +1,10 @@
-/* WebSocket event stream: wslay speaks RFC 6455 over sockets the HTTP layer has upgraded; one
- * uv_poll_t per connection drives it (readable always while wslay wants to read, writable only
- * while it has something to send). The HTTP layer owns the fd: a connection that ends stops
- * polling and hands the socket back through its closed callback. */
+/* WebSocket event stream: each connection is a core/wsconn (wslay over the socket the HTTP
+ * layer upgraded, its pings and limits); this file holds what a stream is: its credential, its
+ * topics, the events it is sent, and the end of streams whose credential stopped working. The
+ * HTTP layer owns the fd: a connection that ends hands the socket back through its closed
+ * callback. */
 #include "events/ws.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -15,13 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <sys/types.h>
-#include <wslay/wslay.h>
 
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/timeutil.h"
+#include "core/wsconn.h"
 
 #define WS_MAX_TOPICS 64
 #define WS_MAX_RECV_MSG (64 * 1024)
@@ -33,8 +32,6 @@
 #ifndef WS_PING_INTERVAL_MS /* overridable to test pings without waiting 30 s */
 #define WS_PING_INTERVAL_MS 30000
 #endif
-/* A peer that has sent nothing (not even a pong) for this long is gone. */
-#define WS_IDLE_LIMIT_MS (2 * WS_PING_INTERVAL_MS + WS_PING_INTERVAL_MS / 6)
 #define WS_RESOURCE_MAX 63
 #define WS_RESOURCE_ID_MAX 64
 #define WS_TOPIC_PREFIX "customer_id:"
@@ -47,18 +44,9 @@ struct topic {
 };
 
 struct ws_conn {
-    uv_poll_t poll;
+    struct wsconn *ws;
     struct ws_hub *hub;
     struct ws_conn *prev, *next;
-    wslay_event_context_ptr ctx;
-    int fd;
-    char *extra; /* bytes read past the HTTP request, fed to wslay before the socket */
-    size_t extra_len, extra_off;
-    bool kick;     /* extra bytes are waiting for the kick timer */
-    bool overflow; /* the outgoing queue hit its limit: close with 1008 */
-    bool ended;
-    int poll_events;
-    uint64_t last_rx;
     struct ws_credential cred;
     char revoked[WS_CLOSE_REASON_MAX + 1]; /* "" = not revoked; else the close reason */
     struct topic topics[WS_MAX_TOPICS];
@@ -69,33 +57,24 @@ struct ws_conn {
 
 struct ws_hub {
     uv_loop_t *loop;
-    uv_timer_t ping_timer;
-    uv_timer_t kick_timer;
-    uv_timer_t end_timer; /* closes revoked streams and those whose credential expired */
-    int open_timers;      /* the hub is freed by the close callback that brings this to 0 */
+    /* Closes revoked streams and those whose credential expired; the hub is freed by its close
+     * callback. */
+    uv_timer_t end_timer;
     struct ws_conn *conns;
     size_t n_conns;
 };
 
 /* --- connection lifecycle ----------------------------------------------------------------- */
 
-static void conn_close_cb(uv_handle_t *h)
+/* The wsconn ended: the stream is forgotten and the HTTP layer gets the socket back. */
+static void on_conn_closed(void *ctx, struct wsconn *ws, enum wsconn_end why)
 {
-    struct ws_conn *c = h->data;
-    wslay_event_context_free(c->ctx);
-    free(c->extra);
-    free(c);
-}
-
-/* Why the order: the poll handle is closed (taken off epoll) while the fd is still open, then the
- * HTTP layer gets the fd back. c itself lives until the close callback, so callers that still
- * hold it (iterations, wslay frames below us) stay safe. */
-static void conn_end(struct ws_conn *c)
-{
-    if (c->ended)
-        return;
-    c->ended = true;
+    struct ws_conn *c = ctx;
     struct ws_hub *hub = c->hub;
+    if (why == WSCONN_END_SLOW)
+        log_info("msg=ws_slow_client customer_id=%s", c->cred.customer_id);
+    else if (why == WSCONN_END_SILENT)
+        log_info("msg=ws_peer_silent customer_id=%s", c->cred.customer_id);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -103,146 +82,22 @@ static void conn_end(struct ws_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     hub->n_conns--;
-    uv_close((uv_handle_t *)&c->poll, conn_close_cb);
     c->closed_cb(c->closed_arg);
+    free(c);
 }
 
 /* Queues a close frame, writes what the socket takes right now, and ends the connection without
- * waiting for the peer's reply (used for slow clients and shutdown). */
+ * waiting for the peer's reply (used for revoked streams and shutdown). c is freed. */
 static void conn_abort(struct ws_conn *c, uint16_t code, const char *reason)
 {
-    wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason, strlen(reason));
-    wslay_event_send(c->ctx);
-    conn_end(c);
+    wsconn_abort(c->ws, code, reason);
 }
 
-static void poll_cb(uv_poll_t *h, int status, int events);
-
-/* Brings the poll handle in line with what wslay wants, or ends the connection when it wants
- * nothing more (close handshake done) or the client fell too far behind. */
-static void conn_settle(struct ws_conn *c)
-{
-    if (c->ended)
-        return;
-    if (c->overflow) {
-        log_info("msg=ws_slow_client customer_id=%s", c->cred.customer_id);
-        conn_abort(c, WSLAY_CODE_POLICY_VIOLATION, "client too slow");
-        return;
-    }
-    int want = 0;
-    if (wslay_event_want_read(c->ctx))
-        want |= UV_READABLE;
-    if (wslay_event_want_write(c->ctx))
-        want |= UV_WRITABLE;
-    if (!want) {
-        conn_end(c);
-        return;
-    }
-    if (want != c->poll_events) {
-        if (uv_poll_start(&c->poll, want, poll_cb) != 0) {
-            conn_end(c);
-            return;
-        }
-        c->poll_events = want;
-    }
-}
-
-static void conn_read(struct ws_conn *c)
-{
-    if (wslay_event_recv(c->ctx) != 0) {
-        conn_end(c); /* EOF, reset, or a failure wslay cannot answer with a close frame */
-        return;
-    }
-    conn_settle(c);
-}
-
-static void conn_write(struct ws_conn *c)
-{
-    if (wslay_event_send(c->ctx) != 0) {
-        conn_end(c);
-        return;
-    }
-    conn_settle(c);
-}
-
-static void poll_cb(uv_poll_t *h, int status, int events)
-{
-    struct ws_conn *c = h->data;
-    if (status < 0) {
-        conn_end(c);
-        return;
-    }
-    if (events & UV_READABLE)
-        conn_read(c);
-    if (!c->ended && (events & UV_WRITABLE))
-        conn_write(c);
-}
-
-/* --- wslay callbacks ---------------------------------------------------------------------- */
-
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *user_data)
-{
-    (void)flags;
-    struct ws_conn *c = user_data;
-    if (c->extra) {
-        size_t n = c->extra_len - c->extra_off;
-        if (n > len)
-            n = len;
-        memcpy(buf, c->extra + c->extra_off, n);
-        c->extra_off += n;
-        if (c->extra_off == c->extra_len) {
-            free(c->extra);
-            c->extra = NULL;
-        }
-        return (ssize_t)n;
-    }
-    ssize_t n;
-    do
-        n = recv(c->fd, buf, len, 0);
-    while (n < 0 && errno == EINTR);
-    if (n > 0) {
-        c->last_rx = uv_now(c->hub->loop);
-        return n;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-    else
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE); /* EOF or reset */
-    return -1;
-}
-
-static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
-                       void *user_data)
-{
-    (void)flags;
-    struct ws_conn *c = user_data;
-    ssize_t n;
-    do
-        n = send(c->fd, data, len, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n >= 0)
-        return n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-    else
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-    return -1;
-}
-
-/* Queues a text frame unless the client's backlog is at its limit (then marks it for closing:
- * the caller's conn_settle() does that once wslay is no longer on the stack). */
+/* Queues a text frame unless the client's backlog is at its limit (then the connection closes
+ * with 1008 at the caller's wsconn_flush(), or after wslay is no longer on the stack). */
 static void conn_queue_text(struct ws_conn *c, const char *text, size_t len)
 {
-    if (c->overflow)
-        return;
-    if (wslay_event_get_queued_msg_count(c->ctx) >= WS_MAX_QUEUED_MSGS ||
-        wslay_event_get_queued_msg_length(c->ctx) + len > WS_MAX_QUEUED_BYTES) {
-        c->overflow = true;
-        return;
-    }
-    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)text, len};
-    wslay_event_queue_msg(c->ctx, &m); /* fails only once a close is queued: nothing to do */
+    wsconn_send(c->ws, false, text, len);
 }
 
 static void conn_send_error(struct ws_conn *c, const char *fmt, ...)
@@ -485,55 +340,17 @@ out:
     json_decref(root);
 }
 
-static void on_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
-                      void *user_data)
+static void on_conn_message(void *ctx, struct wsconn *ws, bool binary, const uint8_t *msg,
+                            size_t len)
 {
-    (void)ctx;
-    struct ws_conn *c = user_data;
-    if (c->overflow)
-        return;
-    if (arg->opcode == WSLAY_TEXT_FRAME)
-        handle_text(c, arg->msg, arg->msg_length);
-    else if (arg->opcode == WSLAY_BINARY_FRAME)
+    struct ws_conn *c = ctx;
+    if (!binary)
+        handle_text(c, msg, len);
+    else
         conn_send_error(c, "binary frames are not supported: send JSON text frames");
-    /* close, ping and pong are answered by wslay itself */
 }
 
 /* --- hub ---------------------------------------------------------------------------------- */
-
-static void ping_cb(uv_timer_t *t)
-{
-    struct ws_hub *hub = t->data;
-    uint64_t now = uv_now(hub->loop);
-    struct ws_conn *next;
-    for (struct ws_conn *c = hub->conns; c; c = next) {
-        next = c->next;
-        if (now - c->last_rx > WS_IDLE_LIMIT_MS) {
-            log_info("msg=ws_peer_silent customer_id=%s", c->cred.customer_id);
-            conn_end(c);
-            continue;
-        }
-        struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
-        wslay_event_queue_msg(c->ctx, &ping);
-        conn_settle(c);
-    }
-}
-
-/* Why a timer: bytes the HTTP layer read ahead will not make the socket readable again, so they are
- * fed to wslay on the next loop iteration (not inside ws_hub_accept, whose caller is mid-upgrade).
- */
-static void kick_cb(uv_timer_t *t)
-{
-    struct ws_hub *hub = t->data;
-    struct ws_conn *next;
-    for (struct ws_conn *c = hub->conns; c; c = next) {
-        next = c->next;
-        if (c->kick) {
-            c->kick = false;
-            conn_read(c);
-        }
-    }
-}
 
 static bool conn_expires(const struct ws_conn *c)
 {
@@ -572,11 +389,11 @@ static void end_cb(uv_timer_t *t)
         if (c->revoked[0]) {
             log_info("msg=ws_credential_revoked customer_id=%s credential_id=%s",
                      c->cred.customer_id, c->cred.credential_id);
-            conn_abort(c, WSLAY_CODE_POLICY_VIOLATION, c->revoked);
+            conn_abort(c, WSCONN_POLICY_VIOLATION, c->revoked);
         } else if (conn_expires(c) && c->cred.expire_us <= now) {
             log_info("msg=ws_credential_expired customer_id=%s credential_id=%s",
                      c->cred.customer_id, c->cred.credential_id);
-            conn_abort(c, WSLAY_CODE_POLICY_VIOLATION, "credential expired");
+            conn_abort(c, WSCONN_POLICY_VIOLATION, "credential expired");
         }
     }
     hub_schedule_end(hub);
@@ -586,25 +403,16 @@ struct ws_hub *ws_hub_create(uv_loop_t *loop)
 {
     struct ws_hub *hub = xcalloc(1, sizeof(*hub));
     hub->loop = loop;
-    uv_timer_init(loop, &hub->ping_timer);
-    uv_timer_init(loop, &hub->kick_timer);
     uv_timer_init(loop, &hub->end_timer);
-    hub->ping_timer.data = hub;
-    hub->kick_timer.data = hub;
     hub->end_timer.data = hub;
-    hub->open_timers = 3;
-    uv_timer_start(&hub->ping_timer, ping_cb, WS_PING_INTERVAL_MS, WS_PING_INTERVAL_MS);
     /* Nothing but open connections should keep the loop alive. */
-    uv_unref((uv_handle_t *)&hub->ping_timer);
     uv_unref((uv_handle_t *)&hub->end_timer);
     return hub;
 }
 
 static void hub_timer_close_cb(uv_handle_t *h)
 {
-    struct ws_hub *hub = h->data;
-    if (--hub->open_timers == 0)
-        free(hub);
+    free(h->data);
 }
 
 void ws_hub_destroy(struct ws_hub *hub)
@@ -612,23 +420,22 @@ void ws_hub_destroy(struct ws_hub *hub)
     if (!hub)
         return;
     while (hub->conns)
-        conn_abort(hub->conns, WSLAY_CODE_GOING_AWAY, "server shutting down");
-    uv_close((uv_handle_t *)&hub->ping_timer, hub_timer_close_cb);
-    uv_close((uv_handle_t *)&hub->kick_timer, hub_timer_close_cb);
+        conn_abort(hub->conns, WSCONN_GOING_AWAY, "server shutting down");
     uv_close((uv_handle_t *)&hub->end_timer, hub_timer_close_cb);
 }
 
 int ws_hub_accept(struct ws_hub *hub, int fd, const char *extra, size_t extra_len,
                   const struct ws_credential *cred, ws_closed_cb closed_cb, void *closed_arg)
 {
-    static const struct wslay_event_callbacks callbacks = {
-        .recv_callback = recv_cb,
-        .send_callback = send_cb,
-        .on_msg_recv_callback = on_msg_cb,
+    static const struct wsconn_config limits = {
+        .max_message = WS_MAX_RECV_MSG,
+        .too_big_reason = "message too big: at most 65536 bytes",
+        .max_queued_bytes = WS_MAX_QUEUED_BYTES,
+        .max_queued_msgs = WS_MAX_QUEUED_MSGS,
+        .ping_interval_ms = WS_PING_INTERVAL_MS,
     };
     struct ws_conn *c = xcalloc(1, sizeof(*c));
     c->hub = hub;
-    c->fd = fd;
     c->closed_cb = closed_cb;
     c->closed_arg = closed_arg;
     if (extra_len > WS_MAX_EXTRA || !cred || id_normalize(cred->customer_id, c->cred.customer_id) ||
@@ -637,34 +444,19 @@ int ws_hub_accept(struct ws_hub *hub, int fd, const char *extra, size_t extra_le
         goto fail;
     }
     c->cred.expire_us = cred->expire_us;
-    if (wslay_event_context_server_init(&c->ctx, &callbacks, c) != 0)
-        die("out of memory creating a WebSocket context");
-    wslay_event_config_set_max_recv_msg_length(c->ctx, WS_MAX_RECV_MSG);
-    if (uv_poll_init_socket(hub->loop, &c->poll, fd) != 0) {
-        log_warn("msg=ws_poll_init_failed fd=%d", fd);
+    struct wsconn_callbacks cb = {c, on_conn_message, on_conn_closed};
+    c->ws = wsconn_accept(hub->loop, fd, extra, extra_len, &limits, &cb);
+    if (!c->ws)
         goto fail;
-    }
-    c->poll.data = c;
-    c->last_rx = uv_now(hub->loop);
     c->next = hub->conns;
     if (hub->conns)
         hub->conns->prev = c;
     hub->conns = c;
     hub->n_conns++;
-    if (extra_len > 0) {
-        c->extra = xmalloc(extra_len);
-        memcpy(c->extra, extra, extra_len);
-        c->extra_len = extra_len;
-        c->kick = true;
-        uv_timer_start(&hub->kick_timer, kick_cb, 0, 0);
-    }
     if (conn_expires(c))
         hub_schedule_end(hub);
-    conn_settle(c);
     return 0;
 fail:
-    if (c->ctx)
-        wslay_event_context_free(c->ctx);
     free(c);
     closed_cb(closed_arg);
     return -1;
@@ -694,7 +486,7 @@ void ws_hub_on_event(const struct event *ev, void *ctx)
         if (!conn_matches(c, ev))
             continue;
         conn_queue_text(c, ev->payload, ev->payload_len);
-        conn_settle(c);
+        wsconn_flush(c->ws); /* may end c: the 1008 of a client too slow */
     }
 }
 

@@ -4,6 +4,8 @@
  *   transport.c     the transport seam (struct sip_transport, sip_conn, sip_peer), SIP over UDP
  *                   (the socket, reading, sending), parsing and checking what arrives and handing
  *                   it to a transaction, the client side or the server side
+ *   transport_ws.c  SIP over WebSocket (RFC 7118): each connection the HTTP layer hands over is
+ *                   a sip_conn of the WS transport (core/wsconn does the WebSocket itself)
  *   message.c       building and reading messages (responses, requests, Via, Contact, bodies),
  *                   small helpers every layer uses
  *   transaction.c   libosip2's transaction state machines in our index, work list and timer heap;
@@ -89,6 +91,7 @@ struct sip_transport {
 };
 
 extern const struct sip_transport sip_tp_udp;
+extern const struct sip_transport sip_tp_ws;
 
 /* One connection of a connection-oriented transport. Counted references: the transport holds
  * one while it is open, and so does every peer (a transaction's, a dialog's) that names it, so
@@ -149,6 +152,9 @@ int sip_tp_osip_send(osip_transaction_t *tr, osip_message_t *m, char *host, int 
  * was taken (answered, or dropped as RFC 3261 says), 1 when ignored (a keep-alive, a runt, the
  * stack closing), -1 when it is not a SIP message anything could answer. */
 int sip_tp_input(struct sip_stack *s, const struct sip_peer *from, const char *buf, size_t len);
+/* SIP over WebSocket (transport_ws.c): ends every connection (sip_destroy). */
+void sip_ws_close_all(struct sip_stack *s);
+
 /* Our address as seen on the way to `to` over UDP: the listen address, or when bound to every
  * interface the one the kernel picks for that route. */
 void sip_tp_udp_local(struct sip_stack *s, const struct sockaddr_in *to, char *out, size_t cap);
@@ -417,6 +423,10 @@ struct sip_stack {
     struct sip_conn *conns; /* open connections of every connection-oriented transport */
     size_t n_conns;
     char rbuf[SIP_MAX_DATAGRAM + 16]; /* zeroed slack after the text, as in sdp.c */
+    /* transport_ws.c */
+    size_t n_ws, ws_max_conns, ws_max_message;
+    char ws_too_big[128];    /* the close reason for a message over ws_max_message */
+    struct log_limit ws_log; /* lines about connections that send what is not SIP */
     /* transactions: ours, not in libosip2's lists (see sip_tx_new): our index (tx_key), the ones
      * without key (legacy[ICT..NIST]), the ones with events to run (the work list), the ones with
      * a timer running (a min-heap on due), and all of them. */

@@ -430,6 +430,7 @@ void sip_uas_deliver_invite(struct sip_stack *s, struct sip_dialog *d)
         .call_id = d->call_id,
         .source_ip = d->peer_ip,
         .source_port = d->peer_port,
+        .transport = d->peer.tp ? d->peer.tp->name : "UDP",
         .sdp = sip_sdp_body(m, &bad),
     };
     d->announced = true;

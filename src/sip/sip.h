@@ -24,6 +24,9 @@ struct sip_invite {
     const char *call_id;
     const char *source_ip; /* where the request came from */
     int source_port;
+    /* The transport it came on: "UDP", or "WS" (a browser's SIP over WebSocket, whose offer may be
+     * WebRTC's: UDP/TLS/RTP/SAVPF with ICE and DTLS-SRTP). */
+    const char *transport;
     const char *sdp; /* the offer (NULL when the INVITE had none) */
 };
 
@@ -62,6 +65,9 @@ struct sip_config {
     int max_setup_per_source;
     int t1_ms;       /* RFC 3261 T1 (RTT estimate); 0 means 500. Tests shorten it: every timer
                         (retransmissions, 64*T1 time-outs, T2 = 8*T1, T4 = 10*T1) scales with it */
+    int ws_max_connections; /* SIP over WebSocket connections open at once (0: 1000) */
+    int ws_max_message;     /* the largest SIP message on a WebSocket, 1024-65535 bytes (0: 65535);
+                               a larger one closes its connection with 1009 */
 };
 
 /* Binds the UDP socket and starts. Returns NULL with a message in err. */
@@ -75,6 +81,24 @@ void sip_destroy(struct sip_stack *s);
 int sip_port(const struct sip_stack *s);
 /* Handles one datagram as if it had arrived on the socket from ip:port (fuzzing and tests). */
 void sip_stack_input(struct sip_stack *s, const char *buf, size_t len, const char *ip, int port);
+
+/* SIP over WebSocket (RFC 7118): a connection the HTTP layer upgraded (subprotocol "sip") becomes
+ * a transport of the stack. Each text or binary message is one SIP message; its requests go
+ * through the same stack as UDP ones, and every response and in-dialog request to that peer goes
+ * back over the connection. Nothing is retransmitted on it (a reliable transport); the
+ * transaction time-outs stay. A message that is not SIP closes the connection with 1008, one
+ * larger than ws_max_message with 1009. When a connection closes, its dialogs end as a BYE from
+ * the peer would end them (on_ended, remote). */
+/* 0 when another connection may be taken now; else why not in err and -1 (ws_max_connections
+ * are open) or -2 (the stack is shutting down): the HTTP layer refuses the upgrade with that. */
+int sip_ws_admit(const struct sip_stack *s, char *err, size_t errlen);
+/* Takes over an upgraded, non-blocking socket; extra holds bytes already read past the HTTP
+ * request. closed_cb(arg) comes once the connection is over (the caller then closes fd), and
+ * also before this returns -1 (refused: at the limit, or not an IPv4 TCP socket). */
+int sip_ws_accept(struct sip_stack *s, int fd, const char *extra, size_t extra_len,
+                  void (*closed_cb)(void *arg), void *arg);
+/* SIP WebSocket connections open now. */
+size_t sip_ws_count(const struct sip_stack *s);
 
 /* Answers of the application to an INVITE. */
 int sip_dialog_ringing(struct sip_dialog *d);                 /* 180 */

@@ -117,6 +117,15 @@ struct sip_stack *sip_create(uv_loop_t *loop, const struct sip_config *cfg,
         snprintf(err, errlen, "sip: t1_ms must be 0 (500) to 10000");
         return NULL;
     }
+    if (cfg->ws_max_connections < 0 || cfg->ws_max_message < 0 ||
+        (cfg->ws_max_message > 0 && cfg->ws_max_message < 1024) ||
+        cfg->ws_max_message > SIP_MAX_DATAGRAM) {
+        snprintf(err, errlen,
+                 "sip: ws_max_connections must be 0 (1000) or more, ws_max_message 0 (%d) or 1024 "
+                 "to %d",
+                 SIP_MAX_DATAGRAM, SIP_MAX_DATAGRAM);
+        return NULL;
+    }
     quiet_osip();
     struct sip_stack *s = xcalloc(1, sizeof(*s));
     s->loop = loop;
@@ -130,6 +139,11 @@ struct sip_stack *sip_create(uv_loop_t *loop, const struct sip_config *cfg,
     s->t1 = cfg->t1_ms > 0 ? (unsigned)cfg->t1_ms : 500;
     s->t2 = 8 * s->t1;
     s->t4 = 10 * s->t1;
+    s->ws_max_conns = cfg->ws_max_connections > 0 ? (size_t)cfg->ws_max_connections : 1000;
+    s->ws_max_message = cfg->ws_max_message > 0 ? (size_t)cfg->ws_max_message : SIP_MAX_DATAGRAM;
+    snprintf(s->ws_too_big, sizeof(s->ws_too_big),
+             "SIP message too big: at most %zu bytes (setting sip_ws_max_message)",
+             s->ws_max_message);
     if (sip_tp_udp_open(s, cfg->addr, cfg->port, err, errlen) < 0) {
         free(s->user_agent);
         s->closing = true;
@@ -165,6 +179,7 @@ void sip_destroy(struct sip_stack *s)
             osip_message_free(m);
         }
     }
+    sip_ws_close_all(s);
     while (s->dialogs)
         sip_dlg_free(s->dialogs);
     sip_dlg_drop_notes(s);
