@@ -62,7 +62,8 @@ static void fail(struct leg_secure *s, const char *why)
     uv_timer_stop(s->timer);
     log_warn("msg=\"WebRTC media failed\" leg=%s error=\"%s\"", s->l->key, why);
     struct media_event ev = {.type = MEDIA_LEG_SECURE_FAILED, .leg = s->l};
-    s->e->cb(s->e->ctx, &ev);
+    if (!s->l->destroying) /* as for the media threads' events: none for a leg being freed */
+        s->e->cb(s->e->ctx, &ev);
 }
 
 static void on_timer(uv_timer_t *h);
@@ -80,12 +81,13 @@ static void dtls_progress(struct leg_secure *s, enum dtls_state st)
             s->closed = true;
             log_info("msg=\"WebRTC peer closed\" leg=%s", s->l->key);
             struct media_event ev = {.type = MEDIA_LEG_SECURE_CLOSED, .leg = s->l};
-            s->e->cb(s->e->ctx, &ev);
+            if (!s->l->destroying)
+                s->e->cb(s->e->ctx, &ev);
         }
         return;
     }
     if (st == DTLS_CONNECTED && !s->keyed) {
-        struct dtls_srtp_keys k;
+        struct dtls_srtp_keys k = {0};
         char err[160];
         struct srtp_pair *p = NULL;
         if (dtls_conn_srtp_keys(s->dtls, &k) == 0)
@@ -114,7 +116,7 @@ static void dtls_progress(struct leg_secure *s, enum dtls_state st)
 static void on_timer(uv_timer_t *h)
 {
     struct leg_secure *s = h->data;
-    if (s->dtls && !s->failed)
+    if (s->dtls && !s->failed && !s->l->destroying)
         dtls_progress(s, dtls_conn_timeout(s->dtls));
 }
 
@@ -165,7 +167,7 @@ void engine_secure_mail(struct media_engine *e, struct media_leg *l)
 {
     struct leg_secure *s = l->ctl_secure;
     struct secure_mail m;
-    while (s && spsc_pop(&s->mail, &m)) {
+    while (s && !l->destroying && spsc_pop(&s->mail, &m)) { /* the callback may destroy it */
         if (rtp_demux(m.data, m.len) == RTP_DEMUX_STUN)
             on_stun(s, m.data, m.len, &m.from);
         else if (s->dtls && !s->failed && !s->closed && s->peer_set &&
