@@ -73,7 +73,7 @@ struct cmd {
     uint32_t play_id;
     struct media_tap *tap;    /* CMD_*_TAP: a reference the command carries; CMD_*_UNTAP: which */
     enum media_tap_side side; /* CMD_LEG_TAP */
-    struct spsc *mail;        /* CMD_LEG_SECURE */
+    struct secure_mailbox *mail; /* CMD_LEG_SECURE */
     struct srtp_pair *srtp;   /* CMD_LEG_SRTP: the sessions the command carries */
 };
 
@@ -129,6 +129,13 @@ struct secure_mail {
     struct sockaddr_in from;
     uint16_t len;
     uint8_t data[SECURE_MAIL_DGRAM];
+};
+/* A leg's mailbox. signalled: an EV_SECURE_MAIL is on its way (the media thread sets it when it
+ * emits one, the control thread clears it before it drains), so a leg has at most one such event
+ * in the ring however fast its peer sends. */
+struct secure_mailbox {
+    struct spsc ring;
+    atomic_bool signalled;
 };
 
 struct leg_secure; /* engine_secure.c: control-owned */
@@ -218,7 +225,7 @@ struct media_leg {
     bool play_first;         /* the next frame starts the play (marker bit) */
     struct engine_taps taps; /* the engine's references */
     const struct leg_transport *tp; /* engine_transport_udp until CMD_LEG_SECURE */
-    struct spsc *mail;       /* a WebRTC leg's mailbox (NULL: plain RTP) */
+    struct secure_mailbox *mail; /* a WebRTC leg's mailbox (NULL: plain RTP) */
     struct srtp_pair *srtp;  /* its keys, once DTLS has made them (freed with the leg) */
 };
 

@@ -5,6 +5,7 @@
  * sends (STUN answers, DTLS flights) goes out on the leg's own socket, which the control thread
  * owns and closes after this state is gone. */
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +27,29 @@ struct leg_secure {
     char remote_fingerprint[256];
     bool dtls_client;
     uint32_t remote_ssrc;
-    struct spsc mail;
+    struct secure_mailbox mail;
     struct sockaddr_in peer; /* the address checks nominated: audio and DTLS go there */
     bool peer_set;
     struct dtls_conn *dtls;
     uv_timer_t *timer; /* DTLS retransmissions */
     bool keyed, failed, closed;
+    uint64_t errors_window_ms; /* error answers: at most STUN_ERRORS_PER_S in each second */
+    unsigned errors_in_window;
 };
+
+/* Error answers go to whoever a datagram says it is from (perhaps not who sent it): a few a
+ * second keep a leg from being made to reflect a flood. */
+#define STUN_ERRORS_PER_S 5
+
+static bool error_answer_allowed(struct leg_secure *s)
+{
+    uint64_t now = uv_now(s->e->loop);
+    if (now - s->errors_window_ms >= 1000) {
+        s->errors_window_ms = now;
+        s->errors_in_window = 0;
+    }
+    return s->errors_in_window++ < STUN_ERRORS_PER_S;
+}
 
 static bool same_addr(const struct sockaddr_in *a, const struct sockaddr_in *b)
 {
@@ -137,7 +154,7 @@ static void on_stun(struct leg_secure *s, const uint8_t *buf, size_t len,
     int code = stun_reply_code(r, &b);
     if (code == 200)
         n = stun_build_binding_success(out, sizeof(out), b.txid, from, s->pwd);
-    else if (code) /* 400 and 401 answer unauthenticated requests: no integrity of ours */
+    else if (code && error_answer_allowed(s)) /* 400, 401: no integrity of ours */
         n = stun_build_binding_error(out, sizeof(out), b.txid, code,
                                      code == 400 || code == 401 ? NULL : s->pwd, b.unknown,
                                      b.unknown_count);
@@ -167,11 +184,14 @@ void engine_secure_mail(struct media_engine *e, struct media_leg *l)
 {
     struct leg_secure *s = l->ctl_secure;
     struct secure_mail m;
-    while (s && !l->destroying && spsc_pop(&s->mail, &m)) { /* the callback may destroy it */
+    if (!s)
+        return;
+    /* Cleared first: what arrives from now on signals again; what is there is drained here. */
+    atomic_store(&s->mail.signalled, false);
+    while (!l->destroying && spsc_pop(&s->mail.ring, &m)) { /* the callback may destroy it */
         if (rtp_demux(m.data, m.len) == RTP_DEMUX_STUN)
             on_stun(s, m.data, m.len, &m.from);
-        else if (s->dtls && !s->failed && !s->closed && s->peer_set &&
-                 same_addr(&m.from, &s->peer))
+        else if (s->dtls && !s->failed && !s->closed && s->peer_set && same_addr(&m.from, &s->peer))
             dtls_progress(s, dtls_conn_input(s->dtls, m.data, m.len));
     }
 }
@@ -201,7 +221,8 @@ int media_leg_secure(struct media_engine *e, struct media_leg *l,
              offer->fingerprint ? offer->fingerprint : "");
     s->dtls_client = offer->dtls_client;
     s->remote_ssrc = offer->ssrc;
-    spsc_init(&s->mail, SECURE_MAIL_SLOTS, sizeof(struct secure_mail));
+    spsc_init(&s->mail.ring, SECURE_MAIL_SLOTS, sizeof(struct secure_mail));
+    atomic_init(&s->mail.signalled, false);
     s->timer = xcalloc(1, sizeof(*s->timer));
     uv_timer_init(e->loop, s->timer);
     s->timer->data = s;
@@ -230,7 +251,7 @@ void engine_secure_free(struct leg_secure *s)
     if (!s)
         return;
     dtls_conn_free(s->dtls);
-    spsc_fini(&s->mail);
+    spsc_fini(&s->mail.ring);
     uv_close((uv_handle_t *)s->timer, free_timer);
     free(s);
 }

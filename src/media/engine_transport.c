@@ -94,10 +94,12 @@ static void post_mail(struct media_thread *t, struct media_leg *l, const uint8_t
     m.from = *from;
     m.len = (uint16_t)n;
     memcpy(m.data, buf, n);
-    if (!spsc_push(l->mail, &m)) {
+    if (!spsc_push(&l->mail->ring, &m)) {
         engine_count(&t->e->secure_mail_dropped);
         return;
     }
+    if (atomic_exchange(&l->mail->signalled, true))
+        return; /* the control thread has yet to drain: it takes this one too */
     struct ev ev = {.type = EV_SECURE_MAIL, .pub = {.leg = l}};
     engine_emit(t, &ev);
 }

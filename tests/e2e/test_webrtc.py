@@ -5,6 +5,7 @@ the call records exist; a DTLS
 handshake that fails (the offer's fingerprint is not the peer's certificate) hangs the call up;
 WHIP's errors are clear, and another customer's conference is not found."""
 
+import os
 import time
 
 import pytest
@@ -243,3 +244,66 @@ def test_a_whip_peer_that_closes_without_delete_leaves(server, customer, tmp_pat
                what="the call ended")
     call = ok(api.get(f"/v1.0/calls/{call_id}"))
     assert call["hangup_by"] == "remote" and call["hangup_reason"] == "normal", call
+
+
+def test_a_flood_of_stun_at_a_webrtc_leg(server, customer, tmp_path):
+    """Thousands of bad checks (wrong credentials) and STUN-looking junk at a WebRTC participant's
+    port while it talks: it keeps talking, the server answers a few errors a second at most (it
+    cannot be made to reflect a flood), and what the mailbox cannot take is dropped."""
+    import socket
+    import struct
+    api = customer.api
+    conf = customer.create_conference(name="stun-flood")
+    uri = f"sip:{conf['direct_hash']}@127.0.0.1:{server.sip_port}"
+    phone = _phone(tmp_path).dial(uri, seconds=40)
+    rec = tmp_path / "flooded-heard.wav"
+    peer = WebRtcCall(server.sip_port, uri, _browser_wav(tmp_path), rec)
+    flood = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    flood.bind(("127.0.0.1", 0))
+    flood.setblocking(False)
+    answers = 0
+    try:
+        assert peer.connect(timeout=10) == 200
+        wait_until(lambda: peer.dtls_state() == "connected", 10, what="DTLS connected")
+        wait_until(lambda: len(_joined(api, conf["id"])) == 2, 15, what="both joined")
+        time.sleep(1)
+        port = peer.remote_media
+        # a Binding request with a made-up USERNAME and MESSAGE-INTEGRITY: 401 material
+        attrs = struct.pack("!HH", 0x0006, 9) + b"nobody:xx" + b"\0" * 3 + \
+            struct.pack("!HH", 0x0008, 20) + b"\x11" * 20
+        t0 = time.monotonic()
+        sent = 0
+        while time.monotonic() - t0 < 3:
+            for _ in range(200):
+                txid = os.urandom(12)
+                bad = struct.pack("!HHI", 0x0001, len(attrs), 0x2112A442) + txid + attrs
+                junk = b"\x00\x01" + os.urandom(30)
+                for d in (bad, junk):
+                    try:
+                        flood.sendto(d, ("127.0.0.1", port))
+                        sent += 1
+                    except BlockingIOError:
+                        pass
+            while True:
+                try:
+                    flood.recvfrom(2048)
+                    answers += 1
+                except BlockingIOError:
+                    break
+            time.sleep(0.01)
+        time.sleep(0.3)
+        while True:
+            try:
+                flood.recvfrom(2048)
+                answers += 1
+            except BlockingIOError:
+                break
+        assert sent > 10000, sent
+        assert answers <= 5 * 5, f"{answers} error answers to a 3 s flood of {sent}"
+        wait_until(lambda: len(_joined(api, conf["id"])) == 2, 5, what="both still joined")
+        time.sleep(3)
+    finally:
+        flood.close()
+        peer.stop()
+        phone.stop()
+    _check_heard(phone, rec)
