@@ -12,6 +12,8 @@ import subprocess
 import time
 import wave
 
+from conftest import ok, wait_until
+
 
 def free_udp_port_block(size=20):
     """A base port such that base..base+size-1 look free for UDP and TCP on loopback."""
@@ -182,6 +184,26 @@ snd_path {self.rec}
         return read_wav(files[-1])
 
 
+def joined(api, conf_id):
+    """The ids of the conference's participants that are joined now."""
+    c = ok(api.get(f"/v1.0/conferences/{conf_id}"))
+    return [i for i in c["conferencecall_ids"]
+            if ok(api.get(f"/v1.0/conferencecalls/{i}"))["status"] == "joined"]
+
+
+def record_room(api, conf_id, seconds, path):
+    """Records the conference for seconds and writes the recording's WAV to path."""
+    rec_id = ok(api.post(f"/v1.0/conferences/{conf_id}/recording_start", {}))["recording_id"]
+    time.sleep(seconds)
+    ok(api.post(f"/v1.0/conferences/{conf_id}/recording_stop", {}))
+    wait_until(lambda: ok(api.get(f"/v1.0/recordings/{rec_id}"))["status"] == "ended", 10,
+               what="recording ended")
+    r = api.get(f"/v1.0/recordingfiles/{rec_id}")
+    assert r.status == 200, r
+    with open(path, "wb") as f:
+        f.write(r.body)
+
+
 def read_wav(path):
     with wave.open(path, "rb") as w:
         rate = w.getframerate()
@@ -311,6 +333,7 @@ class RawCall:
         self.seq = random.getrandbits(16)
         self.ts = random.getrandbits(32)
         self.last_bye = None  # the text of the last BYE wait_bye() answered
+        self.answer = None  # the SDP of the 200
 
     def _send(self, lines, body=""):
         lines = lines + [f"Content-Length: {len(body.encode())}"]
@@ -341,6 +364,7 @@ class RawCall:
                 break
         self.to = next(l for l in text.split("\r\n") if l.lower().startswith("to:"))
         if code == 200:
+            self.answer = text.split("\r\n\r\n", 1)[1]  # the SDP
             self.remote_media = int(re.search(r"m=audio (\d+)", text).group(1))
             if ack:
                 self.send_ack()

@@ -10,7 +10,7 @@ import pytest
 
 from browser import Browser, PageServer, have_chromium
 from conftest import ok, wait_until
-from phones import Phone, have_baresip, make_tones, max_tone_level, read_wav
+from phones import Phone, have_baresip, make_tones, max_tone_level, read_wav, joined
 
 pytestmark = pytest.mark.skipif(not (have_baresip() and have_chromium()),
                                 reason="baresip, sox, chromium and the JsSIP bundle are needed")
@@ -18,12 +18,6 @@ pytestmark = pytest.mark.skipif(not (have_baresip() and have_chromium()),
 PHONE_LOW, PHONE_HIGH = 700, 5000
 BROWSER_LOW, BROWSER_HIGH = 1100, 5500
 G711_HZ = 440
-
-
-def _joined(api, conf_id):
-    c = ok(api.get(f"/v1.0/conferences/{conf_id}"))
-    return [i for i in c["conferencecall_ids"]
-            if ok(api.get(f"/v1.0/conferencecalls/{i}"))["status"] == "joined"]
 
 
 def _opus_phone(tmp_path):
@@ -38,11 +32,11 @@ def _browser_mic(tmp_path):
     return wav
 
 
-def _run_page(tmp_path, api, conf_id, phone, joined=1, **query):
+def _run_page(tmp_path, api, conf_id, phone, n_joined=1, **query):
     pages = PageServer()
     browser = None
     try:
-        wait_until(lambda: len(_joined(api, conf_id)) == joined, 15, what="the phones joined")
+        wait_until(lambda: len(joined(api, conf_id)) == n_joined, 15, what="the phones joined")
         browser = Browser(pages.url(seconds=6, **query), _browser_mic(tmp_path),
                           str(tmp_path / "chromium.log"))
         result = pages.wait_result(60)
@@ -85,7 +79,7 @@ def test_browser_joins_by_whip_in_hd_voice(server, customer, tmp_path):
                                token=customer.token)
         assert info.get("delete_status") == "200", info
         assert info.get("codec", "").lower() == "audio/opus", info
-        wait_until(lambda: len(_joined(api, conf["id"])) == 1, 10, what="the browser left")
+        wait_until(lambda: len(joined(api, conf["id"])) == 1, 10, what="the browser left")
         time.sleep(0.5)
     finally:
         phone.stop()
@@ -106,14 +100,14 @@ def test_browser_with_jssip_and_two_phones_one_on_g711(server, customer, tmp_pat
     make_tones(g711_wav, [G711_HZ], seconds=40, rate=8000)
     g711 = Phone(tmp_path, "g711", g711_wav, codec="PCMU")
     try:
-        wait_until(lambda: len(_joined(api, conf["id"])) == 1, 15, what="the opus phone joined")
+        wait_until(lambda: len(joined(api, conf["id"])) == 1, 15, what="the opus phone joined")
         g711.dial(uri, seconds=60)
-        wait_until(lambda: len(_joined(api, conf["id"])) == 2, 15, what="the G.711 phone joined")
-        info, logs = _run_page(tmp_path, api, conf["id"], phone, joined=2, mode="jssip",
+        wait_until(lambda: len(joined(api, conf["id"])) == 2, 15, what="the G.711 phone joined")
+        info, logs = _run_page(tmp_path, api, conf["id"], phone, n_joined=2, mode="jssip",
                                ws=f"ws://127.0.0.1:{server.port}/sip",
                                target=f"sip:{conf['direct_hash']}@127.0.0.1")
         assert info.get("codec", "").lower() == "audio/opus", info
-        wait_until(lambda: len(_joined(api, conf["id"])) == 2, 10, what="the browser left")
+        wait_until(lambda: len(joined(api, conf["id"])) == 2, 10, what="the browser left")
     finally:
         phone.stop()
         g711.stop()

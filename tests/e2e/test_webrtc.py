@@ -11,19 +11,14 @@ import time
 import pytest
 
 from conftest import err, http_raw, ok, wait_until
-from phones import Phone, have_baresip, make_tone, make_tones, max_tone_level, read_wav
+from phones import (Phone, have_baresip, make_tone, make_tones, max_tone_level, read_wav,
+                    record_room, joined)
 from webrtc_peer import WebRtcCall, have_aiortc
 
 pytestmark = pytest.mark.skipif(not (have_baresip() and have_aiortc()),
                                 reason="baresip, sox and python3-aiortc are needed")
 
 PHONE_HZ, BROWSER_HZ, BROWSER_HIGH_HZ = 700, 1100, 5500
-
-
-def _joined(api, conf_id):
-    c = ok(api.get(f"/v1.0/conferences/{conf_id}"))
-    return [i for i in c["conferencecall_ids"]
-            if ok(api.get(f"/v1.0/conferencecalls/{i}"))["status"] == "joined"]
 
 
 def _phone(tmp_path, seconds=30):
@@ -62,17 +57,10 @@ def test_webrtc_caller_over_sip_and_a_phone_hear_each_other(server, customer, tm
         assert peer.connect(timeout=10) == 200
         assert "a=ice-lite" in peer.answer and "UDP/TLS/RTP/SAVPF" in peer.answer
         assert "a=fingerprint:sha-256 " in peer.answer and "a=setup:passive" in peer.answer
-        wait_until(lambda: len(_joined(api, conf["id"])) == 2, 15, what="both joined")
+        wait_until(lambda: len(joined(api, conf["id"])) == 2, 15, what="both joined")
         wait_until(lambda: "completed" in peer.ice_state, 10, what="ICE completed")
         wait_until(lambda: peer.dtls_state() == "connected", 10, what="DTLS connected")
-        rec_id = ok(api.post(f"/v1.0/conferences/{conf['id']}/recording_start", {}))["recording_id"]
-        time.sleep(4)
-        ok(api.post(f"/v1.0/conferences/{conf['id']}/recording_stop", {}))
-        wait_until(lambda: ok(api.get(f"/v1.0/recordings/{rec_id}"))["status"] == "ended", 10,
-                   what="recording ended")
-        r = api.get(f"/v1.0/recordingfiles/{rec_id}")
-        assert r.status == 200, r
-        (tmp_path / "room.wav").write_bytes(r.body)
+        record_room(api, conf["id"], 4, tmp_path / "room.wav")
         calls = ok(api.get("/v1.0/calls"))["result"]
         assert any(c["status"] == "progressing" and "sip" in str(c["source"]) for c in calls)
     finally:
@@ -83,7 +71,7 @@ def test_webrtc_caller_over_sip_and_a_phone_hear_each_other(server, customer, tm
     for hz in (PHONE_HZ, BROWSER_HZ):
         assert max_tone_level(x, rate, hz) > 1500, f"the room's recording lacks {hz} Hz"
     # the WebRTC peer's BYE ends its call; the phone's participant stays
-    wait_until(lambda: len(_joined(api, conf["id"])) <= 1, 10, what="the WebRTC peer left")
+    wait_until(lambda: len(joined(api, conf["id"])) <= 1, 10, what="the WebRTC peer left")
 
 
 def test_a_failed_dtls_handshake_hangs_the_call_up(server, customer, tmp_path):
@@ -128,7 +116,7 @@ def test_whip_joins_hears_and_leaves(server, customer, tmp_path):
         call_id = location.rsplit("/", 1)[1]
         peer.answer = r.text
         peer._run(peer._start())
-        wait_until(lambda: len(_joined(api, conf["id"])) == 2, 15, what="both joined")
+        wait_until(lambda: len(joined(api, conf["id"])) == 2, 15, what="both joined")
         call = ok(api.get(f"/v1.0/calls/{call_id}"))
         assert call["status"] == "progressing"
         assert call["source"]["type"] == "web_session"
@@ -144,7 +132,7 @@ def test_whip_joins_hears_and_leaves(server, customer, tmp_path):
                      headers=[("Authorization", f"Bearer {customer.token}")])
         assert d.status == 200, d
         assert d.json["status"] == "hangup"
-        wait_until(lambda: len(_joined(api, conf["id"])) == 1, 10, what="the WHIP peer left")
+        wait_until(lambda: len(joined(api, conf["id"])) == 1, 10, what="the WHIP peer left")
         d = http_raw(server.port, "DELETE", location,
                      headers=[("Authorization", f"Bearer {customer.token}")])
         assert d.status == 404, d
@@ -237,7 +225,7 @@ def test_a_whip_peer_that_closes_without_delete_leaves(server, customer, tmp_pat
         peer.answer = r.text
         peer._run(peer._start())
         wait_until(lambda: peer.dtls_state() == "connected", 10, what="DTLS connected")
-        wait_until(lambda: len(_joined(api, conf["id"])) == 1, 10, what="joined")
+        wait_until(lambda: len(joined(api, conf["id"])) == 1, 10, what="joined")
     finally:
         peer.stop(hangup=False)  # closes the peer connection: close_notify
     wait_until(lambda: ok(api.get(f"/v1.0/calls/{call_id}"))["status"] == "hangup", 5,
@@ -265,7 +253,7 @@ def test_a_flood_of_stun_at_a_webrtc_leg(server, customer, tmp_path):
     try:
         assert peer.connect(timeout=10) == 200
         wait_until(lambda: peer.dtls_state() == "connected", 10, what="DTLS connected")
-        wait_until(lambda: len(_joined(api, conf["id"])) == 2, 15, what="both joined")
+        wait_until(lambda: len(joined(api, conf["id"])) == 2, 15, what="both joined")
         time.sleep(1)
         port = peer.remote_media
         # a Binding request with a made-up USERNAME and MESSAGE-INTEGRITY: 401 material
@@ -300,7 +288,7 @@ def test_a_flood_of_stun_at_a_webrtc_leg(server, customer, tmp_path):
                 break
         assert sent > 10000, sent
         assert answers <= 5 * 5, f"{answers} error answers to a 3 s flood of {sent}"
-        wait_until(lambda: len(_joined(api, conf["id"])) == 2, 5, what="both still joined")
+        wait_until(lambda: len(joined(api, conf["id"])) == 2, 5, what="both still joined")
         time.sleep(3)
     finally:
         flood.close()

@@ -5,19 +5,14 @@ high tone folded down into its band. The room's recording holds every phone."""
 
 import pytest
 
-from conftest import ok, wait_until
-from phones import Phone, have_baresip, make_tone, make_tones, max_tone_level, read_wav
+from conftest import wait_until
+from phones import (Phone, have_baresip, make_tone, make_tones, max_tone_level, read_wav,
+                    record_room, joined)
 
 pytestmark = pytest.mark.skipif(not have_baresip(), reason="baresip and sox are needed")
 
 # name: (codec, low tone, high tone or None)
 PHONES = {"opus": ("opus", 700, 5000), "g722": ("G722", 1100, 6000), "pcmu": ("PCMU", 440, None)}
-
-
-def _joined(api, conf_id):
-    c = ok(api.get(f"/v1.0/conferences/{conf_id}"))
-    return [i for i in c["conferencecall_ids"]
-            if ok(api.get(f"/v1.0/conferencecalls/{i}"))["status"] == "joined"]
 
 
 def test_wideband_and_narrowband_in_one_room(server, customer, tmp_path):
@@ -35,16 +30,8 @@ def test_wideband_and_narrowband_in_one_room(server, customer, tmp_path):
             else:
                 make_tone(wav, low, seconds=30)
             phones[name] = Phone(tmp_path, name, wav, codec=codec).dial(uri, seconds=40)
-        wait_until(lambda: len(_joined(api, conf["id"])) == 3, 15, what="three joined")
-        rec_id = ok(api.post(f"/v1.0/conferences/{conf['id']}/recording_start", {}))["recording_id"]
-        import time
-        time.sleep(5)
-        ok(api.post(f"/v1.0/conferences/{conf['id']}/recording_stop", {}))
-        wait_until(lambda: ok(api.get(f"/v1.0/recordings/{rec_id}"))["status"] == "ended", 10,
-                   what="recording ended")
-        r = api.get(f"/v1.0/recordingfiles/{rec_id}")
-        assert r.status == 200, r
-        (tmp_path / "room.wav").write_bytes(r.body)
+        wait_until(lambda: len(joined(api, conf["id"])) == 3, 15, what="three joined")
+        record_room(api, conf["id"], 5, tmp_path / "room.wav")
     finally:
         for p in phones.values():
             p.stop()

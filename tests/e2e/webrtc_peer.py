@@ -4,7 +4,6 @@ peer then sends a WAV file as its microphone and records what it hears to anothe
 Loopback only: aioice leaves 127.0.0.1 out of its host candidates, so the peer offers it here."""
 
 import asyncio
-import re
 import threading
 
 from phones import RawCall
@@ -32,7 +31,6 @@ class WebRtcCall(RawCall):
         self.play_wav = play_wav
         self.record_wav = record_wav
         self.offer_filter = offer_filter  # rewrites the offer's SDP (tests of refusals)
-        self.answer = None
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -70,23 +68,9 @@ class WebRtcCall(RawCall):
 
     def connect(self, timeout=5.0, ack=True):
         """INVITE / final answer / ACK (see RawCall.connect); on 200 the media starts."""
-        self._send(self._common("INVITE", 1, "inv") + ["Content-Type: application/sdp"],
-                   self.offer())
-        self.sip.settimeout(timeout)
-        while True:
-            text = self.sip.recvfrom(65535)[0].decode()
-            code = int(text.split(" ", 2)[1])
-            if code >= 200:
-                break
-        self.to = next(l for l in text.split("\r\n") if l.lower().startswith("to:"))
-        if code != 200:
-            self._send(self._common("ACK", 1, "inv"))
-            return code
-        self.answer = text.split("\r\n\r\n", 1)[1]
-        self.remote_media = int(re.search(r"m=audio (\d+)", self.answer).group(1))
-        if ack:
-            self.send_ack()
-        self._run(self._start())
+        code = super().connect(timeout, ack)
+        if code == 200:
+            self._run(self._start())
         return code
 
     async def _start(self):
