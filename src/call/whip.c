@@ -37,9 +37,14 @@ static void refuse(call_whip_done_cb done, void *arg, int code, const char *reas
              reason && !strcmp(reason, "Shutting Down") ? "The server is shutting down."
                                                         : "No media port is free.");
         break;
+    case 403:
+        done(arg, 403, NULL, NULL, "The conference takes no calls now: it is not progressing.");
+        break;
+    case 486:
+        done(arg, 403, NULL, NULL, "The conference is full: a connect conference has its two.");
+        break;
     default:
-        done(arg, code >= 400 && code < 600 ? (code == 403 || code == 486 ? 403 : 500) : 500, NULL,
-             NULL, "The call could not be created.");
+        done(arg, 500, NULL, NULL, "The call could not be created.");
         break;
     }
 }
