@@ -167,6 +167,51 @@ static void test_opus_fec(void **state)
         fail_msg("1,500 Hz in the lost frame: %.0f with FEC, %.0f without", with_fec, without);
 }
 
+/* A peer with DTX (discontinuous transmission) sends a tone, then silence: during the silence it
+ * sends a TOC-only packet now and then and nothing in between. Every packet it sends is taken, the
+ * gaps are concealed, and the tone plays again when it comes back. */
+static void test_opus_dtx(void **state)
+{
+    codec_init();
+    int err;
+    OpusEncoder *peer = opus_encoder_create(48000, 1, OPUS_APPLICATION_VOIP, &err);
+    opus_encoder_ctl(peer, OPUS_SET_DTX(1));
+    opus_encoder_ctl(peer, OPUS_SET_BITRATE(24000));
+    struct codec_dec *d = codec_dec_create(CODEC_OPUS);
+    int small = 0, skipped = 0;
+    double last_level = 0;
+    for (int t = 0; t < 150; t++) {
+        double hz = 800;
+        int16_t pcm[960];
+        if (t < 25 || t >= 125)
+            tones(pcm, 960, &hz, 1, 8000, t, 48000);
+        else
+            memset(pcm, 0, sizeof(pcm));
+        uint8_t pkt[1500];
+        int len = opus_encode(peer, pcm, 960, pkt, sizeof(pkt));
+        assert_true(len >= 0);
+        int16_t out[CODEC_FRAME_WB];
+        if (len <= 2) { /* DTX: nothing (0) or a TOC-only frame the peer may send */
+            skipped += len == 0;
+            small += len > 0;
+            if (len == 0) {
+                codec_conceal(d, NULL, 0, out);
+                continue;
+            }
+        }
+        assert_true(codec_payload_ok(CODEC_OPUS, pkt, (size_t)len));
+        codec_decode(d, pkt, (size_t)len, out);
+        if (t == 149)
+            last_level = fake_tone_level_at(out, CODEC_FRAME_WB, 800, 16000);
+    }
+    opus_encoder_destroy(peer);
+    codec_dec_destroy(d);
+    if (small + skipped < 50)
+        fail_msg("the encoder did not go quiet (%d small, %d skipped)", small, skipped);
+    if (last_level < 3000)
+        fail_msg("the tone did not come back after the silence (%.0f)", last_level);
+}
+
 static void test_resampler(void **state)
 {
     struct resampler *up = resampler_create(8000, 16000);
@@ -208,7 +253,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_info),           cmocka_unit_test(test_wideband_roundtrip),
         cmocka_unit_test(test_payload_checks), cmocka_unit_test(test_opus_fec),
-        cmocka_unit_test(test_resampler),
+        cmocka_unit_test(test_resampler),      cmocka_unit_test(test_opus_dtx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
