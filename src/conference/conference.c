@@ -31,11 +31,22 @@ struct open_count {
     size_t n;
 };
 
+/* Whether a conference was progressing when a health check last read it. The participants of
+ * one room share a read for HEALTH_STATUS_MAX_AGE_US instead of each reading the whole conference
+ * (its participant list with it) from the store: a room of 200 did that 40 times a second. */
+struct conf_seen {
+    int64_t at_us;
+    bool progressing;
+};
+#define HEALTH_STATUS_MAX_AGE_US INT64_C(1000000)
+
 struct conference_mgr {
     struct conference_deps d;
     struct idmap participants; /* conferencecall id -> struct cc_state */
     struct idmap timers;       /* conference id -> struct conf_timer */
     struct idmap open;         /* customer id -> struct open_count (absent: 0) */
+    struct idmap seen;         /* conference id -> struct conf_seen (health checks) */
+    int64_t seen_pruned_us;    /* when entries of rooms no longer checked were last dropped */
 };
 
 static int64_t now_us(const struct conference_mgr *m)
@@ -314,6 +325,49 @@ static void begin_leave(struct conference_mgr *m, struct conferencecall *cc)
         conference_on_leaved(m, cc->id);
 }
 
+/* Drops what no health check has read for a while (rooms that emptied or ended). */
+static void seen_prune(struct conference_mgr *m, int64_t now)
+{
+    if (now - m->seen_pruned_us < 10 * HEALTH_STATUS_MAX_AGE_US)
+        return;
+    m->seen_pruned_us = now;
+    struct idmap keep;
+    idmap_init(&keep);
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (idmap_next(&m->seen, &it, &k, &v)) {
+        struct conf_seen *cs = v;
+        if (now - cs->at_us < 2 * CONFERENCE_HEALTH_INTERVAL_US)
+            idmap_put(&keep, k, cs);
+        else
+            free(cs);
+    }
+    idmap_fini(&m->seen);
+    m->seen = keep;
+}
+
+static bool conference_progressing(struct conference_mgr *m, const char *id)
+{
+    int64_t now = now_us(m);
+    struct conf_seen *cs = idmap_get(&m->seen, id);
+    if (cs && now - cs->at_us < HEALTH_STATUS_MAX_AGE_US)
+        return cs->progressing;
+    struct conference c;
+    bool got = store_conference_get(m->d.store, NULL, id, &c) == 0;
+    bool ok = got && c.status == CONFERENCE_PROGRESSING;
+    if (got)
+        conference_fini(&c);
+    seen_prune(m, now);
+    if (!cs) {
+        cs = xcalloc(1, sizeof(*cs));
+        idmap_put(&m->seen, id, cs);
+    }
+    cs->at_us = now;
+    cs->progressing = ok;
+    return ok;
+}
+
 static void health_fired(void *arg)
 {
     struct cc_state *st = arg;
@@ -329,12 +383,8 @@ static void health_fired(void *arg)
     }
     bool ok = false;
     if (cc.status == CC_JOINING || cc.status == CC_JOINED) {
-        struct conference c;
-        bool got = store_conference_get(m->d.store, NULL, cc.conference_id, &c) == 0;
-        bool conf_ok = got && c.status == CONFERENCE_PROGRESSING;
-        if (got)
-            conference_fini(&c);
-        ok = conf_ok && now_us(m) - cc.tm_create < CONFERENCE_MAX_PARTICIPANT_AGE_US &&
+        ok = conference_progressing(m, cc.conference_id) &&
+             now_us(m) - cc.tm_create < CONFERENCE_MAX_PARTICIPANT_AGE_US &&
              m->d.calls.is_progressing &&
              m->d.calls.is_progressing(m->d.calls.ctx, cc.reference_type, cc.reference_id);
     }
@@ -365,6 +415,7 @@ struct conference_mgr *conference_mgr_create(const struct conference_deps *deps)
     idmap_init(&m->participants);
     idmap_init(&m->timers);
     idmap_init(&m->open);
+    idmap_init(&m->seen);
     return m;
 }
 
@@ -385,6 +436,10 @@ void conference_mgr_destroy(struct conference_mgr *m)
         sched_cancel(m->d.sched, t->timer);
         free(t);
     }
+    it = 0;
+    while (idmap_next(&m->seen, &it, NULL, &v))
+        free(v);
+    idmap_fini(&m->seen);
     idmap_fini(&m->participants);
     idmap_fini(&m->timers);
     open_clear(m);

@@ -517,6 +517,43 @@ static void test_health_max_age(void **state)
     conference_fini(&c);
 }
 
+/* The health checks of one room's participants share their read of the conference: a room of 20
+ * checked twice each (40 checks) reads it a few times, not 40; and a conference that stops
+ * progressing is still seen within a second of the checks. */
+static const struct store_ops *real_ops;
+static int conference_reads;
+
+static int counting_conference_get(struct store *s, const char *customer_id, const char *id,
+                                   struct conference *out)
+{
+    conference_reads++;
+    return real_ops->conference_get(s, customer_id, id, out);
+}
+
+static void test_health_reads_shared(void **state)
+{
+    struct fx *f = *state;
+    struct store_ops counting = *f->store->ops;
+    counting.conference_get = counting_conference_get;
+    real_ops = f->store->ops;
+    struct conference c;
+    create(f, "conference", 0, &c);
+    struct conferencecall cc[20];
+    for (int i = 0; i < 20; i++) {
+        join(f, c.id, &cc[i]);
+        sched_advance(f->sched, 100000); /* spread over 2 s, as calls arrive */
+    }
+    f->store->ops = &counting;
+    conference_reads = 0;
+    sched_advance(f->sched, 10 * SEC);
+    f->store->ops = real_ops;
+    if (conference_reads > 8)
+        fail_msg("%d reads of the conference for 40 health checks", conference_reads);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(cc_status_of(f, cc[i].id), CC_JOINED);
+    conference_fini(&c);
+}
+
 static void test_health_stuck_leaving(void **state)
 {
     struct fx *f = *state;
@@ -757,6 +794,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_health_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_max_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_stuck_leaving, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_reads_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_terminating, setup, teardown),
         cmocka_unit_test_setup_teardown(test_regenerate_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_fields, setup, teardown),
