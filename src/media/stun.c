@@ -13,6 +13,8 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "core/bytes.h"
+
 #define MAGIC_COOKIE 0x2112A442u
 #define FINGERPRINT_XOR 0x5354554eu
 #define HMAC_LEN 20
@@ -40,35 +42,6 @@ enum {
     ATTR_ICE_CONTROLLED = 0x8029,
     ATTR_ICE_CONTROLLING = 0x802A,
 };
-
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    return ((uint64_t)rd32(p) << 32) | rd32(p + 4);
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 static size_t pad4(size_t n)
 {
