@@ -80,9 +80,13 @@ def test_readme_phone_recipe_joins(server, customer):
     p = subprocess.Popen([os.path.join(ROOT, "scripts", "phone"), uri, "--seconds", "6"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_until(lambda: [c for c in ok(customer.api.get("/v1.0/conferencecalls",
-                                                           query={"conference_id": conf["id"]}))["result"]
-                            if c["status"] == "joined"], 8, what="the phone joined")
+        try:
+            wait_until(lambda: [c for c in ok(customer.api.get("/v1.0/conferencecalls",
+                                                               query={"conference_id": conf["id"]}))["result"]
+                                if c["status"] == "joined"], 8, what="the phone joined")
+        except AssertionError as e:
+            os.killpg(p.pid, 9)
+            raise AssertionError(f"{e}; the phone said: {p.communicate(timeout=5)[0]!r}") from None
         p.wait(timeout=15)
     finally:
         if p.poll() is None:
