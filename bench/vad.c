@@ -24,7 +24,7 @@ int main(int argc, char **argv)
     if (!taps)
         return 1;
     for (int i = 0; i < legs; i++)
-        taps[i] = media_tap_create_speech(250, NULL);
+        taps[i] = media_tap_create_speech(250, 8000, NULL);
     /* one cycle of 5 s: 100 frames of tone, 150 of noise */
     static int16_t audio[250][MIX_FRAME];
     uint32_t seed = 1;

@@ -8,7 +8,7 @@ build_pkgs=(build-essential cmake pkg-config libh2o-dev libjansson-dev libuv1-de
             libssl-dev libwslay-dev libspandsp-dev libosip2-dev flite1-dev libsndfile1-dev
             libsamplerate0-dev libspeexdsp-dev libopus-dev libsrtp2-dev libfftw3-dev libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us)
 test_pkgs=(libcmocka-dev libmicrohttpd-dev python3 python3-pytest python3-websocket clang libclang-rt-14-dev curl
-           baresip-core sip-tester sox pocketsphinx chromium python3-aiortc)
+           baresip-core sip-tester sox flite pocketsphinx chromium python3-aiortc)
 bench_pkgs=(wrk)
 
 want=("${build_pkgs[@]}")

@@ -73,7 +73,9 @@ static int cap_start(void *ctx, const struct recording *rec, const char *path, i
         return error_set(e, ERR_INTERNAL, "INTERNAL", "Recording %s is already capturing.",
                          rec->id);
     size_t frames = (size_t)(c->d.buffer_ms > 40 ? c->d.buffer_ms : 40) / 20;
-    struct media_tap *tap = media_tap_create(frames);
+    /* A conference is recorded at the 16 kHz its room mixes at (phones' 8 kHz audio in it
+     * unchanged but for the rate); a call in its own band, as it was when the recording began. */
+    struct media_tap *tap = media_tap_create_rate(frames, room ? 16000 : media_leg_rate(leg));
     int rc = room ? media_room_tap(c->d.media, room, tap) : media_leg_tap(c->d.media, leg, tap);
     if (rc < 0) {
         media_tap_unref(tap);
@@ -111,14 +113,15 @@ static int cap_repair(void *ctx, const char *path, int64_t *duration_ms, int64_t
 {
     (void)ctx;
     uint64_t bytes = 0;
-    int rc = wav_repair(path, &bytes);
+    uint32_t rate = WAV_RATE;
+    int rc = wav_repair(path, &bytes, &rate);
     if (rc < 0) {
         if (rc != -ENOENT)
             log_warn("msg=\"recording file not repaired\" path=\"%s\" error=\"%s\"", path,
                      strerror(-rc));
         return -1;
     }
-    *duration_ms = (int64_t)(bytes / (WAV_RATE * 2 / 1000));
+    *duration_ms = (int64_t)(bytes / (rate * 2 / 1000));
     *size = (int64_t)bytes + WAV_HEADER_BYTES;
     return 0;
 }

@@ -102,7 +102,8 @@ static int add(void *ctx, const struct transcribe_speaker *in, struct error *e)
                          "Call %s has no audio to transcribe.", in->call_id);
     size_t frames = (size_t)(s->d.buffer_ms > 40 ? s->d.buffer_ms : 40) / 20;
     struct vad_config vc = vad_config_default();
-    struct media_tap *tap = media_tap_create_speech(frames, &vc);
+    /* The leg's own band: a wideband caller is recognised from its 16 kHz audio. */
+    struct media_tap *tap = media_tap_create_speech(frames, media_leg_rate(leg), &vc);
     bool hears = !strcmp(in->direction, "out");
     if (media_leg_tap_side(s->d.media, leg, tap, hears ? MEDIA_TAP_HEARS : MEDIA_TAP_SAYS) < 0) {
         media_tap_unref(tap);

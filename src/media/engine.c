@@ -390,6 +390,11 @@ int media_leg_port(const struct media_leg *l)
     return l->port;
 }
 
+int media_leg_rate(const struct media_leg *l)
+{
+    return l->ctl_codec >= 0 && codec_info((enum codec_id)l->ctl_codec)->wide ? 16000 : 8000;
+}
+
 const char *media_leg_key(const struct media_leg *l)
 {
     return l->key;

@@ -73,6 +73,9 @@ void media_room_destroy(struct media_engine *e, struct media_room *r);
 struct media_leg *media_leg_create(struct media_engine *e, const char *key, char *err,
                                    size_t errlen);
 int media_leg_port(const struct media_leg *l);
+/* Control thread. The rate of the leg's audio in its codec (media_leg_set_remote()'s last):
+ * 16000 for a wideband one (G.722, Opus), else 8000 (G.711, or none set yet). */
+int media_leg_rate(const struct media_leg *l);
 const char *media_leg_key(const struct media_leg *l);
 /* Where to send (from the SDP), in which codec and payload type (audio_pt); dtmf_pt is -1 without
  * telephone-event. A codec other than the leg's last one starts its audio afresh. The

@@ -27,7 +27,6 @@ struct leg_codec *engine_codec_create(const struct media_engine *e, enum codec_i
     if (ci->wide) {
         lc->clip_up = resampler_create(8000, 16000);
         lc->says_down = resampler_create(16000, 8000);
-        lc->hears_down = resampler_create(16000, 8000);
     }
     return lc;
 }
@@ -41,7 +40,6 @@ void engine_codec_free(struct leg_codec *lc)
     codec_enc_destroy(lc->enc);
     resampler_destroy(lc->clip_up);
     resampler_destroy(lc->says_down);
-    resampler_destroy(lc->hears_down);
     free(lc);
 }
 

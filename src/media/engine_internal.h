@@ -118,7 +118,8 @@ struct leg_codec {
     struct codec_dec *dec;
     struct codec_enc *enc;                    /* the leg's own encoder (its mix-minus, its clips) */
     struct resampler *clip_up;                /* wideband legs: 8 kHz clips up to 16 kHz */
-    struct resampler *says_down, *hears_down; /* wideband legs: its sides down to 8 kHz taps */
+    struct resampler *says_down; /* wideband legs out of a room: the voice down to 8 kHz, for a
+                                  * tap of both sides (summed with the 8 kHz clips it hears) */
 };
 
 /* A STUN or DTLS datagram a WebRTC leg received, on its way to the control thread (the mailbox is

@@ -29,10 +29,16 @@ static bool taps_remove(struct engine_taps *ts, const struct media_tap *tap)
     return false;
 }
 
-static void taps_push(const struct engine_taps *ts, uint64_t tick, const int16_t *pcm)
+/* A frame of one side, in its own band (NULL: silence). */
+struct side_frame {
+    const int16_t *pcm;
+    int rate;
+};
+
+static void taps_push(const struct engine_taps *ts, uint64_t tick, struct side_frame f)
 {
-    for (size_t i = 0; i < ts->n; i++)
-        (void)media_tap_push(ts->tap[i], tick, pcm); /* a drop is counted by the tap */
+    for (size_t i = 0; i < ts->n; i++) /* a drop is counted by the tap */
+        (void)media_tap_push_from(ts->tap[i], tick, f.pcm, f.rate);
 }
 
 /* Which sides a leg's taps want this tick (a bit per side), so each frame is made only when some
@@ -49,36 +55,31 @@ static unsigned taps_sides(const struct engine_taps *ts)
 
 /* frame[side]: the tick's frame of each side a tap wants (the others are not read). */
 static void taps_push_sides(const struct engine_taps *ts, uint64_t tick,
-                            const int16_t *const frame[3])
+                            const struct side_frame frame[3])
 {
-    for (size_t i = 0; i < ts->n; i++)
-        (void)media_tap_push(ts->tap[i], tick, frame[ts->side[i]]);
-}
-
-static const int16_t silence[MIX_FRAME];
-
-/* What the leg says this tick: the frame its jitter buffer gave the mixer (a wideband one
- * resampled to 8 kHz into buf), or silence. */
-static const int16_t *says(const struct media_leg *l, int16_t buf[MIX_FRAME])
-{
-    if (!l->mp.has_in)
-        return silence;
-    if (!l->lc || !l->lc->says_down)
-        return l->mp.in;
-    resampler_run_i16(l->lc->says_down, l->mp.in, MIX_FRAME_WB, buf);
-    return buf;
-}
-
-/* What the leg is sent this tick in its room, at 8 kHz. */
-static void hears(const struct media_room *r, const struct media_leg *l, int16_t pcm[MIX_FRAME])
-{
-    if (!l->lc || !l->lc->hears_down) {
-        mix_heard(&r->mix, &l->mp, pcm);
-        return;
+    for (size_t i = 0; i < ts->n; i++) {
+        struct side_frame f = frame[ts->side[i]];
+        (void)media_tap_push_from(ts->tap[i], tick, f.pcm, f.rate);
     }
-    int16_t wide[MIX_FRAME_WB];
-    mix_heard(&r->mix, &l->mp, wide);
-    resampler_run_i16(l->lc->hears_down, wide, MIX_FRAME_WB, pcm);
+}
+
+static int leg_rate(const struct media_leg *l)
+{
+    return codec_info(l->mp.codec)->wide ? 16000 : 8000;
+}
+
+/* What the leg says this tick: the frame its jitter buffer gave the mixer, in its band. */
+static struct side_frame says(const struct media_leg *l)
+{
+    return (struct side_frame){l->mp.has_in ? l->mp.in : NULL, leg_rate(l)};
+}
+
+/* What the leg is sent this tick in its room, in its band. */
+static struct side_frame hears(const struct media_room *r, const struct media_leg *l,
+                               int16_t pcm[MIX_FRAME_WB])
+{
+    mix_heard(&r->mix, &l->mp, pcm);
+    return (struct side_frame){pcm, leg_rate(l)};
 }
 
 /* ---- media thread ---- */
@@ -119,20 +120,22 @@ void engine_tap_apply(struct media_thread *t, const struct cmd *c)
 }
 
 /* The room as a whole: the sum of everyone who talks, nobody subtracted, limited once, as a
- * narrowband listener who does not talk hears it (before encoding). Members who do not talk are
- * left out, as from every mix: they are below the talk threshold (digital silence, line noise),
- * and a recording of a large room would otherwise carry the noise floor of every silent line. */
-static void room_frame(const struct media_room *r, int16_t *pcm)
+ * listener who does not talk hears it (before encoding), in the room's widest band. Members who
+ * do not talk are left out, as from every mix: they are below the talk threshold (digital
+ * silence, line noise), and a recording of a large room would otherwise carry the noise floor of
+ * every silent line. */
+static struct side_frame room_frame(const struct media_room *r, int16_t pcm[MIX_FRAME_WB])
 {
-    mix_whole_nb(&r->mix, pcm);
+    return (struct side_frame){pcm, mix_whole(&r->mix, pcm)};
 }
 
 void engine_tap_room(struct media_room *r, uint64_t tick)
 {
-    int16_t whole[MIX_FRAME], heard[MIX_FRAME], said[MIX_FRAME];
+    int16_t whole_pcm[MIX_FRAME_WB], heard_pcm[MIX_FRAME_WB];
+    struct side_frame whole = {NULL, 8000};
     bool made = false;
     if (r->taps.n) {
-        room_frame(r, whole);
+        whole = room_frame(r, whole_pcm);
         made = true;
         taps_push(&r->taps, tick, whole);
     }
@@ -142,27 +145,35 @@ void engine_tap_room(struct media_room *r, uint64_t tick)
             continue;
         unsigned want = taps_sides(&m->taps);
         if (WANTS(want, MEDIA_TAP_BOTH) && !made) {
-            room_frame(r, whole); /* a member's call in a room: the room's whole mix */
+            whole = room_frame(r, whole_pcm); /* a member's call in a room: the room's whole mix */
             made = true;
         }
+        struct side_frame frame[3] = {[MEDIA_TAP_BOTH] = whole, [MEDIA_TAP_SAYS] = says(m)};
         if (WANTS(want, MEDIA_TAP_HEARS))
-            hears(r, m, heard);
-        const int16_t *said_now = WANTS(want, MEDIA_TAP_SAYS) ? says(m, said) : silence;
-        const int16_t *const frame[3] = {
-            [MEDIA_TAP_BOTH] = whole, [MEDIA_TAP_SAYS] = said_now, [MEDIA_TAP_HEARS] = heard};
+            frame[MEDIA_TAP_HEARS] = hears(r, m, heard_pcm);
         taps_push_sides(&m->taps, tick, frame);
     }
 }
 
+/* A leg out of a room hears only clips (8 kHz); what it says is in its band. Both sides at once
+ * are the two summed at 8 kHz (a wideband leg's voice brought down to it). */
 void engine_tap_idle_leg(struct media_leg *l, uint64_t tick, const int16_t *clip)
 {
     int16_t both[MIX_FRAME], said[MIX_FRAME];
-    const int16_t *in = says(l, said), *out = clip ? clip : silence;
-    if (WANTS(taps_sides(&l->taps), MEDIA_TAP_BOTH))
+    struct side_frame in = says(l);
+    if (WANTS(taps_sides(&l->taps), MEDIA_TAP_BOTH)) {
+        const int16_t *voice = in.pcm;
+        if (voice && in.rate != 8000 && l->lc && l->lc->says_down) {
+            resampler_run_i16(l->lc->says_down, voice, MIX_FRAME_WB, said);
+            voice = said;
+        } else if (in.rate != 8000) {
+            voice = NULL; /* never expected: a wideband leg has its converter */
+        }
         for (int i = 0; i < MIX_FRAME; i++)
-            both[i] = mix_limit(in[i] + out[i]);
-    const int16_t *const frame[3] = {
-        [MEDIA_TAP_BOTH] = both, [MEDIA_TAP_SAYS] = in, [MEDIA_TAP_HEARS] = out};
+            both[i] = mix_limit((voice ? voice[i] : 0) + (clip ? clip[i] : 0));
+    }
+    const struct side_frame frame[3] = {
+        [MEDIA_TAP_BOTH] = {both, 8000}, [MEDIA_TAP_SAYS] = in, [MEDIA_TAP_HEARS] = {clip, 8000}};
     taps_push_sides(&l->taps, tick, frame);
 }
 

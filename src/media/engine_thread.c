@@ -307,7 +307,7 @@ static void tick(struct media_thread *t, int64_t now, uint64_t tick_no)
             engine_leg_fill_input(r->members[k]);
             tapped |= r->members[k]->taps.n > 0;
         }
-        r->mix.want_whole_nb = tapped; /* taps take 8 kHz: the room's whole mix in it */
+        r->mix.want_whole = tapped; /* taps take the room's whole mix, in its widest band */
         mix_room_tick(&r->mix);
         for (size_t k = 0; k < r->mix.n; k++)
             send_output(t, r->members[k]);

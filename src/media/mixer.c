@@ -93,7 +93,7 @@ static void bridge(struct mix_room *r, size_t nb_talkers, size_t wb_talkers, boo
 {
     r->whole_nb = r->sum_nb;
     r->whole_wb = r->sum_wb;
-    if (r->down && wb_talkers && (nb_listeners || r->want_whole_nb)) {
+    if (r->down && wb_talkers && (nb_listeners || r->want_whole)) {
         if (r->down_cold)
             resampler_reset(r->down);
         r->down_cold = false;
@@ -104,7 +104,7 @@ static void bridge(struct mix_room *r, size_t nb_talkers, size_t wb_talkers, boo
     } else {
         r->down_cold = true;
     }
-    if (r->up && nb_talkers && wb_listeners) {
+    if (r->up && nb_talkers && (wb_listeners || r->want_whole)) {
         if (r->up_cold)
             resampler_reset(r->up);
         r->up_cold = false;
@@ -152,6 +152,7 @@ void mix_room_tick(struct mix_room *r)
     r->talkers = talkers;
     r->mixes = 0;
     bridge(r, nb_talkers, wb_talkers, nb_listeners, wb_listeners);
+    r->whole_wb_ok = wb_zeroed && (nb_talkers == 0 || r->whole_wb == r->cross_wb);
     bool shared_done[CODEC_COUNT] = {false};
     for (size_t i = 0; i < r->n; i++) {
         struct mix_participant *p = r->p[i];
@@ -192,8 +193,14 @@ void mix_heard(const struct mix_room *r, const struct mix_participant *p, int16_
         limit_frame(r, p, p->out == p->own && p->talking, pcm);
 }
 
-void mix_whole_nb(const struct mix_room *r, int16_t pcm[MIX_FRAME])
+int mix_whole(const struct mix_room *r, int16_t pcm[MIX_FRAME_WB])
 {
+    if (r->whole_wb_ok) {
+        for (int i = 0; i < MIX_FRAME_WB; i++)
+            pcm[i] = mix_limit(r->whole_wb[i]);
+        return 16000;
+    }
     for (int i = 0; i < MIX_FRAME; i++)
         pcm[i] = mix_limit(r->whole_nb[i]);
+    return 8000;
 }

@@ -53,14 +53,16 @@ struct mix_room {
     /* Set by the caller: the room's shared encoders of stateful codecs (NULL: a listener in that
      * codec is sent its own encoding instead), the band bridges (NULL: the bands are not
      * joined; both are given once the room has a wideband member), and whether the whole mix is
-     * wanted at 8 kHz (for taps) even when no listener is narrowband. */
+     * wanted in both bands (for taps) even when no listener is in one of them. */
     struct codec_enc *shared_enc[CODEC_COUNT];
     struct resampler *up, *down; /* 8 -> 16 kHz, 16 -> 8 kHz */
-    bool want_whole_nb;
+    bool want_whole;
     /* Made by mix_room_tick(): each band's own sum, and its whole mix (the other band in). */
     int32_t sum_nb[MIX_FRAME], sum_wb[MIX_FRAME_WB];
     int32_t cross_nb[MIX_FRAME], cross_wb[MIX_FRAME_WB];
     const int32_t *whole_nb, *whole_wb;
+    bool whole_wb_ok; /* whole_wb holds everyone who talks (the room has a wideband member, and
+                       * its narrowband talkers were bridged in) */
     bool up_cold, down_cold; /* the bridge skipped a tick: its history is stale */
     uint8_t shared[CODEC_COUNT][CODEC_OUT_MAX];
     size_t shared_len[CODEC_COUNT];
@@ -80,10 +82,10 @@ void mix_room_tick(struct mix_room *r);
  * encoding (its own mix, the shared one, or silence when nobody else talks or it is deaf), in
  * p's band (codec_samples(p->codec) samples). */
 void mix_heard(const struct mix_room *r, const struct mix_participant *p, int16_t *pcm);
-/* After mix_room_tick(): the room's whole mix (everyone who talks, nobody subtracted, limited)
- * at 8 kHz (wideband talkers included only when want_whole_nb was set or a listener is
- * narrowband). */
-void mix_whole_nb(const struct mix_room *r, int16_t pcm[MIX_FRAME]);
+/* After mix_room_tick() with want_whole set: the room's whole mix (everyone who talks, nobody
+ * subtracted, limited) at 16 kHz when the room has a wideband member, else at 8 kHz (the phones'
+ * own band, nothing resampled). Returns the rate, 16000 or 8000. */
+int mix_whole(const struct mix_room *r, int16_t pcm[MIX_FRAME_WB]);
 
 /* The soft limiter applied once to a 32-bit sum. */
 int16_t mix_limit(int32_t s);

@@ -28,11 +28,9 @@
 #define RECORDER_THREADS_MAX 16
 #define DEFAULT_HEADER_INTERVAL_MS 10000
 #define DEFAULT_DRAIN_INTERVAL_MS 100
-#define FRAME_BYTES (MIX_FRAME * 2)
+#define FRAME_BYTES_MAX (MIX_FRAME_WB * 2)
 #define POP_BATCH 64   /* frames taken from a tap at a time */
-#define BUF_FRAMES 128 /* frames gathered for one write (2.56 s, 40 KiB) */
-/* The most frames a WAV header can describe (about 74 hours). */
-#define WAV_FRAMES_MAX (WAV_DATA_MAX / FRAME_BYTES)
+#define BUF_FRAMES 128 /* frames gathered for one write (2.56 s, 40 or 80 KiB) */
 
 struct writer;
 
@@ -44,6 +42,9 @@ struct rec {
     /* set before the writer gets it, then read-only */
     char *path;
     struct media_tap *tap; /* the recorder's reference (dropped by the writer at the end) */
+    uint32_t rate;         /* the tap's, and the file's */
+    size_t samples;        /* per frame */
+    size_t frame_bytes;
     uint64_t limit;        /* max_frames, or what a WAV file can hold */
     bool limit_is_max;     /* limit came from max_frames */
     uint64_t silence_end;  /* this many quiet frames in a row end it (0: never) */
@@ -80,7 +81,7 @@ struct writer {
     /* writer-owned */
     struct rec *recs;
     struct media_tap_frame frames[POP_BATCH];
-    uint8_t buf[BUF_FRAMES * FRAME_BYTES];
+    uint8_t buf[BUF_FRAMES * FRAME_BYTES_MAX];
     size_t len;
     /* control-owned */
     size_t n_recs;
@@ -135,7 +136,7 @@ static void rec_open(struct rec *c)
         return;
     }
     uint8_t h[WAV_HEADER_BYTES];
-    wav_header(h, 0);
+    wav_header_rate(h, c->rate, 0);
     ssize_t n;
     do
         n = write(c->fd, h, sizeof(h));
@@ -152,7 +153,7 @@ static void rec_open(struct rec *c)
 static void rec_header(struct rec *c)
 {
     uint8_t h[WAV_HEADER_BYTES];
-    wav_header(h, (uint32_t)c->data_bytes);
+    wav_header_rate(h, c->rate, (uint32_t)c->data_bytes);
     ssize_t n;
     do
         n = pwrite(c->fd, h, sizeof(h), 0);
@@ -190,10 +191,10 @@ static void rec_flush(struct writer *w, struct rec *c)
     w->len = 0;
     if (err) {
         rec_fail(c, "write", err);
-        uint64_t whole = c->data_bytes / FRAME_BYTES * FRAME_BYTES;
+        uint64_t whole = c->data_bytes / c->frame_bytes * c->frame_bytes;
         if (whole != c->data_bytes && ftruncate(c->fd, (off_t)(WAV_HEADER_BYTES + whole)) == 0)
             c->data_bytes = whole;
-        c->frames = c->data_bytes / FRAME_BYTES;
+        c->frames = c->data_bytes / c->frame_bytes;
         return;
     }
     if (wrote && w->r->cfg.sync_every_write && fdatasync(c->fd) < 0)
@@ -203,25 +204,25 @@ static void rec_flush(struct writer *w, struct rec *c)
 /* Appends one frame (NULL: silence) to the buffer, writing it out when full. */
 static void rec_append(struct writer *w, struct rec *c, const int16_t *pcm)
 {
-    if (w->len + FRAME_BYTES > sizeof(w->buf)) {
+    if (w->len + c->frame_bytes > BUF_FRAMES * c->frame_bytes) {
         rec_flush(w, c);
         if (rec_failed(c))
             return;
     }
     uint8_t *p = w->buf + w->len;
     if (!pcm) {
-        memset(p, 0, FRAME_BYTES);
+        memset(p, 0, c->frame_bytes);
     } else {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        memcpy(p, pcm, FRAME_BYTES);
+        memcpy(p, pcm, c->frame_bytes);
 #else
-        for (int i = 0; i < MIX_FRAME; i++) {
+        for (size_t i = 0; i < c->samples; i++) {
             p[2 * i] = (uint8_t)((uint16_t)pcm[i] & 0xff);
             p[2 * i + 1] = (uint8_t)((uint16_t)pcm[i] >> 8);
         }
 #endif
     }
-    w->len += FRAME_BYTES;
+    w->len += c->frame_bytes;
     c->frames++;
 }
 
@@ -241,9 +242,9 @@ static void rec_silence(struct writer *w, struct rec *c, uint64_t n)
  * and comfort noise are, speech is not. */
 #define QUIET_PEAK 330
 
-static bool frame_quiet(const int16_t *pcm)
+static bool frame_quiet(const int16_t *pcm, size_t n)
 {
-    for (size_t i = 0; i < MIX_FRAME; i++)
+    for (size_t i = 0; i < n; i++)
         if (pcm[i] > QUIET_PEAK || pcm[i] < -QUIET_PEAK)
             return false;
     return true;
@@ -269,7 +270,7 @@ static void rec_frame(struct writer *w, struct rec *c, const struct media_tap_fr
     c->last_dropped_before = f->dropped_before;
     if (!rec_failed(c) && c->frames < c->limit && !rec_silent_end(c)) {
         rec_append(w, c, f->pcm);
-        c->quiet = frame_quiet(f->pcm) ? c->quiet + 1 : 0;
+        c->quiet = frame_quiet(f->pcm, c->samples) ? c->quiet + 1 : 0;
     }
 }
 
@@ -347,7 +348,7 @@ static void rec_finish(struct writer *w, struct rec *c)
     }
     struct recorder_result *res = &c->res;
     str_copy(res->id, sizeof(res->id), c->id);
-    res->frames = c->data_bytes / FRAME_BYTES;
+    res->frames = c->data_bytes / c->frame_bytes;
     res->bytes = c->header_written ? WAV_HEADER_BYTES + c->data_bytes : 0;
     res->duration_ms = (int64_t)res->frames * 20;
     /* The one log line of its end is the caller's, which knows what the file was for. */
@@ -559,9 +560,13 @@ int recorder_open_until_silence(struct recorder *r, const char *id, const char *
     str_copy(c->id, sizeof(c->id), id);
     c->path = xstrdup(path);
     c->tap = media_tap_ref(tap);
+    c->rate = (uint32_t)media_tap_rate(tap);
+    c->samples = media_tap_samples(tap);
+    c->frame_bytes = c->samples * 2;
     c->fd = -1;
-    c->limit_is_max = max_frames > 0 && max_frames <= WAV_FRAMES_MAX;
-    c->limit = c->limit_is_max ? max_frames : WAV_FRAMES_MAX;
+    uint64_t frames_max = WAV_DATA_MAX / c->frame_bytes; /* about 74 hours at 8 kHz, 37 at 16 */
+    c->limit_is_max = max_frames > 0 && max_frames <= frames_max;
+    c->limit = c->limit_is_max ? max_frames : frames_max;
     c->silence_end = silence_frames;
     c->w = pick_writer(r);
     c->w->n_recs++;

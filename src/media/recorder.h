@@ -52,8 +52,9 @@ struct recorder *recorder_create(uv_loop_t *loop, const struct recorder_config *
  * threads, and calls cb for each result not yet delivered before it returns (cb must not call
  * back into the recorder then). NULL is a no-op. Run the loop afterwards so the handle closes. */
 void recorder_destroy(struct recorder *r);
-/* Starts writing tap into a new file at path (created with mode 0640, or truncated) under id,
- * ending by itself after max_frames (0: no limit but a WAV file's, about 74 hours: then error
+/* Starts writing tap into a new file at path (created with mode 0640, or truncated) under id, at
+ * the tap's rate, ending by itself after max_frames (0: no limit but a WAV file's, about 74 hours
+ * at 8 kHz and 37 at 16 kHz: then error
  * EFBIG) or once the tap is closed and empty. The first frame's tick starts the file; frames the
  * tap dropped, after the last one too, become silence (counted in dropped). The recorder takes
  * its own reference on the tap and only ever reads it (it does not close it). The file is opened

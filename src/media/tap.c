@@ -12,12 +12,13 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/spsc.h"
+#include "media/resample.h"
 #include "media/vad.h"
 
 _Static_assert(VAD_MARK_BEGIN == MEDIA_TAP_BEGIN && VAD_MARK_END == MEDIA_TAP_END,
                "the detector's marks are the tap's");
 
-/* A ring larger than this (almost six hours of audio, 350 MB) is a mistake, not a setting. */
+/* A ring larger than this (almost six hours of audio, 700 MB) is a mistake, not a setting. */
 #define TAP_CAPACITY_MAX ((size_t)1 << 20)
 
 struct media_tap {
@@ -26,6 +27,12 @@ struct media_tap {
     atomic_size_t refs;
     atomic_bool closed;
     _Atomic uint64_t dropped, offered; /* written by the producer only */
+    int rate;
+    size_t samples; /* per frame */
+    /* producer-owned: frames from the other band, converted (8 -> 16 kHz on a 16 kHz tap, 16 -> 8
+     * on an 8 kHz one), and the tick after the last frame it converted */
+    struct resampler *conv;
+    uint64_t conv_next;
     /* speech taps (producer-owned) */
     struct vad *vad;
     bool begin_owed; /* an utterance started, and none of its frames went in yet */
@@ -33,8 +40,15 @@ struct media_tap {
 
 struct media_tap *media_tap_create(size_t capacity)
 {
+    return media_tap_create_rate(capacity, 8000);
+}
+
+struct media_tap *media_tap_create_rate(size_t capacity, int rate)
+{
     if (capacity < 2 || capacity > TAP_CAPACITY_MAX)
         die("tap capacity %zu is out of range (2..%zu frames)", capacity, TAP_CAPACITY_MAX);
+    if (rate != 8000 && rate != 16000)
+        die("tap rate %d is neither 8000 nor 16000", rate);
     size_t pow2 = 2;
     while (pow2 < capacity)
         pow2 *= 2;
@@ -45,13 +59,16 @@ struct media_tap *media_tap_create(size_t capacity)
     atomic_init(&t->closed, false);
     atomic_init(&t->dropped, 0);
     atomic_init(&t->offered, 0);
+    t->rate = rate;
+    t->samples = (size_t)rate / 50;
+    t->conv = rate == 16000 ? resampler_create(8000, 16000) : resampler_create(16000, 8000);
     return t;
 }
 
-struct media_tap *media_tap_create_speech(size_t capacity, const struct vad_config *cfg)
+struct media_tap *media_tap_create_speech(size_t capacity, int rate, const struct vad_config *cfg)
 {
-    struct media_tap *t = media_tap_create(capacity);
-    t->vad = vad_create(cfg);
+    struct media_tap *t = media_tap_create_rate(capacity, rate);
+    t->vad = vad_create(cfg, rate);
     return t;
 }
 
@@ -67,6 +84,7 @@ void media_tap_unref(struct media_tap *t)
         return;
     spsc_fini(&t->ring);
     vad_destroy(t->vad);
+    resampler_destroy(t->conv);
     free(t);
 }
 
@@ -90,7 +108,7 @@ static bool ring_push(struct media_tap *t, uint64_t tick, const int16_t *pcm, ui
         return false;
     }
     struct media_tap_frame f = {.tick = tick, .dropped_before = dropped, .mark = mark};
-    memcpy(f.pcm, pcm, sizeof(f.pcm));
+    memcpy(f.pcm, pcm, t->samples * sizeof(f.pcm[0]));
     bool ok = spsc_push(&t->ring, &f); /* cannot fail: the ring is at least capacity */
     assert(ok);
     (void)ok;
@@ -133,6 +151,21 @@ bool media_tap_push(struct media_tap *t, uint64_t tick, const int16_t *pcm)
         all &= speech_push(t, at, frame, mark);
     }
     return all;
+}
+
+bool media_tap_push_from(struct media_tap *t, uint64_t tick, const int16_t *pcm, int rate)
+{
+    static const int16_t silence[MIX_FRAME_WB];
+    if (!pcm)
+        return media_tap_push(t, tick, silence);
+    if (rate == t->rate)
+        return media_tap_push(t, tick, pcm);
+    if (tick != t->conv_next)
+        resampler_reset(t->conv);
+    t->conv_next = tick + 1;
+    int16_t conv[MIX_FRAME_WB];
+    resampler_run_i16(t->conv, pcm, (size_t)rate / 50, conv);
+    return media_tap_push(t, tick, conv);
 }
 
 bool media_tap_push_marked(struct media_tap *t, uint64_t tick, const int16_t *pcm, uint8_t mark)
@@ -179,4 +212,14 @@ bool media_tap_is_speech(const struct media_tap *t)
 size_t media_tap_capacity(const struct media_tap *t)
 {
     return t->capacity;
+}
+
+int media_tap_rate(const struct media_tap *t)
+{
+    return t->rate;
+}
+
+size_t media_tap_samples(const struct media_tap *t)
+{
+    return t->samples;
 }

@@ -1,6 +1,9 @@
 /* A media tap: audio a media thread hands to a worker thread without ever waiting for it. A fixed
- * ring of 20 ms frames (8 kHz mono signed 16-bit, MIX_FRAME samples) with one producer (the media
- * thread that owns what is tapped) and one consumer (a worker thread). When the ring is full the
+ * ring of 20 ms frames (mono signed 16-bit at the tap's rate: 8 kHz, MIX_FRAME samples, or 16 kHz,
+ * MIX_FRAME_WB samples) with one producer (the media thread that owns what is tapped) and one
+ * consumer (a worker thread). The rate is the consumer's choice, made at creation; the producer
+ * hands each frame in its own band (a G.711 leg's at 8 kHz, a wideband one's at 16 kHz) and the tap
+ * converts it with a resampler of its own when the two differ. When the ring is full the
  * frame is dropped and counted: the producer never blocks and never allocates. Each frame carries
  * the engine's tick number, so the consumer sees the ticks it did not get (drops, or a leg moving
  * between media threads) and can keep file time equal to wall time. Shared by reference count
@@ -38,28 +41,35 @@ struct media_tap_frame {
      * frame a consumer got are media_tap_dropped() minus this (no later frame shows their gap). */
     uint64_t dropped_before;
     uint8_t mark; /* speech taps: MEDIA_TAP_BEGIN / MEDIA_TAP_END of an utterance (else 0) */
-    int16_t pcm[MIX_FRAME];
+    int16_t pcm[MIX_FRAME_WB]; /* media_tap_samples() of them */
 };
 
 /* Marks of a speech tap's frames (or-ed): the first frame of an utterance, its last. */
 #define MEDIA_TAP_BEGIN 1u
 #define MEDIA_TAP_END 2u
 
-/* Any thread. A tap holding up to capacity frames (2 .. 2^20; outside that range is a programmer
- * error and aborts); the caller holds the one reference. */
+/* Any thread. A tap of 8 kHz frames holding up to capacity frames (2 .. 2^20; outside that range
+ * is a programmer error and aborts); the caller holds the one reference. */
 struct media_tap *media_tap_create(size_t capacity);
-/* Any thread. A speech tap (above) holding up to capacity frames, with the detector's settings
- * (NULL: vad_config_default(); invalid ones are a programmer error: validate them first). */
-struct media_tap *media_tap_create_speech(size_t capacity, const struct vad_config *cfg);
+/* Any thread. The same at rate (8000 or 16000; another is a programmer error and aborts). */
+struct media_tap *media_tap_create_rate(size_t capacity, int rate);
+/* Any thread. A speech tap (above) at rate holding up to capacity frames, with the detector's
+ * settings (NULL: vad_config_default(); invalid ones are a programmer error: validate them
+ * first). */
+struct media_tap *media_tap_create_speech(size_t capacity, int rate, const struct vad_config *cfg);
 /* Any thread. Takes another reference; returns t. */
 struct media_tap *media_tap_ref(struct media_tap *t);
 /* Any thread. Drops a reference, freeing the tap at zero; NULL is a no-op. */
 void media_tap_unref(struct media_tap *t);
-/* Producer. Copies one frame stamped with tick; false (and counted in dropped) when the ring is
- * full. Never blocks, never allocates. On a closed tap: false, and nothing is counted. On a
- * speech tap the frame goes to the detector, and the frames of utterances it hands on (none, one,
- * or a pre-roll and an onset) to the ring: false when one of them was dropped. */
+/* Producer. Copies one frame at the tap's rate stamped with tick; false (and counted in dropped)
+ * when the ring is full. Never blocks, never allocates. On a closed tap: false, and nothing is
+ * counted. On a speech tap the frame goes to the detector, and the frames of utterances it hands
+ * on (none, one, or a pre-roll and an onset) to the ring: false when one of them was dropped. */
 bool media_tap_push(struct media_tap *t, uint64_t tick, const int16_t *pcm);
+/* Producer. The same with a frame at rate (8000 or 16000; NULL: silence), converted to the tap's
+ * rate when it differs (the converter's history is forgotten when the frames before it came at
+ * the tap's own rate or a tick was skipped). */
+bool media_tap_push_from(struct media_tap *t, uint64_t tick, const int16_t *pcm, int rate);
 /* Producer, plain taps only (a speech tap makes its own marks). The same, with the frame's mark. */
 bool media_tap_push_marked(struct media_tap *t, uint64_t tick, const int16_t *pcm, uint8_t mark);
 /* Consumer. Moves up to max frames, oldest first, into out; returns how many. */
@@ -76,5 +86,8 @@ bool media_tap_is_speech(const struct media_tap *t);
 uint64_t media_tap_dropped(const struct media_tap *t);
 uint64_t media_tap_offered(const struct media_tap *t);
 size_t media_tap_capacity(const struct media_tap *t);
+/* Any thread: the tap's rate (8000 or 16000) and samples per frame (MIX_FRAME or MIX_FRAME_WB). */
+int media_tap_rate(const struct media_tap *t);
+size_t media_tap_samples(const struct media_tap *t);
 
 #endif

@@ -18,8 +18,8 @@
  * being filled: the window slides a block at a time (it is floor_window_ms to an eighth more), for
  * one comparison a frame. */
 #define FLOOR_BLOCKS 8
-/* A frame's sum of squares at 0 dBov. */
-#define FULL_SCALE ((double)MIX_FRAME * 32768.0 * 32768.0)
+/* A frame's sum of squares at 0 dBov, per sample. */
+#define FULL_SCALE_PER_SAMPLE (32768.0 * 32768.0)
 
 struct vad {
     /* settings, in frames and sums of squares */
@@ -41,7 +41,9 @@ struct vad {
     size_t out_first, out_n;
     bool out_begin, out_end;
     uint64_t *ticks;
-    int16_t (*pcm)[MIX_FRAME];
+    size_t samples;    /* per frame: 160 (8 kHz) or 320 (16 kHz) */
+    double full_scale; /* a frame's sum of squares at 0 dBov */
+    int16_t *pcm;      /* size frames of samples */
 };
 
 struct vad_config vad_config_default(void)
@@ -97,14 +99,18 @@ int vad_config_validate(const struct vad_config *c, struct error *e)
     return 0;
 }
 
-struct vad *vad_create(const struct vad_config *cfg)
+struct vad *vad_create(const struct vad_config *cfg, int rate)
 {
     struct vad_config c = cfg ? *cfg : vad_config_default();
     struct error err;
     if (vad_config_validate(&c, &err) < 0)
         die("%s", err.message);
+    if (rate != 8000 && rate != 16000)
+        die("vad: rate %d is neither 8000 nor 16000", rate);
     struct vad *v = xcalloc(1, sizeof(*v));
-    v->min_energy = (uint64_t)(FULL_SCALE * pow(10.0, c.min_level_db / 10.0));
+    v->samples = (size_t)rate / 50;
+    v->full_scale = (double)v->samples * FULL_SCALE_PER_SAMPLE;
+    v->min_energy = (uint64_t)(v->full_scale * pow(10.0, c.min_level_db / 10.0));
     v->margin = pow(10.0, c.margin_db / 10.0);
     v->block_frames = (frames_of(c.floor_window_ms) + FLOOR_BLOCKS - 1) / FLOOR_BLOCKS;
     v->onset = frames_of(c.onset_ms);
@@ -117,7 +123,7 @@ struct vad *vad_create(const struct vad_config *cfg)
     v->blocks_min = v->cur_min = UINT64_MAX;
     v->size = (size_t)(frames_of(c.preroll_ms) + v->onset);
     v->ticks = xcalloc(v->size, sizeof(*v->ticks));
-    v->pcm = xcalloc(v->size, sizeof(*v->pcm));
+    v->pcm = xcalloc(v->size * v->samples, sizeof(*v->pcm));
     return v;
 }
 
@@ -130,10 +136,10 @@ void vad_destroy(struct vad *v)
     free(v);
 }
 
-static uint64_t frame_energy(const int16_t *x)
+static uint64_t frame_energy(const int16_t *x, size_t n)
 {
     uint64_t acc = 0;
-    for (int i = 0; i < MIX_FRAME; i++)
+    for (size_t i = 0; i < n; i++)
         acc += (uint64_t)((int32_t)x[i] * x[i]);
     return acc;
 }
@@ -160,7 +166,7 @@ static bool is_speech(struct vad *v, uint64_t e)
 
 static void ring_put(struct vad *v, const int16_t *pcm, uint64_t tick)
 {
-    memcpy(v->pcm[v->head], pcm, sizeof(v->pcm[0]));
+    memcpy(v->pcm + v->head * v->samples, pcm, v->samples * sizeof(*v->pcm));
     v->ticks[v->head] = tick;
     v->head = (v->head + 1) % v->size;
     if (v->fill < v->size)
@@ -179,9 +185,9 @@ static void hand_on(struct vad *v, size_t n, bool begin, bool end)
 /* Why the ring forgets at an utterance's end: the next utterance's pre-roll is only what came
  * after it, so no frame is handed on twice, and after a cut at max_ms the frames since the cut
  * become the next utterance's start. */
-enum vad_out vad_feed(struct vad *v, const int16_t pcm[MIX_FRAME], uint64_t tick)
+enum vad_out vad_feed(struct vad *v, const int16_t *pcm, uint64_t tick)
 {
-    bool speech = is_speech(v, frame_energy(pcm));
+    bool speech = is_speech(v, frame_energy(pcm, v->samples));
     ring_put(v, pcm, tick);
     if (!v->inside) {
         v->run = speech ? v->run + 1 : 0;
@@ -220,7 +226,7 @@ const int16_t *vad_out_frame(const struct vad *v, size_t i, uint64_t *tick, uint
     *tick = v->ticks[at];
     *mark = (uint8_t)((i == 0 && v->out_begin ? VAD_MARK_BEGIN : 0) |
                       (i + 1 == v->out_n && v->out_end ? VAD_MARK_END : 0));
-    return v->pcm[at];
+    return v->pcm + at * v->samples;
 }
 
 bool vad_in_utterance(const struct vad *v)
@@ -233,5 +239,5 @@ double vad_floor_db(const struct vad *v)
     uint64_t floor = v->cur_min < v->blocks_min ? v->cur_min : v->blocks_min;
     if (floor == UINT64_MAX || floor == 0)
         return -100.0;
-    return 10.0 * log10((double)floor / FULL_SCALE);
+    return 10.0 * log10((double)floor / v->full_scale);
 }

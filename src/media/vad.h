@@ -1,6 +1,6 @@
 /* Voice activity detection that cuts one voice (a leg's own audio) into utterances for speech
- * recognition: 20 ms frames at 8 kHz mono in, and for each one what to hand on (nothing, or frames
- * of an utterance with its first and last marked).
+ * recognition: 20 ms frames at 8 or 16 kHz mono in, and for each one what to hand on (nothing, or
+ * frames of an utterance with its first and last marked).
  *
  * A frame is speech when its level is both above an absolute minimum (digital silence and line
  * noise never are) and a margin above the noise floor, the quietest frame of the last few seconds.
@@ -21,7 +21,8 @@
  * while it lasts: one utterance of about that length plus the hangover, not an endless one.
  *
  * Media thread: after vad_create() nothing allocates, locks or calls the system; a frame costs one
- * pass of 160 multiply-adds and a copy into the ring. One detector serves one stream. */
+ * pass of 160 (8 kHz) or 320 (16 kHz) multiply-adds and a copy into the ring. One detector serves
+ * one stream. */
 #ifndef CONFERENCED_VAD_H
 #define CONFERENCED_VAD_H
 
@@ -65,13 +66,14 @@ struct vad;
 struct vad_config vad_config_default(void);
 /* Any thread. 0, or -ERR_INVALID_ARGUMENT with e saying which field is out of its range. */
 int vad_config_validate(const struct vad_config *cfg, struct error *e);
-/* Any thread. A detector with cfg (NULL: the defaults); an invalid cfg is a programmer error (it
- * is validated first) and aborts. */
-struct vad *vad_create(const struct vad_config *cfg);
+/* Any thread. A detector with cfg (NULL: the defaults) for frames at rate (8000 or 16000: 160 or
+ * 320 samples); an invalid cfg or rate is a programmer error (cfg is validated first) and aborts.
+ * Levels mean the same at either rate (they are per sample). */
+struct vad *vad_create(const struct vad_config *cfg, int rate);
 /* Any thread, once its user has let go. NULL is a no-op. */
 void vad_destroy(struct vad *v);
 /* The detector's thread. Takes the frame captured at tick and says what to hand on. */
-enum vad_out vad_feed(struct vad *v, const int16_t pcm[MIX_FRAME], uint64_t tick);
+enum vad_out vad_feed(struct vad *v, const int16_t *pcm, uint64_t tick);
 /* The detector's thread: how many frames the last vad_feed() hands on (0 .. pre-roll + onset). */
 size_t vad_out_count(const struct vad *v);
 /* The detector's thread: frame i (oldest first) of those, its tick (when it was fed) and marks;

@@ -45,15 +45,21 @@ void wav_header_rate(uint8_t out[WAV_HEADER_BYTES], uint32_t rate, uint32_t data
     put_u32(out + 40, data_bytes);
 }
 
-/* Ours: the format part of our header (the sizes aside), or all zeros (a crash before the header
- * reached the disk). Anything else is some other file, left alone. */
-static bool header_is_ours(const uint8_t *h)
+/* Ours: the format part of our header at one of our rates (the sizes aside), or all zeros (a
+ * crash before the header reached the disk: taken as WAV_RATE). Anything else is some other file,
+ * left alone. Returns the rate, or 0. */
+static uint32_t header_is_ours(const uint8_t *h)
 {
+    static const uint32_t rates[] = {WAV_RATE, WAV_RATE_WB};
     uint8_t want[WAV_HEADER_BYTES], zero[WAV_HEADER_BYTES] = {0};
-    wav_header(want, 0);
     if (memcmp(h, zero, sizeof(zero)) == 0)
-        return true;
-    return memcmp(h, want, 4) == 0 && memcmp(h + 8, want + 8, 32) == 0;
+        return WAV_RATE;
+    for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+        wav_header_rate(want, rates[i], 0);
+        if (memcmp(h, want, 4) == 0 && memcmp(h + 8, want + 8, 32) == 0)
+            return rates[i];
+    }
+    return 0;
 }
 
 static int write_all_at(int fd, const uint8_t *p, size_t n, off_t at)
@@ -72,7 +78,7 @@ static int write_all_at(int fd, const uint8_t *p, size_t n, off_t at)
     return 0;
 }
 
-int wav_repair(const char *path, uint64_t *data_bytes)
+int wav_repair(const char *path, uint64_t *data_bytes, uint32_t *rate)
 {
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
@@ -88,6 +94,7 @@ int wav_repair(const char *path, uint64_t *data_bytes)
         goto done;
     }
     uint64_t size = (uint64_t)st.st_size, data = 0;
+    uint32_t hz = WAV_RATE;
     if (size >= WAV_HEADER_BYTES) {
         uint8_t h[WAV_HEADER_BYTES];
         ssize_t got = pread(fd, h, sizeof(h), 0);
@@ -95,7 +102,7 @@ int wav_repair(const char *path, uint64_t *data_bytes)
             rc = -errno;
             goto done;
         }
-        if (got != WAV_HEADER_BYTES || !header_is_ours(h)) {
+        if (got != WAV_HEADER_BYTES || !(hz = header_is_ours(h))) {
             rc = -EINVAL;
             goto done;
         }
@@ -114,7 +121,7 @@ int wav_repair(const char *path, uint64_t *data_bytes)
         goto done;
     }
     uint8_t h[WAV_HEADER_BYTES];
-    wav_header(h, (uint32_t)data);
+    wav_header_rate(h, hz, (uint32_t)data);
     if ((rc = write_all_at(fd, h, sizeof(h), 0)) < 0)
         goto done;
     if (fdatasync(fd) < 0) {
@@ -123,6 +130,8 @@ int wav_repair(const char *path, uint64_t *data_bytes)
     }
     if (data_bytes)
         *data_bytes = data;
+    if (rate)
+        *rate = hz;
 done:
     if (close(fd) < 0 && rc == 0)
         rc = -errno;

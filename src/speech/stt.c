@@ -74,6 +74,7 @@ struct utt {
     struct stream *st;
     uint64_t begin_tick, end_tick;
     uint64_t seq; /* its place among the stream's utterances */
+    int rate;     /* its stream's tap's */
     size_t n;     /* samples */
     int16_t pcm[];
 };
@@ -101,6 +102,9 @@ struct stream {
     char id[ID_LEN + 1];
     char language[STT_LANGUAGE_LEN + 1];
     struct rec *rec;
+    int rate;       /* its tap's: 8000 or 16000 */
+    size_t samples; /* per frame */
+    size_t max_n;   /* samples of its longest utterance (max_utterance_ms) */
     /* control-owned */
     bool closing;      /* stt_stream_close() was called */
     uint64_t next_seq; /* the result to deliver next */
@@ -340,7 +344,7 @@ static void *rec_main(void *arg)
         memset(ans, 0, sizeof(*ans));
         struct stt_audio a = {.pcm = u->pcm,
                               .n = u->n,
-                              .rate = STT_RATE,
+                              .rate = u->rate,
                               .language = st->language,
                               .stream_id = st->id};
         double t0 = mono_s();
@@ -423,7 +427,7 @@ static void utt_finish(struct stt *s, struct stream *st)
     r->n++;
     st->outstanding++;
     s->stats.utterances++;
-    s->stats.audio_s += (double)u->n / STT_RATE;
+    s->stats.audio_s += (double)u->n / u->rate;
     pthread_cond_signal(&r->cv);
     uint64_t suppressed = 0;
     bool log_it = false;
@@ -449,6 +453,7 @@ static void utt_start(struct stt *s, struct stream *st, uint64_t tick)
 {
     st->cur = pool_get(s);
     st->cur->st = st;
+    st->cur->rate = st->rate;
     st->cur->begin_tick = st->cur->end_tick = tick;
 }
 
@@ -456,16 +461,16 @@ static void utt_start(struct stt *s, struct stream *st, uint64_t tick)
  * frame starts the next one. */
 static void utt_append(struct stt *s, struct stream *st, const int16_t *pcm, uint64_t tick)
 {
-    if (st->cur->n + MIX_FRAME > s->max_samples) {
+    if (st->cur->n + st->samples > st->max_n) {
         utt_finish(s, st);
         utt_start(s, st, tick);
     }
     int16_t *p = st->cur->pcm + st->cur->n;
     if (pcm)
-        memcpy(p, pcm, MIX_FRAME * sizeof(int16_t));
+        memcpy(p, pcm, st->samples * sizeof(int16_t));
     else
-        memset(p, 0, MIX_FRAME * sizeof(int16_t));
-    st->cur->n += MIX_FRAME;
+        memset(p, 0, st->samples * sizeof(int16_t));
+    st->cur->n += st->samples;
     st->cur->end_tick = tick;
 }
 
@@ -897,7 +902,8 @@ struct stt *stt_create_with(uv_loop_t *loop, const struct stt_config *cfg,
     s->cb = cb;
     s->ctx = ctx;
     s->queue_max = cfg->queue_max;
-    s->max_samples = (size_t)(cfg->max_utterance_ms / FRAME_MS) * MIX_FRAME;
+    /* Buffers hold the longest utterance at the wider rate; an 8 kHz one uses half. */
+    s->max_samples = (size_t)(cfg->max_utterance_ms / FRAME_MS) * MIX_FRAME_WB;
     s->has_builtin = cfg->threads > 0;
     s->has_http = cfg->http_url && cfg->http_url[0];
     atomic_init(&s->stop, false);
@@ -1050,6 +1056,9 @@ int stt_stream_open(struct stt *s, const char *stream_id, struct media_tap *tap,
     str_copy(st->id, sizeof(st->id), stream_id);
     str_copy(st->language, sizeof(st->language), language);
     st->rec = r;
+    st->rate = media_tap_rate(tap);
+    st->samples = media_tap_samples(tap);
+    st->max_n = s->max_samples / MIX_FRAME_WB * st->samples;
     if (r == &s->builtin)
         rec_launch(r, "stt-decode");
     st->tap = media_tap_ref(tap);

@@ -388,7 +388,8 @@ static void *http_open(void *shared, size_t max_samples, const atomic_bool *stop
     struct http_thread *t = xcalloc(1, sizeof(*t));
     t->h = shared;
     t->rs = rs;
-    t->cap = WAV_HEADER_BYTES + ((size_t)max_samples * STT_RECOGNISER_RATE / STT_RATE + 256) * 2;
+    /* max_samples is at the recogniser's rate (an 8 kHz utterance, resampled, is as long). */
+    t->cap = WAV_HEADER_BYTES + ((size_t)max_samples + 256) * 2;
     t->wav = xmalloc(t->cap);
     return t;
 }

@@ -13,7 +13,8 @@
 
 #include "speech/stt.h"
 
-/* Audio the collector assembles: the tap's format (8 kHz mono signed 16-bit). */
+/* Narrowband audio as the collector assembles it from a G.711 leg's tap (8 kHz mono signed
+ * 16-bit); a wideband leg's comes at STT_RECOGNISER_RATE already. */
 #define STT_RATE 8000
 /* What recognisers are given after resampling (pocketsphinx's en-us model, whisper). */
 #define STT_RECOGNISER_RATE 16000
@@ -23,8 +24,8 @@
 struct stt_audio {
     const int16_t *pcm; /* at rate */
     size_t n;           /* samples, >= 1 */
-    int rate;           /* STT_RATE (what the collector assembles), or STT_RECOGNISER_RATE
-                           (wideband audio decoded as it is: the benchmark's direct files) */
+    int rate;           /* STT_RATE (a narrowband tap's), or STT_RECOGNISER_RATE (a wideband
+                           tap's, and the benchmark's direct files: decoded as it is) */
     const char *language;
     const char *stream_id;
 };
@@ -42,7 +43,8 @@ struct stt_backend {
     const char *name; /* in logs: "pocketsphinx", "http" */
     /* Recogniser thread. The thread's own state (a decoder), or NULL with a message in err.
      * shared is what stt_create_with() was given for this recogniser; max_samples bounds every
-     * utterance; stop is set when the stt is being destroyed (a long wait should give up). */
+     * utterance at STT_RECOGNISER_RATE (one at STT_RATE has at most half as many); stop is set when
+     * the stt is being destroyed (a long wait should give up). */
     void *(*open)(void *shared, size_t max_samples, const atomic_bool *stop, char *err,
                   size_t errlen);
     /* Recogniser thread. Returns 0 with out->text (and out->confidence), or -1 with

@@ -50,22 +50,22 @@ def check_transcript(t):
     return t
 
 
-def say(path, text, voice, gap_before=0.0, gap_after=0.0):
-    """text spoken by a flite voice, as an 8 kHz mono 16-bit WAV with silence around it."""
+def say(path, text, voice, gap_before=0.0, gap_after=0.0, rate=8000):
+    """text spoken by a flite voice, as a mono 16-bit WAV at rate with silence around it."""
     raw = str(path) + ".raw.wav"
     subprocess.run(["flite", "-voice", voice, "-t", text, "-o", raw], check=True, timeout=30)
-    subprocess.run(["sox", raw, "-r", "8000", "-c", "1", "-b", "16", str(path), "pad",
+    subprocess.run(["sox", raw, "-r", str(rate), "-c", "1", "-b", "16", str(path), "pad",
                     str(gap_before), str(gap_after)], check=True, timeout=30)
     os.unlink(raw)
 
 
-def script(path, parts, tmp):
+def script(path, parts, tmp, rate=8000):
     """A phone's microphone: each (start second, text, voice) spoken from that second on (a start
     before the previous sentence's end follows right after it), then 3 s of silence."""
     pieces, at = [], 0.0
     for i, (start, text, voice) in enumerate(parts):
         p = os.path.join(str(tmp), f"{os.path.basename(str(path))}.{i}.wav")
-        say(p, text, voice, gap_before=max(0.0, start - at))
+        say(p, text, voice, gap_before=max(0.0, start - at), rate=rate)
         at += seconds_of(p)
         pieces.append(p)
     subprocess.run(["sox"] + pieces + [str(path), "pad", "0", "3"], check=True, timeout=30)
@@ -200,6 +200,52 @@ def test_who_said_what_live(server, customer, tmp_path):
     assert a2 and b2
     assert parse_ts(a2[0]["tm_transcript"]) < parse_ts(b2[0]["tm_end"]) and \
         parse_ts(b2[0]["tm_transcript"]) < parse_ts(a2[0]["tm_end"]), (a2, b2)
+
+
+HANNA = [(1.0, "please call me back tomorrow about the budget meeting", "slt"),
+         (9.0, "we should buy a new computer for the office", "slt")]
+HANNA_WORDS = [["call", "back", "tomorrow", "budget", "meeting"],
+               ["buy", "new", "computer", "office"]]
+IVAN = [(5.0, "the train leaves at seven in the morning", "rms")]
+IVAN_WORDS = [["train", "leaves", "seven", "morning"]]
+
+
+@needs_speech
+def test_wideband_speaker(server, customer, tmp_path):
+    """A G.722 phone (16 kHz) and a G.711 one in one room: each transcribed from its own band
+    (the wideband one from its 16 kHz audio), each sentence under the right name."""
+    api = customer.api
+    conf = customer.create_conference(name="hd-captions")
+    cid = conf["id"]
+    hanna_wav, ivan_wav = tmp_path / "hanna.wav", tmp_path / "ivan.wav"
+    script(hanna_wav, HANNA, tmp_path, rate=16000)  # baresip's file source: the codec's rate
+    script(ivan_wav, IVAN, tmp_path)
+    uri = f"sip:{conf['direct_hash']}@127.0.0.1:{server.sip_port}"
+    tid = ok(api.post(f"/v1.0/conferences/{cid}/transcribe_start",
+                      {"language": "en-US"}))["transcribe_id"]
+    phones = []
+    try:
+        phones.append(Phone(tmp_path, "hanna", hanna_wav, codec="G722").dial(uri))
+        phones.append(Phone(tmp_path, "ivan", ivan_wav, codec="PCMU").dial(uri))
+        wait_until(lambda: len(joined_ccs(api, cid)) == 2, 15, what="two joined")
+        names = {cc["id"]: speaker_of_call(api, cc["reference_id"])
+                 for cc in joined_ccs(api, cid)}
+        time.sleep(max(seconds_of(hanna_wav), seconds_of(ivan_wav)) + 3)
+        ok(api.post(f"/v1.0/conferences/{cid}/transcribe_stop"))
+        wait_until(lambda: ok(api.get(f"/v1.0/transcribes/{tid}"))["status"] == "done", 20,
+                   what="the transcription done")
+        got = transcripts(api, tid)
+    finally:
+        for p in phones:
+            p.stop()
+    by = {"hanna": [], "ivan": []}
+    for t in got:
+        by[names[t["conferencecall_id"]]].append(t["message"])
+    for who, words in (("hanna", HANNA_WORDS), ("ivan", IVAN_WORDS)):
+        for group in words:
+            hits = [m for m in by[who] if sum(w in m.lower().split() for w in group) >= 2]
+            assert hits, (who, group, by)
+    assert not any("computer" in m or "budget" in m for m in by["ivan"]), by
 
 
 @needs_speech

@@ -480,8 +480,8 @@ static void test_speech_taps_overlap(void **state)
     struct media_leg *lb = leg_new(f, "talk-b", peer_port(&b));
     media_leg_join(f->e, la, r);
     media_leg_join(f->e, lb, r);
-    struct media_tap *ta = media_tap_create_speech(400, NULL);
-    struct media_tap *tb = media_tap_create_speech(400, NULL);
+    struct media_tap *ta = media_tap_create_speech(400, 8000, NULL);
+    struct media_tap *tb = media_tap_create_speech(400, 8000, NULL);
     assert_int_equal(media_leg_tap_side(f->e, la, ta, MEDIA_TAP_SAYS), 0);
     assert_int_equal(media_leg_tap_side(f->e, lb, tb, MEDIA_TAP_SAYS), 0);
     struct peer *peers[] = {&a, &b};

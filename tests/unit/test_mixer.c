@@ -307,6 +307,47 @@ static void test_bands(void **state)
     resampler_destroy(f.room.down);
 }
 
+/* The whole mix for taps: 16 kHz once the room has a wideband member, with a phone's voice
+ * bridged in even when no wideband member listens (the only one is deaf); 8 kHz in a room of
+ * phones alone. */
+static void test_whole_mix(void **state)
+{
+    struct room_fx f;
+    room_init(&f, 2);
+    f.parts[0].codec = CODEC_PCMU;
+    f.parts[1].codec = CODEC_G722;
+    f.parts[1].enc = codec_enc_create(CODEC_G722, NULL);
+    f.parts[1].deaf = true;
+    f.room.up = resampler_create(8000, 16000);
+    f.room.down = resampler_create(16000, 8000);
+    f.room.want_whole = true;
+    enum { T = 20 };
+    static int16_t whole[MIX_FRAME_WB * T];
+    const double a[1] = {700}, b[1] = {6000};
+    for (int t = 0; t < T; t++) {
+        f.parts[0].has_in = f.parts[1].has_in = true;
+        tone_at(f.parts[0].in, MIX_FRAME, a, 1, t, 8000);
+        tone_at(f.parts[1].in, MIX_FRAME_WB, b, 1, t, 16000);
+        mix_room_tick(&f.room);
+        assert_int_equal(mix_whole(&f.room, whole + (size_t)t * MIX_FRAME_WB), 16000);
+    }
+    size_t skip = 5 * MIX_FRAME_WB; /* the resampler's start */
+    double l700 = fake_tone_level_at(whole + skip, (T - 5) * MIX_FRAME_WB, 700, 16000);
+    double l6k = fake_tone_level_at(whole + skip, (T - 5) * MIX_FRAME_WB, 6000, 16000);
+    if (l700 < 3500 || l6k < 3500)
+        fail_msg("the whole mix holds 700 Hz at %.0f and 6 kHz at %.0f, want ~4000", l700, l6k);
+    codec_enc_destroy(f.parts[1].enc);
+    resampler_destroy(f.room.up);
+    resampler_destroy(f.room.down);
+
+    room_init(&f, 2);
+    f.room.want_whole = true;
+    f.parts[0].has_in = true;
+    tone(f.parts[0].in, 500, 4000, 0);
+    mix_room_tick(&f.room);
+    assert_int_equal(mix_whole(&f.room, whole), 8000);
+}
+
 /* A room of phones alone never runs a bridge (and needs none). */
 static void test_narrow_room_needs_no_bridge(void **state)
 {
@@ -331,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_mix_minus),
         cmocka_unit_test(test_bands),
         cmocka_unit_test(test_narrow_room_needs_no_bridge),
+        cmocka_unit_test(test_whole_mix),
         cmocka_unit_test(test_heard),
         cmocka_unit_test(test_no_wraparound),
         cmocka_unit_test(test_silent_room_costs_nothing),

@@ -160,6 +160,40 @@ static uint32_t le32(const uint8_t *p)
 static const char *ID_A = "4f1c1a3e-8f6b-4c2a-9d6e-0a1b2c3d4e5f";
 static const char *ID_B = "5e2d2b4f-9a7c-4d3b-8e7f-1b2c3d4e5f60";
 
+/* A 16 kHz tap makes a 16 kHz file: 320 samples a frame, the header saying so. */
+static void test_wideband_file(void **state)
+{
+    struct fx *f = fx_new(10000);
+    char path[128];
+    path_of(f, path, sizeof(path), "wide.wav");
+    struct media_tap *t = media_tap_create_rate(200, 16000);
+    assert_int_equal(recorder_open(f->r, ID_A, path, t, 0), 0);
+    int16_t pcm[MIX_FRAME_WB];
+    for (uint64_t k = 0; k < 50; k++) {
+        for (int i = 0; i < MIX_FRAME_WB; i++)
+            pcm[i] = (int16_t)(k * 10 + (uint64_t)i);
+        media_tap_push(t, 500 + k, pcm);
+    }
+    media_tap_close(t);
+    assert_true(wait_results(f, 1, 2000));
+    const struct recorder_result *r = &f->res[0];
+    assert_int_equal(r->error, 0);
+    assert_int_equal(r->frames, 50);
+    assert_int_equal(r->duration_ms, 1000);
+    assert_int_equal(r->bytes, WAV_HEADER_BYTES + 50 * MIX_FRAME_WB * 2);
+    SF_INFO info = {0};
+    SNDFILE *sf = sf_open(path, SFM_READ, &info);
+    assert_non_null(sf);
+    assert_int_equal(info.samplerate, 16000);
+    assert_int_equal(info.frames, 50 * MIX_FRAME_WB);
+    short x[MIX_FRAME_WB * 50];
+    assert_int_equal(sf_read_short(sf, x, info.frames), info.frames);
+    sf_close(sf);
+    assert_int_equal(x[49 * MIX_FRAME_WB + 319], 490 + 319);
+    media_tap_unref(t);
+    fx_free(f);
+}
+
 static void test_exact_frames(void **state)
 {
     struct fx *f = fx_new(10000);
@@ -400,10 +434,10 @@ static void test_destroy_finishes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exact_frames),     cmocka_unit_test(test_gaps_are_silence),
-        cmocka_unit_test(test_max_frames),       cmocka_unit_test(test_header_rewritten),
-        cmocka_unit_test(test_write_failure),    cmocka_unit_test(test_open_failure),
-        cmocka_unit_test(test_destroy_finishes),
+        cmocka_unit_test(test_exact_frames),     cmocka_unit_test(test_wideband_file),
+        cmocka_unit_test(test_gaps_are_silence), cmocka_unit_test(test_max_frames),
+        cmocka_unit_test(test_header_rewritten), cmocka_unit_test(test_write_failure),
+        cmocka_unit_test(test_open_failure),     cmocka_unit_test(test_destroy_finishes),
     };
     return cmocka_run_group_tests_name("recorder", tests, NULL, NULL);
 }

@@ -88,6 +88,7 @@ struct call {
     char stream_id[ID_LEN + 1];
     char language[16];
     size_t n;
+    int rate;
     int16_t *pcm;
 };
 
@@ -138,6 +139,7 @@ static int fake_recognise(void *state, const struct stt_audio *a, struct stt_ans
         str_copy(c->stream_id, sizeof(c->stream_id), a->stream_id);
         str_copy(c->language, sizeof(c->language), a->language);
         c->n = a->n;
+        c->rate = a->rate;
         c->pcm = xmalloc(a->n * sizeof(int16_t));
         memcpy(c->pcm, a->pcm, a->n * sizeof(int16_t));
     }
@@ -668,6 +670,40 @@ static void test_max_length_cut(void **state)
     expect_text(&f->res[1], 50, 50, 99);
     expect(&f->res[2], "s1", STT_TRANSCRIPT, 100, 119);
     expect_text(&f->res[2], 20, 100, 119);
+    media_tap_unref(t);
+    fx_free(f);
+}
+
+/* A 16 kHz tap's utterances reach the recogniser at 16 kHz, cut at max_utterance_ms in frames
+ * as at 8 kHz. */
+static void test_wideband_stream(void **state)
+{
+    (void)state;
+    struct stt_config cfg = fake_config(1, 16, 1000); /* 50 frames */
+    struct fx *f = fx_new(&cfg);
+    struct media_tap *t = media_tap_create_rate(TAP_FRAMES, 16000);
+    char err[256];
+    assert_int_equal(stt_stream_open(f->s, "w", t, "en-US", err, sizeof(err)), 0);
+    int16_t pcm[MIX_FRAME_WB];
+    for (uint64_t k = 0; k < 60; k++) {
+        for (int i = 0; i < MIX_FRAME_WB; i++)
+            pcm[i] = sample_of(k);
+        uint8_t mark = (uint8_t)((k == 0 ? MEDIA_TAP_BEGIN : 0) | (k == 59 ? MEDIA_TAP_END : 0));
+        assert_true(media_tap_push_marked(t, k, pcm, mark));
+    }
+    assert_true(wait_results(f, 2, WAIT_MS));
+    expect(&f->res[0], "w", STT_TRANSCRIPT, 0, 49);
+    expect(&f->res[1], "w", STT_TRANSCRIPT, 50, 59);
+    pthread_mutex_lock(&fake.mu);
+    assert_int_equal(fake.n_calls, 2);
+    assert_int_equal(fake.calls[0].rate, 16000);
+    assert_int_equal(fake.calls[0].n, 50 * MIX_FRAME_WB);
+    assert_int_equal(fake.calls[1].n, 10 * MIX_FRAME_WB);
+    assert_int_equal(fake.calls[1].pcm[10 * MIX_FRAME_WB - 1], sample_of(59));
+    pthread_mutex_unlock(&fake.mu);
+    struct stt_stats st;
+    stt_stats(f->s, &st);
+    assert_true(st.audio_s > 1.199 && st.audio_s < 1.201);
     media_tap_unref(t);
     fx_free(f);
 }
@@ -1392,6 +1428,7 @@ int main(void)
         cmocka_unit_test(test_assembly_gaps),
         cmocka_unit_test(test_lost_end_by_clock),
         cmocka_unit_test(test_max_length_cut),
+        cmocka_unit_test(test_wideband_stream),
         cmocka_unit_test(test_close_mid_utterance),
         cmocka_unit_test(test_tap_closed),
         cmocka_unit_test(test_empty_and_failed),

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <math.h>
+
 #include "media/tap.h"
 #include "media/vad.h"
 
@@ -22,6 +24,88 @@ static void fill(int16_t *pcm, int v)
 {
     for (int i = 0; i < MIX_FRAME; i++)
         pcm[i] = (int16_t)(v + i);
+}
+
+/* A tone of hz at amplitude a, frame k of n samples per 20 ms. */
+static void tone(int16_t *pcm, size_t n, int k, double hz, double a)
+{
+    double rate = (double)n * 50;
+    for (size_t i = 0; i < n; i++)
+        pcm[i] = (int16_t)(a * sin(2 * M_PI * hz * (double)((size_t)k * n + i) / rate));
+}
+
+/* The amplitude of hz in n samples at rate (a correlation). */
+static double level(const int16_t *x, size_t n, double rate, double hz)
+{
+    double re = 0, im = 0;
+    for (size_t i = 0; i < n; i++) {
+        re += x[i] * cos(2 * M_PI * hz * (double)i / rate);
+        im += x[i] * sin(2 * M_PI * hz * (double)i / rate);
+    }
+    return 2 * sqrt(re * re + im * im) / (double)n;
+}
+
+/* A 16 kHz tap: frames of its own rate go in as they are; 8 kHz ones come out at 16 kHz (320
+ * samples), the same tone at the same level; silence (NULL) is silence. An 8 kHz tap takes a 16
+ * kHz frame down to 160 samples. */
+static void test_rates(void **state)
+{
+    struct media_tap *t = media_tap_create_rate(64, 16000);
+    assert_int_equal(media_tap_rate(t), 16000);
+    assert_int_equal(media_tap_samples(t), MIX_FRAME_WB);
+    int16_t wide[MIX_FRAME_WB], narrow[MIX_FRAME];
+    tone(wide, MIX_FRAME_WB, 0, 6000, 8000);
+    assert_true(media_tap_push_from(t, 1, wide, 16000));
+    for (int k = 0; k < 10; k++) {
+        tone(narrow, MIX_FRAME, k, 1000, 8000);
+        assert_true(media_tap_push_from(t, 2 + (uint64_t)k, narrow, 8000));
+    }
+    assert_true(media_tap_push_from(t, 12, NULL, 8000));
+    struct media_tap_frame out[16];
+    assert_int_equal(media_tap_pop(t, out, 16), 12);
+    assert_memory_equal(out[0].pcm, wide, sizeof(wide));
+    double got = level(out[10].pcm, MIX_FRAME_WB, 16000, 1000);
+    assert_true(got > 7000 && got < 9000);
+    int16_t zero[MIX_FRAME_WB] = {0};
+    assert_memory_equal(out[11].pcm, zero, sizeof(zero));
+    media_tap_unref(t);
+
+    t = media_tap_create(64);
+    assert_int_equal(media_tap_rate(t), 8000);
+    for (int k = 0; k < 10; k++) {
+        tone(wide, MIX_FRAME_WB, k, 1000, 8000);
+        assert_true(media_tap_push_from(t, (uint64_t)k, wide, 16000));
+    }
+    assert_int_equal(media_tap_pop(t, out, 16), 10);
+    got = level(out[9].pcm, MIX_FRAME, 8000, 1000);
+    assert_true(got > 7000 && got < 9000);
+    media_tap_unref(t);
+}
+
+/* A 16 kHz speech tap cuts a 16 kHz voice into an utterance of 320-sample frames. */
+static void test_speech_wideband(void **state)
+{
+    struct media_tap *t = media_tap_create_speech(400, 16000, NULL);
+    int16_t pcm[MIX_FRAME_WB];
+    uint64_t tick = 0;
+    for (int k = 0; k < 50; k++, tick++)
+        assert_true(media_tap_push(t, tick, (int16_t[MIX_FRAME_WB]){0}));
+    for (int k = 0; k < 50; k++, tick++) {
+        tone(pcm, MIX_FRAME_WB, k, 5000, 6000);
+        media_tap_push(t, tick, pcm);
+    }
+    for (int k = 0; k < 60; k++, tick++)
+        media_tap_push(t, tick, (int16_t[MIX_FRAME_WB]){0});
+    struct media_tap_frame out[400];
+    size_t n = media_tap_pop(t, out, 400);
+    assert_true(n > 50);
+    assert_true(out[0].mark & MEDIA_TAP_BEGIN);
+    assert_true(out[n - 1].mark & MEDIA_TAP_END);
+    bool loud = false;
+    for (size_t i = 0; i < n; i++)
+        loud |= level(out[i].pcm, MIX_FRAME_WB, 16000, 5000) > 5000;
+    assert_true(loud);
+    media_tap_unref(t);
 }
 
 static void test_order(void **state)
@@ -195,7 +279,7 @@ static void assert_frame(const struct media_tap_frame *f, uint64_t tick, uint8_t
  * else goes in. */
 static void test_speech_marks(void **state)
 {
-    struct media_tap *t = media_tap_create_speech(200, NULL);
+    struct media_tap *t = media_tap_create_speech(200, 8000, NULL);
     assert_true(media_tap_is_speech(t));
     push_span(t, 0, 52, 50, 100); /* onset not reached yet */
     struct media_tap_frame out[200];
@@ -231,7 +315,7 @@ static void test_speech_marks(void **state)
  * than take the END's slot; the END goes in. */
 static void test_speech_full_ring(void **state)
 {
-    struct media_tap *t = media_tap_create_speech(10, NULL);
+    struct media_tap *t = media_tap_create_speech(10, 8000, NULL);
     push_span(t, 0, 200, 50, 100);
     struct media_tap_frame out[16];
     assert_int_equal(pop_all(t, out, 16), 10);
@@ -248,7 +332,7 @@ static void test_speech_full_ring(void **state)
  * BEGIN. An utterance none of whose frames fit before its end is dropped whole, END included. */
 static void test_speech_begin_carried(void **state)
 {
-    struct media_tap *t = media_tap_create_speech(4, NULL);
+    struct media_tap *t = media_tap_create_speech(4, 8000, NULL);
     struct media_tap_frame out[8];
     push_span(t, 0, 200, 50, 100);    /* 35, 36, 37 and the END 129 fill it */
     push_span(t, 200, 260, 240, 300); /* onset at 242: nothing fits */
@@ -262,7 +346,7 @@ static void test_speech_begin_carried(void **state)
 
     /* ends while the ring is full: everything of a third utterance is lost */
     push_span(t, 262, 450, 240, 300); /* 262 to 264 go in; the END 329 takes the kept slot */
-    struct media_tap *u = media_tap_create_speech(4, NULL);
+    struct media_tap *u = media_tap_create_speech(4, 8000, NULL);
     push_span(u, 0, 200, 50, 100);    /* full: 35, 36, 37, END 129 */
     push_span(u, 200, 400, 240, 300); /* a whole utterance while full */
     uint64_t dropped = media_tap_dropped(u);
@@ -282,7 +366,7 @@ static void test_speech_begin_carried(void **state)
 /* Closed in the middle of an utterance: what went in stays, with no END; nothing more goes in. */
 static void test_speech_close(void **state)
 {
-    struct media_tap *t = media_tap_create_speech(100, NULL);
+    struct media_tap *t = media_tap_create_speech(100, 8000, NULL);
     push_span(t, 0, 60, 50, 100);
     media_tap_close(t);
     int16_t pcm[MIX_FRAME];
@@ -300,7 +384,7 @@ static void test_speech_close(void **state)
 
     struct vad_config c = vad_config_default();
     c.preroll_ms = 0;
-    t = media_tap_create_speech(100, &c);
+    t = media_tap_create_speech(100, 8000, &c);
     push_span(t, 0, 60, 50, 100);
     assert_int_equal(pop_all(t, out, 100), 60 - 50);
     assert_frame(&out[0], 50, MEDIA_TAP_BEGIN);
@@ -318,6 +402,8 @@ int main(void)
         cmocka_unit_test(test_speech_full_ring),
         cmocka_unit_test(test_speech_begin_carried),
         cmocka_unit_test(test_speech_close),
+        cmocka_unit_test(test_rates),
+        cmocka_unit_test(test_speech_wideband),
     };
     return cmocka_run_group_tests_name("tap", tests, NULL, NULL);
 }

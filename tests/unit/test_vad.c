@@ -134,7 +134,7 @@ static void add_tone(struct sig *g, size_t from, size_t frames, double db, doubl
  * gap or a repeat inside an utterance and never go back, marks open and close each utterance. */
 static void run(const struct vad_config *cfg, const struct sig *g, struct result *r)
 {
-    struct vad *v = vad_create(cfg);
+    struct vad *v = vad_create(cfg, 8000);
     memset(r, 0, sizeof(*r));
     bool inside = false;
     uint64_t next = 0;
@@ -379,7 +379,7 @@ static void test_silence_and_noise(void **state)
         run(NULL, &g, &r);
         if (r.n)
             fail_msg("noise at %.0f dB: %zu utterances", noise[k], r.n);
-        struct vad *v = vad_create(NULL);
+        struct vad *v = vad_create(NULL, 8000);
         for (size_t f = 0; f < g.frames; f++)
             vad_feed(v, g.x + f * MIX_FRAME, f);
         assert_between(lrint(vad_floor_db(v)), lrint(noise[k]) - 2, lrint(noise[k]), "floor");

@@ -65,14 +65,14 @@ static off_t file_size(const char *path)
 }
 
 /* Opens with libsndfile: 8 kHz mono 16-bit WAV of frames samples k * 3. */
-static void check_readable(const char *path, sf_count_t frames)
+static void check_readable_at(const char *path, sf_count_t frames, int rate)
 {
     SF_INFO info = {0};
     SNDFILE *sf = sf_open(path, SFM_READ, &info);
     if (!sf)
         fail_msg("sf_open %s: %s", path, sf_strerror(NULL));
     assert_int_equal(info.frames, frames);
-    assert_int_equal(info.samplerate, 8000);
+    assert_int_equal(info.samplerate, rate);
     assert_int_equal(info.channels, 1);
     assert_int_equal(info.format, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
     if (frames > 0) {
@@ -84,6 +84,31 @@ static void check_readable(const char *path, sf_count_t frames)
         free(buf);
     }
     sf_close(sf);
+}
+
+static void check_readable(const char *path, sf_count_t frames)
+{
+    check_readable_at(path, frames, 8000);
+}
+
+/* A 16 kHz recording a crash left behind stays 16 kHz. */
+static void test_repair_wideband(void **state)
+{
+    char path[128];
+    path_of(path, sizeof(path), "wide.wav");
+    uint8_t h[WAV_HEADER_BYTES];
+    wav_header_rate(h, WAV_RATE_WB, 0);
+    write_file(path, h, sizeof(h), 3200, 0);
+    uint64_t data = 0;
+    uint32_t rate = 0;
+    assert_int_equal(wav_repair(path, &data, &rate), 0);
+    assert_int_equal(data, 6400);
+    assert_int_equal(rate, 16000);
+    check_readable_at(path, 3200, 16000);
+    /* another rate is someone else's file */
+    wav_header_rate(h, 44100, 0);
+    write_file(path, h, sizeof(h), 10, 0);
+    assert_int_equal(wav_repair(path, NULL, NULL), -EINVAL);
 }
 
 static void test_header_bytes(void **state)
@@ -119,16 +144,16 @@ static void test_repair_sizes(void **state)
     write_file(path, h, sizeof(h), 4000, 0);
     check_readable(path, 0);
     uint64_t data = 1;
-    assert_int_equal(wav_repair(path, &data), 0);
+    assert_int_equal(wav_repair(path, &data, NULL), 0);
     assert_int_equal(data, 8000);
     check_readable(path, 4000);
-    assert_int_equal(wav_repair(path, NULL), 0); /* again: the same */
+    assert_int_equal(wav_repair(path, NULL, NULL), 0); /* again: the same */
     check_readable(path, 4000);
 
     /* a header saying more than there is (a file cut short) is put right too */
     wav_header(h, 1000000);
     write_file(path, h, sizeof(h), 10, 0);
-    assert_int_equal(wav_repair(path, &data), 0);
+    assert_int_equal(wav_repair(path, &data, NULL), 0);
     assert_int_equal(data, 20);
     check_readable(path, 10);
 }
@@ -141,7 +166,7 @@ static void test_repair_odd_byte(void **state)
     wav_header(h, 0);
     write_file(path, h, sizeof(h), 801, 1);
     uint64_t data = 0;
-    assert_int_equal(wav_repair(path, &data), 0);
+    assert_int_equal(wav_repair(path, &data, NULL), 0);
     assert_int_equal(data, 1602);
     assert_int_equal(file_size(path), WAV_HEADER_BYTES + 1602);
     check_readable(path, 801);
@@ -153,21 +178,21 @@ static void test_repair_short_and_unwritten(void **state)
     path_of(path, sizeof(path), "short.wav");
     write_file(path, (const uint8_t *)"RIFF\x24\0", 6, 0, 0);
     uint64_t data = 1;
-    assert_int_equal(wav_repair(path, &data), 0);
+    assert_int_equal(wav_repair(path, &data, NULL), 0);
     assert_int_equal(data, 0);
     assert_int_equal(file_size(path), WAV_HEADER_BYTES);
     check_readable(path, 0);
 
     path_of(path, sizeof(path), "empty.wav");
     write_file(path, NULL, 0, 0, 0);
-    assert_int_equal(wav_repair(path, &data), 0);
+    assert_int_equal(wav_repair(path, &data, NULL), 0);
     check_readable(path, 0);
 
     /* the data reached the disk, the header did not (zeros where it should be) */
     path_of(path, sizeof(path), "zeros.wav");
     uint8_t zero[WAV_HEADER_BYTES] = {0};
     write_file(path, zero, sizeof(zero), 320, 0);
-    assert_int_equal(wav_repair(path, &data), 0);
+    assert_int_equal(wav_repair(path, &data, NULL), 0);
     assert_int_equal(data, 640);
     check_readable(path, 320);
 }
@@ -176,26 +201,29 @@ static void test_repair_refuses(void **state)
 {
     char path[128];
     path_of(path, sizeof(path), "missing.wav");
-    assert_int_equal(wav_repair(path, NULL), -ENOENT);
+    assert_int_equal(wav_repair(path, NULL, NULL), -ENOENT);
 
     path_of(path, sizeof(path), "notes.txt");
     const char *text = "not a recording: some notes that are longer than a WAV header is\n";
     write_file(path, (const uint8_t *)text, strlen(text), 0, 0);
-    assert_int_equal(wav_repair(path, NULL), -EINVAL);
+    assert_int_equal(wav_repair(path, NULL, NULL), -EINVAL);
     FILE *f = fopen(path, "rb");
     char back[128] = {0};
     assert_int_equal(fread(back, 1, sizeof(back), f), strlen(text));
     fclose(f);
     assert_string_equal(back, text); /* untouched */
 
-    assert_int_equal(wav_repair(dir, NULL), -EISDIR);
+    assert_int_equal(wav_repair(dir, NULL, NULL), -EISDIR);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_header_bytes),    cmocka_unit_test(test_repair_sizes),
-        cmocka_unit_test(test_repair_odd_byte), cmocka_unit_test(test_repair_short_and_unwritten),
+        cmocka_unit_test(test_header_bytes),
+        cmocka_unit_test(test_repair_sizes),
+        cmocka_unit_test(test_repair_wideband),
+        cmocka_unit_test(test_repair_odd_byte),
+        cmocka_unit_test(test_repair_short_and_unwritten),
         cmocka_unit_test(test_repair_refuses),
     };
     return cmocka_run_group_tests_name("wav", tests, setup, teardown);
