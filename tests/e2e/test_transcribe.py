@@ -1,6 +1,6 @@
 """Live transcription (SPEC §5): each participant of a conference is recognised on their own, on
 the machine (pocketsphinx), with who said it; live transcript_created events; the rules of
-transcribe_start/stop and /v1.0/transcribes; a call's own audio and what it hears; the flow
+transcribe_start/stop and /v1.0/transcribes; a WebRTC (Opus) speaker; a call's own audio and what it hears; the flow
 actions; an external recogniser speaking the whisper.cpp request shape."""
 
 import email.parser
@@ -20,6 +20,7 @@ import pytest
 
 from conftest import NIL_UUID, err, ok, parse_ts, wait_until, ws_collect, ws_connect
 from phones import Phone, have_baresip
+from webrtc_peer import WebRtcCall, have_aiortc
 
 needs_speech = pytest.mark.skipif(
     not (have_baresip() and shutil.which("flite") and shutil.which("sox")),
@@ -242,6 +243,55 @@ def test_wideband_speaker(server, customer, tmp_path):
     for t in got:
         by[names[t["conferencecall_id"]]].append(t["message"])
     for who, words in (("hanna", HANNA_WORDS), ("ivan", IVAN_WORDS)):
+        for group in words:
+            hits = [m for m in by[who] if sum(w in m.lower().split() for w in group) >= 2]
+            assert hits, (who, group, by)
+    assert not any("computer" in m or "budget" in m for m in by["ivan"]), by
+
+
+WEBRTC = [(1.0, "please call me back tomorrow about the budget meeting", "slt"),
+          (8.0, "we should buy a new computer for the office", "slt")]
+
+
+@needs_speech
+@pytest.mark.skipif(not have_aiortc(), reason="python3-aiortc is needed")
+def test_webrtc_speaker(server, customer, tmp_path):
+    """A WebRTC participant (ICE, DTLS-SRTP, Opus at 48 kHz) is transcribed from its own audio
+    like a phone, under its own conferencecall and call, beside a G.711 phone."""
+    api = customer.api
+    conf = customer.create_conference(name="webrtc-captions")
+    cid = conf["id"]
+    web_wav, ivan_wav = tmp_path / "web.wav", tmp_path / "ivan.wav"
+    script(web_wav, WEBRTC, tmp_path, rate=48000)
+    script(ivan_wav, IVAN, tmp_path)
+    uri = f"sip:{conf['direct_hash']}@127.0.0.1:{server.sip_port}"
+    tid = ok(api.post(f"/v1.0/conferences/{cid}/transcribe_start",
+                      {"language": "en-US"}))["transcribe_id"]
+    phone = peer = None
+    try:
+        # the phone first, so the peer's file starts playing once both are in the room
+        phone = Phone(tmp_path, "ivan", ivan_wav, codec="PCMU").dial(uri)
+        wait_until(lambda: len(joined_ccs(api, cid)) == 1, 15, what="the phone joined")
+        peer = WebRtcCall(server.sip_port, uri, web_wav, tmp_path / "web-heard.wav")
+        assert peer.connect(timeout=10) == 200
+        wait_until(lambda: len(joined_ccs(api, cid)) == 2, 15, what="the WebRTC peer joined")
+        names = {cc["id"]: speaker_of_call(api, cc["reference_id"])
+                 for cc in joined_ccs(api, cid)}
+        assert sorted(names.values()) == ["ivan", "raw"], names
+        time.sleep(seconds_of(web_wav) + 2)
+        ok(api.post(f"/v1.0/conferences/{cid}/transcribe_stop"))
+        wait_until(lambda: ok(api.get(f"/v1.0/transcribes/{tid}"))["status"] == "done", 20,
+                   what="the transcription done")
+        got = transcripts(api, tid)
+    finally:
+        if peer:
+            peer.stop()
+        if phone:
+            phone.stop()
+    by = {"raw": [], "ivan": []}
+    for t in got:
+        by[names[t["conferencecall_id"]]].append(t["message"])
+    for who, words in (("raw", HANNA_WORDS), ("ivan", IVAN_WORDS)):
         for group in words:
             hits = [m for m in by[who] if sum(w in m.lower().split() for w in group) >= 2]
             assert hits, (who, group, by)
