@@ -1,7 +1,7 @@
 """Live transcription (SPEC §5): each participant of a conference is recognised on their own, on
 the machine (pocketsphinx), with who said it; live transcript_created events; the rules of
-transcribe_start/stop and /v1.0/transcribes; a WebRTC (Opus) speaker; a call's own audio and what it hears; the flow
-actions; an external recogniser speaking the whisper.cpp request shape."""
+transcribe_start/stop and /v1.0/transcribes; a WebRTC (Opus) speaker; a call's own audio and
+what it hears; the flow actions; an external recogniser speaking the whisper.cpp request shape."""
 
 import email.parser
 import email.policy
